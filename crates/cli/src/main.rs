@@ -1,0 +1,2 @@
+//! The replicate command line.
+fn main() {}

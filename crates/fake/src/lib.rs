@@ -1,0 +1,1 @@
+//! A Replicate-compatible fake server.

@@ -1,0 +1,1 @@
+//! Blocking Replicate client.
