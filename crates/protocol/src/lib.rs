@@ -48,6 +48,8 @@ pub mod sse;
 pub mod wait;
 pub mod webhook;
 
+pub mod api;
+
 pub use config::{ApiToken, BaseUrl, Config, DEFAULT_BASE_URL, DEFAULT_USER_AGENT};
 pub use create::{CancelAfter, CreatePrediction, SyncWait, Target, WebhookEvent};
 pub use endpoint::{
@@ -59,4 +61,4 @@ pub use error::{
 };
 pub use flow::{Call, Flow, Outgoing, RetryPolicy, SERVER_HOLD_MARGIN, Step, transport_failure};
 pub use prediction::{Metrics, ModelRef, Prediction, PredictionUrls, Status, is_version_id};
-pub use wait::{PollPolicy, Run, Wait, WaitOptions};
+pub use wait::{JobKind, PollPolicy, Run, Wait, WaitOptions};

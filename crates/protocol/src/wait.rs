@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use http::Response;
 
-use crate::endpoint::{CancelPrediction, Endpoint, GetPrediction, RetryClass};
+use crate::endpoint::{RetryClass, checked_id, parse_json};
 use crate::flow::{Call, Flow, Outgoing, Retrier, RetryPolicy, Step};
 use crate::{Config, CreatePrediction, Error, Prediction, TransportError};
 
@@ -87,6 +87,38 @@ impl Default for WaitOptions {
     }
 }
 
+/// What a [`Wait`] polls: predictions and trainings share one object shape and one status
+/// machine, so they share one wait machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobKind {
+    /// `GET /v1/predictions/{id}`, `POST /v1/predictions/{id}/cancel`.
+    #[default]
+    Prediction,
+    /// `GET /v1/trainings/{id}`, `POST /v1/trainings/{id}/cancel`.
+    Training,
+}
+
+impl JobKind {
+    fn collection(self) -> &'static str {
+        match self {
+            JobKind::Prediction => "predictions",
+            JobKind::Training => "trainings",
+        }
+    }
+
+    /// The request that reads the job.
+    pub fn get_request(self, cfg: &Config, id: &str) -> Result<http::Request<Vec<u8>>, Error> {
+        let path = format!("/{}/{}", self.collection(), checked_id(id)?);
+        cfg.request(http::Method::GET, &path, None)
+    }
+
+    /// The request that cancels the job.
+    pub fn cancel_request(self, cfg: &Config, id: &str) -> Result<http::Request<Vec<u8>>, Error> {
+        let path = format!("/{}/{}/cancel", self.collection(), checked_id(id)?);
+        cfg.request(http::Method::POST, &path, None)
+    }
+}
+
 #[derive(Debug)]
 enum WaitState {
     /// Next poll not before this instant (`None`: at once).
@@ -141,6 +173,7 @@ enum WaitState {
 #[derive(Debug)]
 pub struct Wait {
     cfg: Config,
+    kind: JobKind,
     id: String,
     opts: WaitOptions,
     retrier: Retrier,
@@ -157,6 +190,7 @@ impl Wait {
     pub fn new(cfg: Config, id: impl Into<String>, opts: WaitOptions) -> Self {
         Wait {
             cfg,
+            kind: JobKind::Prediction,
             id: id.into(),
             // No deadline here: poll() caps every sleep at the deadline and cancels there.
             retrier: Retrier::new(opts.retry.clone(), None),
@@ -182,6 +216,12 @@ impl Wait {
         wait.delay_first = true;
         wait.last = Some(prediction);
         wait
+    }
+
+    /// The same wait, for a training instead of a prediction.
+    pub fn for_training(mut self) -> Self {
+        self.kind = JobKind::Training;
+        self
     }
 
     /// The prediction id.
@@ -278,7 +318,7 @@ impl Flow for Wait {
             && now >= deadline
         {
             if self.opts.cancel_at_deadline {
-                return self.send(CancelPrediction::new(self.id.clone()), WaitState::Canceling);
+                return self.send(WaitState::Canceling);
             }
             let err = self.deadline_error(false);
             self.state = WaitState::Done(None);
@@ -288,13 +328,13 @@ impl Flow for Wait {
             WaitState::Idle(Some(at)) if at > now => {
                 Step::Sleep(self.opts.deadline.map_or(at, |d| at.min(d)))
             }
-            _ => self.send(GetPrediction::new(self.id.clone()), WaitState::Polling),
+            _ => self.send(WaitState::Polling),
         }
     }
 
     fn handle_response(&mut self, response: Response<Vec<u8>>, now: Instant) {
         match self.state {
-            WaitState::Polling => match GetPrediction::new("").parse(response) {
+            WaitState::Polling => match parse_json::<Prediction, _>(&response) {
                 Ok(p) if p.id != self.id && !p.id.is_empty() => {
                     self.state = WaitState::Done(Some(Err(Error::Decode {
                         status: 200,
@@ -317,7 +357,7 @@ impl Flow for Wait {
                 Err(e) => self.failure(e, now),
             },
             WaitState::Canceling => {
-                let canceled = CancelPrediction::new("").parse(response);
+                let canceled = parse_json::<Prediction, _>(&response);
                 let cancel_sent = canceled.is_ok();
                 if let Ok(p) = canceled {
                     self.last = Some(p);
