@@ -255,12 +255,13 @@ impl Wait {
         }
     }
 
-    fn send<E: Endpoint>(
-        &mut self,
-        endpoint: E,
-        next: WaitState,
-    ) -> Step<Result<Prediction, Error>> {
-        match endpoint.request(&self.cfg) {
+    fn send(&mut self, next: WaitState) -> Step<Result<Prediction, Error>> {
+        let request = if matches!(next, WaitState::Canceling) {
+            self.kind.cancel_request(&self.cfg, &self.id)
+        } else {
+            self.kind.get_request(&self.cfg, &self.id)
+        };
+        match request {
             Ok(request) => {
                 self.requests += 1;
                 self.state = next;
