@@ -1,1 +1,426 @@
-//! Blocking Replicate client.
+//! Blocking client for the [Replicate](https://replicate.com) HTTP API, built on
+//! [`replicate-protocol`](replicate_protocol) and [ureq](https://docs.rs/ureq) 3.
+//!
+//! Every decision (what to send, when to retry, when a prediction is done) is taken by
+//! `replicate-protocol`; this crate only sends requests, sleeps, and reads bodies with a size cap.
+//!
+//! ```no_run
+//! use replicate_ureq::Client;
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), replicate_ureq::Error> {
+//! let client = Client::from_env()?; // REPLICATE_API_TOKEN, optional REPLICATE_BASE_URL
+//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}))?;
+//! println!("{output}");
+//! # Ok(()) }
+//! ```
+//!
+//! Against a proxy that mounts the API under a prefix:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), replicate_ureq::Error> {
+//! let client = replicate_ureq::Client::builder()
+//!     .token("hk-your-key")
+//!     .base_url("https://proxy.example/replicate")
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use replicate_protocol::{
+    Call, CancelPrediction, Config, CreatePrediction, Endpoint, Flow, GetPrediction,
+    ListPredictions, Outgoing, Paginated, PollPolicy, RetryPolicy, Run, Step, SyncWait, Target,
+    TransportError, TransportErrorKind, Wait, WaitOptions,
+};
+use serde_json::Value;
+
+pub use replicate_protocol as protocol;
+pub use replicate_protocol::{Error, Prediction, Status};
+
+/// The environment variable holding the API token.
+pub const TOKEN_ENV: &str = "REPLICATE_API_TOKEN";
+/// The environment variable holding an alternative base URL (e.g. a proxy).
+pub const BASE_URL_ENV: &str = "REPLICATE_BASE_URL";
+
+/// Default timeout of one HTTP exchange (a sync-mode create gets its wait on top).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default connection timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on a response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A blocking Replicate client.
+///
+/// It holds one connection pool (a [`ureq::Agent`]) and reuses connections. Cheap to clone, and
+/// `Send + Sync`: share it between threads.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: Config,
+    agent: ureq::Agent,
+    timeout: Duration,
+    max_response_bytes: u64,
+    poll: PollPolicy,
+    retry: RetryPolicy,
+    sync_wait: Option<SyncWait>,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Default)]
+pub struct ClientBuilder {
+    token: Option<String>,
+    base_url: Option<String>,
+    user_agent: Option<String>,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    max_response_bytes: Option<u64>,
+    poll: Option<PollPolicy>,
+    retry: Option<RetryPolicy>,
+    sync_wait: Option<Option<SyncWait>>,
+    agent: Option<ureq::Agent>,
+}
+
+impl ClientBuilder {
+    /// The API token (required).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The API base URL: `https://api.replicate.com` (default) or a proxy such as
+    /// `https://proxy.example/replicate`. Every request goes to `{base}/v1/...`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The `User-Agent` (default `replicate-rust/{version}`).
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = Some(ua.into());
+        self
+    }
+
+    /// Timeout of one HTTP exchange, body included (default 30 s). A sync-mode create is allowed
+    /// its wait plus a margin on top.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Connection timeout (default 10 s). Ignored when an agent is supplied.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Cap on a response body (default 32 MiB); a larger body is an error, never buffered.
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// How predictions are polled.
+    pub fn poll_policy(mut self, poll: PollPolicy) -> Self {
+        self.poll = Some(poll);
+        self
+    }
+
+    /// How failed requests are retried.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// The sync mode [`Client::run`] asks for (default `Prefer: wait`, i.e. up to 60 s); `None`
+    /// turns sync mode off so `run` only polls.
+    pub fn sync_wait(mut self, wait: Option<SyncWait>) -> Self {
+        self.sync_wait = Some(wait);
+        self
+    }
+
+    /// Reuse an existing agent (its connection pool, proxy and TLS settings). Timeouts, status
+    /// handling and redirects are still set per request by this client.
+    pub fn agent(mut self, agent: ureq::Agent) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let token = self.token.ok_or_else(|| {
+            Error::InvalidInput(format!("no API token: set {TOKEN_ENV} or pass a token"))
+        })?;
+        let mut cfg = Config::new(token);
+        if let Some(url) = &self.base_url {
+            cfg = cfg.with_base_url(url)?;
+        }
+        if let Some(ua) = &self.user_agent {
+            cfg = cfg.with_user_agent(ua)?;
+        }
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let agent = self.agent.unwrap_or_else(|| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_connect(Some(
+                    self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                ))
+                .user_agent(cfg.user_agent())
+                .build()
+                .new_agent()
+        });
+        Ok(Client {
+            inner: Arc::new(Inner {
+                cfg,
+                agent,
+                timeout,
+                max_response_bytes: self
+                    .max_response_bytes
+                    .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+                poll: self.poll.unwrap_or_default(),
+                retry: self.retry.unwrap_or_default(),
+                sync_wait: self.sync_wait.unwrap_or(Some(SyncWait::Max)),
+            }),
+        })
+    }
+}
+
+impl Client {
+    /// A client for the public API with this token and default settings.
+    pub fn new(token: impl Into<String>) -> Result<Client, Error> {
+        Client::builder().token(token).build()
+    }
+
+    /// A client from `REPLICATE_API_TOKEN` and, when set, `REPLICATE_BASE_URL`.
+    pub fn from_env() -> Result<Client, Error> {
+        Self::builder_from_env().build()
+    }
+
+    /// A builder preset from the environment, to adjust before building.
+    pub fn builder_from_env() -> ClientBuilder {
+        let mut b = Client::builder();
+        if let Ok(token) = std::env::var(TOKEN_ENV)
+            && !token.is_empty()
+        {
+            b = b.token(token);
+        }
+        if let Ok(url) = std::env::var(BASE_URL_ENV)
+            && !url.is_empty()
+        {
+            b = b.base_url(url);
+        }
+        b
+    }
+
+    /// A builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The configuration requests are built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    /// Options for [`Client::wait_with`] and [`Client::run_with`]: this client's policies, with
+    /// an optional deadline from now.
+    pub fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
+        WaitOptions {
+            poll: self.inner.poll.clone(),
+            retry: self.inner.retry.clone(),
+            deadline: timeout.map(|t| Instant::now() + t),
+            cancel_at_deadline: true,
+        }
+    }
+
+    /// Drives any flow of `replicate-protocol` to its end with this client's connection pool.
+    pub fn drive<F: Flow>(&self, mut flow: F) -> F::Output {
+        loop {
+            match flow.poll(Instant::now()) {
+                Step::Send(out) => match self.send(out) {
+                    Ok(resp) => flow.handle_response(resp, Instant::now()),
+                    Err(err) => flow.handle_error(err, Instant::now()),
+                },
+                Step::Sleep(until) => {
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()))
+                }
+                Step::Done(out) => return out,
+            }
+        }
+    }
+
+    /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
+    pub fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
+        let call = Call::with_policy(
+            endpoint,
+            self.inner.cfg.clone(),
+            self.inner.retry.clone(),
+            None,
+        );
+        self.drive(call)
+    }
+
+    /// Creates a prediction. It is sent once: see [`Error::CreateOutcomeUnknown`].
+    pub fn create(&self, create: CreatePrediction) -> Result<Prediction, Error> {
+        self.execute(create)
+    }
+
+    /// Gets a prediction.
+    pub fn get(&self, id: &str) -> Result<Prediction, Error> {
+        self.execute(GetPrediction::new(id))
+    }
+
+    /// Cancels a prediction.
+    pub fn cancel(&self, id: &str) -> Result<Prediction, Error> {
+        self.execute(CancelPrediction::new(id))
+    }
+
+    /// Every prediction, newest first, fetching pages as the iterator advances.
+    pub fn list(&self) -> Pages<ListPredictions> {
+        self.paginate(ListPredictions::new())
+    }
+
+    /// Every item of any paginated list, starting at `first`.
+    pub fn paginate<P: Paginated>(&self, first: P) -> Pages<P> {
+        Pages {
+            client: self.clone(),
+            next: Some(first),
+            buffer: Vec::new().into_iter(),
+        }
+    }
+
+    /// Waits until the prediction is terminal, or `timeout` passes (then a cancel is sent and
+    /// [`Error::DeadlineExceeded`] returned). The terminal prediction is returned whatever its
+    /// status; see [`Prediction::into_result`].
+    pub fn wait(&self, id: &str, timeout: Option<Duration>) -> Result<Prediction, Error> {
+        self.wait_with(id, self.wait_options(timeout))
+    }
+
+    /// [`Client::wait`] with explicit options.
+    pub fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error> {
+        self.drive(Wait::new(self.inner.cfg.clone(), id, opts))
+    }
+
+    /// Runs a model and returns its output.
+    ///
+    /// `model` is `owner/name`, `owner/name:version` or a version id. The create uses sync mode
+    /// (see [`ClientBuilder::sync_wait`]) and the prediction is polled if the answer is not
+    /// terminal yet. A failed, canceled or aborted prediction is an error carrying it.
+    pub fn run(&self, model: &str, input: Value) -> Result<Value, Error> {
+        let mut create = CreatePrediction::new(Target::parse(model)?).input(input);
+        create.sync = self.inner.sync_wait;
+        let prediction = self.run_with(create, self.wait_options(None))?;
+        Ok(prediction.output)
+    }
+
+    /// Creates and waits for a prediction with explicit options; the prediction is returned when
+    /// it succeeded, otherwise the matching error.
+    pub fn run_with(
+        &self,
+        create: CreatePrediction,
+        opts: WaitOptions,
+    ) -> Result<Prediction, Error> {
+        self.drive(Run::new(self.inner.cfg.clone(), create, opts))?
+            .into_result()
+    }
+
+    /// Sends one request of the protocol and reads its whole body (up to the cap).
+    fn send(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
+        use ureq::RequestExt;
+        let timeout = out.timeout(self.inner.timeout);
+        let resp = out
+            .request
+            .with_agent(&self.inner.agent)
+            .configure()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(timeout))
+            .run()
+            .map_err(classify)?;
+        let (parts, mut body) = resp.into_parts();
+        let bytes = body
+            .with_config()
+            .limit(self.inner.max_response_bytes)
+            .read_to_vec()
+            .map_err(classify)?;
+        Ok(http::Response::from_parts(parts, bytes))
+    }
+}
+
+/// Maps a ureq error to the protocol's transport error kinds.
+fn classify(err: ureq::Error) -> TransportError {
+    use ureq::Error as E;
+    use ureq::Timeout as T;
+    let kind = match &err {
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::Rustls(_) => {
+            TransportErrorKind::Connect
+        }
+        E::Timeout(T::Resolve | T::Connect) => TransportErrorKind::Connect,
+        E::Timeout(_) => TransportErrorKind::Timeout,
+        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            TransportErrorKind::Connect
+        }
+        E::Io(_) | E::Protocol(_) | E::BodyStalled => TransportErrorKind::Io,
+        E::BodyExceedsLimit(_) => TransportErrorKind::BodyTooLarge,
+        _ => TransportErrorKind::Other,
+    };
+    TransportError::new(kind, err.to_string())
+}
+
+/// An iterator over every item of a paginated list; pages are fetched lazily, each request going
+/// to the configured base URL with only the cursor of the previous page.
+#[derive(Debug)]
+pub struct Pages<P: Paginated> {
+    client: Client,
+    next: Option<P>,
+    buffer: std::vec::IntoIter<P::Item>,
+}
+
+impl<P: Paginated> Iterator for Pages<P> {
+    type Item = Result<P::Item, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.buffer.next() {
+                return Some(Ok(item));
+            }
+            let request = self.next.take()?;
+            match self.client.execute(&request) {
+                Ok(page) => {
+                    self.next = request.next_page(&page);
+                    self.buffer = page.results.into_iter();
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_clone_send_sync() {
+        fn assert<T: Clone + Send + Sync>() {}
+        assert::<Client>();
+    }
+
+    #[test]
+    fn debug_hides_token() {
+        let c = Client::new("r8_supersecret").expect("client");
+        assert!(!format!("{c:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn missing_token_is_an_error() {
+        let e = Client::builder().build().expect_err("no token");
+        assert!(matches!(e, Error::InvalidInput(_)));
+    }
+}
