@@ -23,6 +23,9 @@ use crate::{Config, Error, TransportError};
 pub const SERVER_HOLD_MARGIN: Duration = Duration::from_secs(10);
 
 /// What a flow asks its driver to do next.
+// A step is moved once from `poll` to its driver and never stored: boxing would cost an
+// allocation per step for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Step<T> {
     /// Send this request and report the outcome.

@@ -125,7 +125,8 @@ enum WaitState {
     Idle(Option<Instant>),
     Polling,
     Canceling,
-    Done(Option<Result<Prediction, Error>>),
+    // Boxed: the result is large and a wait spends most of its life idle.
+    Done(Option<Box<Result<Prediction, Error>>>),
 }
 
 /// Polls a prediction until it reaches a terminal status, or the deadline passes.
@@ -209,7 +210,7 @@ impl Wait {
     pub fn from_prediction(cfg: Config, prediction: Prediction, opts: WaitOptions) -> Self {
         let mut wait = Wait::new(cfg, prediction.id.clone(), opts);
         wait.state = if prediction.status.is_terminal() {
-            WaitState::Done(Some(Ok(prediction.clone())))
+            WaitState::Done(Some(Box::new(Ok(prediction.clone()))))
         } else {
             WaitState::Idle(None)
         };
@@ -283,7 +284,7 @@ impl Wait {
             .on_failure(RetryClass::Idempotent, failure, now)
         {
             Ok(at) => WaitState::Idle(Some(at)),
-            Err(e) => WaitState::Done(Some(Err(e))),
+            Err(e) => WaitState::Done(Some(Box::new(Err(e)))),
         };
     }
 }
@@ -305,7 +306,7 @@ impl Flow for Wait {
                 return Step::Done(
                     result
                         .take()
-                        .unwrap_or(Err(Error::InvalidState("polled after it finished"))),
+                        .map_or(Err(Error::InvalidState("polled after it finished")), |r| *r),
                 );
             }
             WaitState::Polling | WaitState::Canceling => {
@@ -337,17 +338,17 @@ impl Flow for Wait {
         match self.state {
             WaitState::Polling => match parse_json::<Prediction, _>(&response) {
                 Ok(p) if p.id != self.id && !p.id.is_empty() => {
-                    self.state = WaitState::Done(Some(Err(Error::Decode {
+                    self.state = WaitState::Done(Some(Box::new(Err(Error::Decode {
                         status: 200,
                         reason: format!("asked for prediction {} but got {}", self.id, p.id),
                         excerpt: String::new(),
-                    })));
+                    }))));
                 }
                 Ok(p) => {
                     self.retrier.on_success();
                     if p.status.is_terminal() {
                         self.last = Some(p.clone());
-                        self.state = WaitState::Done(Some(Ok(p)));
+                        self.state = WaitState::Done(Some(Box::new(Ok(p))));
                         return;
                     }
                     let waited = now.saturating_duration_since(self.started.unwrap_or(now));
@@ -364,7 +365,7 @@ impl Flow for Wait {
                     self.last = Some(p);
                 }
                 let err = self.deadline_error(cancel_sent);
-                self.state = WaitState::Done(Some(Err(err)));
+                self.state = WaitState::Done(Some(Box::new(Err(err))));
             }
             _ => {}
         }
@@ -375,7 +376,7 @@ impl Flow for Wait {
             WaitState::Polling => self.failure(Error::Transport(error), now),
             WaitState::Canceling => {
                 let err = self.deadline_error(false);
-                self.state = WaitState::Done(Some(Err(err)));
+                self.state = WaitState::Done(Some(Box::new(Err(err))));
             }
             _ => {}
         }
@@ -384,8 +385,8 @@ impl Flow for Wait {
 
 #[derive(Debug)]
 enum RunState {
-    Creating(Call<CreatePrediction>),
-    Waiting(Wait),
+    Creating(Box<Call<CreatePrediction>>),
+    Waiting(Box<Wait>),
     Done,
 }
 
@@ -409,7 +410,7 @@ impl Run {
         Run {
             cfg,
             opts,
-            state: RunState::Creating(call),
+            state: RunState::Creating(Box::new(call)),
         }
     }
 
@@ -438,11 +439,11 @@ impl Flow for Run {
             match &mut self.state {
                 RunState::Creating(call) => match call.poll(now) {
                     Step::Done(Ok(p)) => {
-                        self.state = RunState::Waiting(Wait::from_prediction(
+                        self.state = RunState::Waiting(Box::new(Wait::from_prediction(
                             self.cfg.clone(),
                             p,
                             self.opts.clone(),
-                        ));
+                        )));
                     }
                     Step::Done(Err(e)) => {
                         self.state = RunState::Done;
