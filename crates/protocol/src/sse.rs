@@ -82,6 +82,7 @@
 //! # Ok::<(), replicate_protocol::sse::SseError>(())
 //! ```
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::mem;
 
@@ -94,7 +95,8 @@ const DEFAULT_EVENT_TYPE: &str = "message";
 /// Size limits that keep a [`Decoder`]'s memory bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limits {
-    /// The longest line accepted, in bytes, line ending excluded.
+    /// The longest line accepted, in bytes, line ending excluded. Comment
+    /// lines count too.
     ///
     /// A longer line yields [`SseError::LineTooLong`].
     pub max_line_bytes: usize,
@@ -336,10 +338,10 @@ impl Decoder {
         if rest.is_empty() {
             return;
         }
-        if mem::take(&mut self.pending_cr) {
-            if let Some(after_lf) = rest.strip_prefix(b"\n") {
-                rest = after_lf;
-            }
+        if mem::take(&mut self.pending_cr)
+            && let Some(after_lf) = rest.strip_prefix(b"\n")
+        {
+            rest = after_lf;
         }
         if self.discarding_line {
             let Some(end) = find_eol(rest) else {
@@ -445,17 +447,13 @@ impl Decoder {
         };
         match name {
             b"data" => self.push_data(value),
-            b"event" => {
-                if !self.poisoned {
-                    self.event_type.clear();
-                    push_lossy(&mut self.event_type, value);
-                }
+            b"event" if !self.poisoned => {
+                self.event_type.clear();
+                push_lossy(&mut self.event_type, value);
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.id_buffer.clear();
-                    push_lossy(&mut self.id_buffer, value);
-                }
+            b"id" if !value.contains(&0) => {
+                self.id_buffer.clear();
+                push_lossy(&mut self.id_buffer, value);
             }
             b"retry" => {
                 if let Some(retry) = parse_retry(value) {
@@ -470,7 +468,10 @@ impl Decoder {
         if self.poisoned {
             return;
         }
-        let text = String::from_utf8_lossy(value);
+        let text = match std::str::from_utf8(value) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => Cow::Owned(String::from_utf8_lossy(value).into_owned()),
+        };
         let size = self
             .data
             .len()
@@ -546,6 +547,11 @@ fn non_empty(s: &str) -> Option<&str> {
 /// Appends `bytes` decoded as UTF-8, each maximal invalid sequence replaced by
 /// U+FFFD.
 fn push_lossy(dst: &mut String, bytes: &[u8]) {
+    // `str::from_utf8` is much faster than `utf8_chunks` on valid text.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        dst.push_str(text);
+        return;
+    }
     for chunk in bytes.utf8_chunks() {
         dst.push_str(chunk.valid());
         if !chunk.invalid().is_empty() {
