@@ -1,1 +1,418 @@
-//! A Replicate-compatible fake server.
+//! A stateful, fault-injecting, Replicate-compatible HTTP server on 127.0.0.1, for tests, demos
+//! and benchmarks.
+//!
+//! It is an independent implementation of the Replicate HTTP API contract (it shares no code with
+//! the clients it tests). It serves two origins:
+//!
+//! - the **API origin** ([`FakeHandle::base_url`]): `/v1/...`, and the same under a prefix
+//!   ([`FakeHandle::prefixed_base_url`], `/replicate/v1/...` by default) like the pass-through
+//!   proxy of the seed guide. Every `/v1` route needs `Authorization: Bearer <token>`;
+//! - the **files origin** ([`FakeHandle::files_base_url`], another port), which serves output
+//!   files (like `replicate.delivery`) and SSE streams at `/v1/streams/{id}` (like
+//!   `stream.replicate.com`), without authentication.
+//!
+//! # Routes
+//!
+//! API origin (under `/v1` and `{prefix}/v1`, bearer token required; errors are
+//! `application/problem+json` `{"title", "detail", "status"}`):
+//!
+//! - `POST /models/{owner}/{name}/predictions`, `POST /deployments/{owner}/{name}/predictions`,
+//!   `POST /predictions` (`version`: 64-hex, opaque `dp-…`, `owner/name:id` or `owner/name`;
+//!   unknown → 422). Body fields allowed: `input` (required object), `webhook`,
+//!   `webhook_events_filter`, `stream`, and `version` on `/predictions` only; anything else →
+//!   422. Headers `Prefer: wait[=N]` (201 when terminal, else 202 + `Location`) and
+//!   `Cancel-After` (≥ 5 s, sets `deadline`).
+//! - `GET /predictions` (newest first, `?cursor=`, absolute `next`/`previous`; items omit `logs`
+//!   and add `source`), `GET /predictions/{id}`, `POST /predictions/{id}/cancel`.
+//! - `GET /models/{owner}/{name}`, `GET /models/{owner}/{name}/versions`,
+//!   `GET /models/{owner}/{name}/versions/{id}`.
+//! - `POST /files` (multipart `content` + optional `metadata`, `filename`, `type`),
+//!   `GET /files`, `GET /files/{id}`, `DELETE /files/{id}` (204), `GET /files/{id}/download`.
+//! - `GET /account`, `GET /webhooks/default/secret`, `GET /hardware`.
+//!
+//! Files origin (no auth): output files at the paths of their URLs (404 once expired, see
+//! [`Options::output_ttl`]), and `GET /v1/streams/{id}` with `Accept: text/event-stream`: `: hi`,
+//! then `output`/`logs` events in real time, `error` on failure, and `done`; ids `<unix>:<n>`;
+//! `Last-Event-ID` resumes after event `n`.
+//!
+//! # Faults
+//!
+//! [`FakeHandle::push_fault`] makes the next matching requests fail in one of the ways of
+//! [`Fault`]: a status (429 with Replicate's throttle body and headers, 502 HTML, ...), a TCP
+//! reset before or after the request is applied, a delay, truncated or garbage JSON, a huge
+//! body, a redirect, or an SSE stream dropped after N events. Faulted requests are recorded
+//! with [`RecordedRequest::fault`] set.
+//!
+//! # Predictions
+//!
+//! A prediction follows its model's [`ModelScript`]: `starting`, then `processing`, then its
+//! [`Outcome`], computed lazily from the time elapsed since creation in units of
+//! [`Options::tick`]. Any `owner/name` exists and runs [`ModelScript::default`] unless
+//! scripted with [`FakeHandle::set_model`]; the models in [`BUILTIN_MODELS`] have built-in
+//! scripts:
+//!
+//! | model | behaviour |
+//! |---|---|
+//! | `black-forest-labs/flux-schnell` | mimics the seed: version [`FLUX_SCHNELL_VERSION`], seed logs, output `["{files}/xezq/<token>/out-0.jpg"]` (a real JPEG), streams, `metrics.image_count` |
+//! | `fake/fail` | fails with an error and a traceback in the logs |
+//! | `fake/cancel` | cancels itself at the end of processing |
+//! | `fake/abort` | `aborted` after starting; never starts (no `started_at`) |
+//! | `fake/text` | streams tokens [`TEXT_TOKENS`] `"Hello", " world", "!"` (partial output while processing) |
+//! | `fake/text-multiline` | streams [`MULTILINE_TOKENS`], tokens with newlines |
+//! | `fake/json` | outputs a JSON object |
+//! | `fake/urls` | outputs a list of 3 PNG URLs |
+//! | `fake/slow` | processes for 50 ticks |
+//! | `fake/data-uri` | outputs a `data:image/png;base64,...` URI |
+//! | `fake/unknown-status` | reports status `"quantum"` while processing, then succeeds with `"done"` |
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use replicate_fake::{Fault, FaultRule, FakeServer, Matcher};
+//! let server = FakeServer::start().await?;
+//! server.push_fault(FaultRule::new(Matcher::new("POST", "/predictions"), Fault::throttled(1)).times(2));
+//! // point a client at server.base_url() with server.token() ...
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Use [`BlockingFakeServer`] from synchronous code (it runs its own runtime on its own thread);
+//! with [`FakeServer`] and a blocking client, use a multi-thread runtime and keep the blocking
+//! calls off the runtime's threads.
+
+mod api;
+mod assets;
+mod fault;
+mod files;
+mod http;
+mod multipart;
+mod options;
+mod record;
+mod script;
+mod server;
+mod state;
+mod util;
+mod webhook;
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use crate::fault::{Fault, FaultRule, Matcher, RetryAfter};
+pub use crate::options::{DEFAULT_TOKEN, DEFAULT_WEBHOOK_SECRET, Options};
+pub use crate::record::{Origin, RecordedRequest, WebhookDelivery};
+pub use crate::script::{
+    BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MULTILINE_TOKENS, ModelScript, Outcome, Output, Span,
+    TEXT_TOKENS, builtin_script,
+};
+pub use crate::webhook::{sign_webhook, signing_key};
+
+use crate::state::{Shared, State, lock};
+
+/// A cheap, cloneable handle to a running fake server: URLs, recorded requests, faults and
+/// scripts. [`FakeServer`] and [`BlockingFakeServer`] dereference to it.
+#[derive(Clone)]
+pub struct FakeHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for FakeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeHandle")
+            .field("base_url", &self.shared.api_base)
+            .field("files_base_url", &self.shared.files_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeHandle {
+    /// The API origin, `http://127.0.0.1:PORT` (the API is at `{base}/v1/...`).
+    pub fn base_url(&self) -> String {
+        self.shared.api_base.clone()
+    }
+
+    /// The API origin with the prefix, e.g. `http://127.0.0.1:PORT/replicate` (the API is also
+    /// at `{prefixed}/v1/...`). Equals [`base_url`](Self::base_url) when the prefix is empty.
+    pub fn prefixed_base_url(&self) -> String {
+        format!("{}{}", self.shared.api_base, self.shared.opts.prefix)
+    }
+
+    /// The bearer token the API requires.
+    pub fn token(&self) -> &str {
+        &self.shared.opts.token
+    }
+
+    /// The files origin (another port), serving output files like `replicate.delivery`.
+    pub fn files_base_url(&self) -> String {
+        self.shared.files_base.clone()
+    }
+
+    /// The origin serving SSE streams at `/v1/streams/{id}` (the files origin).
+    pub fn stream_base_url(&self) -> String {
+        self.shared.files_base.clone()
+    }
+
+    /// The options the server runs with (normalized).
+    pub fn options(&self) -> &Options {
+        &self.shared.opts
+    }
+
+    /// Every request received so far on both origins, in order of arrival (after their bodies
+    /// were read; a request reset before its body was read is recorded with an empty body).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.shared.requests).clear();
+    }
+
+    /// Adds a fault rule (after those already pending).
+    pub fn push_fault(&self, rule: FaultRule) {
+        lock(&self.shared.faults).push(rule);
+    }
+
+    /// The fault rules that have not been used up.
+    pub fn pending_faults(&self) -> Vec<FaultRule> {
+        lock(&self.shared.faults)
+            .iter()
+            .filter(|r| r.times > 0)
+            .cloned()
+            .collect()
+    }
+
+    /// Removes all pending fault rules.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Scripts the behaviour of `owner/name` for predictions created from now on (replacing a
+    /// built-in script too). Its version id(s) resolve to it in `POST /v1/predictions`.
+    pub fn set_model(&self, owner_name: &str, script: ModelScript) {
+        lock(&self.shared.state).register_model(owner_name, Arc::new(script));
+    }
+
+    /// Makes the deployment `owner/name` run the model `model` (by default a deployment runs
+    /// the model of the same name).
+    pub fn set_deployment(&self, deployment: &str, model: &str) {
+        lock(&self.shared.state)
+            .deployments
+            .insert(deployment.to_owned(), model.to_owned());
+    }
+
+    /// The version id the fake reports for a model (a stable 64-hex id unless scripted).
+    pub fn model_version(&self, owner_name: &str) -> String {
+        let st = lock(&self.shared.state);
+        match st.models.get(owner_name) {
+            Some(s) => state::version_of(owner_name, s),
+            None => state::version_of(owner_name, &ModelScript::default()),
+        }
+    }
+
+    /// The number of predictions created so far.
+    pub fn prediction_count(&self) -> usize {
+        lock(&self.shared.state).order.len()
+    }
+
+    /// TCP connections accepted on the API origin (benchmarks check keep-alive reuse).
+    pub fn connections_accepted(&self) -> usize {
+        self.shared.api_conns.load(Ordering::Relaxed)
+    }
+
+    /// TCP connections accepted on the files origin.
+    pub fn files_connections_accepted(&self) -> usize {
+        self.shared.files_conns.load(Ordering::Relaxed)
+    }
+
+    /// Every webhook POST attempted so far, in order.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        lock(&self.shared.deliveries).clone()
+    }
+
+    /// The webhook signing secret (`whsec_...`), as `GET /v1/webhooks/default/secret` returns it.
+    pub fn webhook_secret(&self) -> &str {
+        &self.shared.opts.webhook_secret
+    }
+}
+
+/// A running fake server on the current tokio runtime. Dropping it shuts the server down.
+///
+/// Its tasks run on the runtime that called [`start`](Self::start): with a current-thread
+/// runtime (plain `#[tokio::test]`), the test must only `await` while the server works, so use an
+/// async client there, or a multi-thread runtime, or [`BlockingFakeServer`].
+#[derive(Debug)]
+pub struct FakeServer {
+    handle: FakeHandle,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Deref for FakeServer {
+    type Target = FakeHandle;
+    fn deref(&self) -> &FakeHandle {
+        &self.handle
+    }
+}
+
+/// Binds 127.0.0.1:port with a deep accept backlog (benchmarks open thousands of connections
+/// at once).
+fn bind(port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let l = socket.listen(8192)?;
+    let addr = l.local_addr()?;
+    Ok((l, addr))
+}
+
+impl FakeServer {
+    /// Starts a server with default [`Options`] on a free port of 127.0.0.1.
+    pub async fn start() -> std::io::Result<FakeServer> {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts a server with these options.
+    pub async fn start_with(opts: Options) -> std::io::Result<FakeServer> {
+        let opts = opts.normalized();
+        let (api, api_addr) = bind(opts.port)?;
+        let (files, files_addr) = bind(opts.files_port)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            api_base: format!("http://{api_addr}"),
+            files_base: format!("http://{files_addr}"),
+            opts,
+            state: Mutex::new(State::with_builtins()),
+            requests: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
+            deliveries: Mutex::new(Vec::new()),
+            api_conns: Default::default(),
+            files_conns: Default::default(),
+            shutdown: stop_rx,
+        });
+        let tasks = vec![
+            tokio::spawn(server::accept_loop(shared.clone(), api, Origin::Api)),
+            tokio::spawn(server::accept_loop(shared.clone(), files, Origin::Files)),
+        ];
+        Ok(FakeServer {
+            handle: FakeHandle { shared },
+            stop,
+            tasks,
+        })
+    }
+
+    /// A cloneable handle to this server.
+    pub fn handle(&self) -> FakeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops accepting connections, closes the open ones, and waits for the listeners to close.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A fake server for synchronous code: it runs a multi-thread tokio runtime on its own thread.
+/// Dropping it shuts the server down and joins that thread.
+#[derive(Debug)]
+pub struct BlockingFakeServer {
+    handle: FakeHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Deref for BlockingFakeServer {
+    type Target = FakeHandle;
+    fn deref(&self) -> &FakeHandle {
+        &self.handle
+    }
+}
+
+impl BlockingFakeServer {
+    /// Starts a server with default [`Options`].
+    pub fn start() -> std::io::Result<Self> {
+        Self::start_with(Options::default())
+    }
+
+    /// Starts a server with these options.
+    pub fn start_with(opts: Options) -> std::io::Result<Self> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("replicate-fake".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .thread_name("replicate-fake-worker")
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match FakeServer::start_with(opts).await {
+                        Ok(server) => {
+                            let _ = ready_tx.send(Ok(server.handle()));
+                            let _ = stop_rx.await;
+                            server.shutdown().await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+                rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            })?;
+        let handle = ready_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the fake server thread died"))??;
+        Ok(BlockingFakeServer {
+            handle,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// A cloneable handle to this server.
+    pub fn handle(&self) -> FakeHandle {
+        self.handle.clone()
+    }
+
+    /// Shuts the server down and joins its thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for BlockingFakeServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

@@ -1,0 +1,203 @@
+//! Response values and the body type handed to hyper.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// A response before it goes to hyper.
+pub(crate) struct Resp {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: RespBody,
+}
+
+impl Resp {
+    pub(crate) fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+        Resp {
+            status,
+            headers: vec![("content-type", content_type.to_owned())],
+            body: RespBody::full(body.into()),
+        }
+    }
+
+    pub(crate) fn json(status: u16, v: &Value) -> Self {
+        let bytes = serde_json::to_vec(v).unwrap_or_default();
+        Resp::new(status, "application/json", bytes)
+    }
+
+    pub(crate) fn empty(status: u16) -> Self {
+        Resp {
+            status,
+            headers: Vec::new(),
+            body: RespBody::full(Bytes::new()),
+        }
+    }
+
+    /// A problem-details error.
+    pub(crate) fn problem(status: u16, title: &str, detail: &str) -> Self {
+        let v = json!({"title": title, "detail": detail, "status": status});
+        let bytes = serde_json::to_vec(&v).unwrap_or_default();
+        Resp::new(status, "application/problem+json", bytes)
+    }
+
+    pub(crate) fn not_found() -> Self {
+        Resp::problem(
+            404,
+            "Not found",
+            "The requested resource could not be found.",
+        )
+    }
+
+    /// A 422 listing invalid fields, Replicate style.
+    pub(crate) fn invalid(lines: &[String]) -> Self {
+        let detail: String = lines.iter().map(|l| format!("- {l}\n")).collect();
+        Resp::problem(422, "Input validation failed", &detail)
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn into_hyper(self) -> hyper::Response<RespBody> {
+        let mut b = hyper::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(value) {
+                b = b.header(*name, v);
+            }
+        }
+        match b.body(self.body) {
+            Ok(r) => r,
+            Err(_) => {
+                let mut r = hyper::Response::new(RespBody::full(Bytes::new()));
+                *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+                r
+            }
+        }
+    }
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// The response body: in memory, fed by a channel (SSE), or a generated huge body.
+pub(crate) enum RespBody {
+    Full(Option<Bytes>),
+    Channel(mpsc::Receiver<Result<Bytes, io::Error>>),
+    Huge { total: usize, sent: usize },
+}
+
+impl RespBody {
+    pub(crate) fn full(b: Bytes) -> Self {
+        RespBody::Full(Some(b))
+    }
+
+    /// The bytes of a full body, if that's what it is.
+    pub(crate) fn as_full(&self) -> Option<&Bytes> {
+        match self {
+            RespBody::Full(Some(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn huge_chunk(total: usize, sent: usize) -> Bytes {
+        // `{"padding":"xxx...xxx"}` of exactly `total` bytes (just `x`s when tiny).
+        const HEAD: &[u8] = b"{\"padding\":\"";
+        const TAIL: &[u8] = b"\"}";
+        let framed = total >= HEAD.len() + TAIL.len();
+        let remaining = total - sent;
+        let n = remaining.min(CHUNK);
+        let mut chunk = vec![b'x'; n];
+        if framed {
+            // Overlay the parts of the head and tail that fall in [sent, sent + n).
+            for (i, b) in HEAD.iter().enumerate() {
+                if (sent..sent + n).contains(&i) {
+                    chunk[i - sent] = *b;
+                }
+            }
+            let tail_start = total - TAIL.len();
+            for (j, b) in TAIL.iter().enumerate() {
+                let i = tail_start + j;
+                if (sent..sent + n).contains(&i) {
+                    chunk[i - sent] = *b;
+                }
+            }
+        }
+        Bytes::from(chunk)
+    }
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.get_mut() {
+            RespBody::Full(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            RespBody::Channel(rx) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            RespBody::Huge { total, sent } => {
+                if *sent >= *total {
+                    return Poll::Ready(None);
+                }
+                let chunk = RespBody::huge_chunk(*total, *sent);
+                *sent += chunk.len();
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RespBody::Full(b) => b.as_ref().is_none_or(|b| b.is_empty()),
+            RespBody::Channel(_) => false,
+            RespBody::Huge { total, sent } => sent >= total,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RespBody::Channel(_) => SizeHint::default(),
+            RespBody::Huge { total, sent } => SizeHint::with_exact((total - sent) as u64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_bodies_have_the_exact_size_and_frame() {
+        for total in [0, 1, 13, 14, 15, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7] {
+            let mut all = Vec::new();
+            let mut sent = 0;
+            while sent < total {
+                let c = RespBody::huge_chunk(total, sent);
+                sent += c.len();
+                all.extend_from_slice(&c);
+            }
+            assert_eq!(all.len(), total);
+            if total >= 14 {
+                let v: Value = serde_json::from_slice(&all).expect("valid JSON");
+                assert_eq!(v["padding"].as_str().map(str::len), Some(total - 14));
+            }
+        }
+    }
+}

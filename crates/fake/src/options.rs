@@ -1,0 +1,121 @@
+//! Server configuration.
+
+use std::time::Duration;
+
+/// The default bearer token the fake accepts.
+pub const DEFAULT_TOKEN: &str = "hk-fake-token";
+
+/// The default webhook signing secret (`whsec_` + base64 of 32 fixed bytes).
+///
+/// The key bytes are `replicate-fake-webhook-secret-32`.
+pub const DEFAULT_WEBHOOK_SECRET: &str = "whsec_cmVwbGljYXRlLWZha2Utd2ViaG9vay1zZWNyZXQtMzI=";
+
+/// Configuration of a [`FakeServer`](crate::FakeServer).
+///
+/// Build it with struct-update syntax:
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = replicate_fake::Options {
+///     tick: Duration::from_millis(10),
+///     page_size: 2,
+///     ..Default::default()
+/// };
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The bearer token every `/v1` route of the API origin requires (default `"hk-fake-token"`).
+    pub token: String,
+    /// A second path prefix under which the API is also served, like the seed's proxy
+    /// (default `"/replicate"`, so `{base}/replicate/v1/...`). Empty disables it.
+    pub prefix: String,
+    /// Port of the API origin on 127.0.0.1; 0 picks a free one (default 0).
+    pub port: u16,
+    /// Port of the files/stream origin on 127.0.0.1; 0 picks a free one (default 0).
+    pub files_port: u16,
+    /// When set (e.g. `Some("https://api.replicate.com".into())`), the absolute URLs the API writes
+    /// in bodies and in `Location` (`urls.get`, `urls.cancel`, pagination `next`/`previous`,
+    /// `urls.get` of files) name this host instead of the fake's own, as a pass-through proxy
+    /// does. Output file and stream URLs always name the fake's files origin.
+    pub api_host_in_bodies: Option<String>,
+    /// The scheduling unit of scripted models (default 100 ms); tests use e.g. 10 ms.
+    pub tick: Duration,
+    /// Items per page of list endpoints (default 100).
+    pub page_size: usize,
+    /// Output data lifetime, measured from the end of a prediction (default 1 h). After it, the
+    /// prediction shows `data_removed: true`, `output: null`, `input: {}` and its files answer 404.
+    pub output_ttl: Duration,
+    /// The webhook signing secret, `whsec_` followed by the base64 of the key
+    /// (default [`DEFAULT_WEBHOOK_SECRET`]). If what follows `whsec_` is not base64, its raw bytes
+    /// are the key.
+    pub webhook_secret: String,
+    /// Minimum interval between two `output`/`logs` webhooks of one prediction (default 500 ms, as
+    /// Replicate documents). `start` and `completed` are never throttled.
+    pub webhook_throttle: Duration,
+    /// How many times a `completed` webhook is attempted in all when the receiver does not answer
+    /// 2xx (default 3). Retries keep the same `webhook-id`.
+    pub webhook_attempts: usize,
+    /// Factor applied to the durations clients give in headers: `Prefer: wait=N` and
+    /// `Cancel-After` (default 1.0). With 0.01, `Cancel-After: 5s` cancels after 50 ms (validation
+    /// still sees 5 s, and `deadline` shows the scaled instant).
+    pub header_time_scale: f64,
+    /// Whether any `owner/name` that was not scripted exists and behaves like
+    /// [`ModelScript::default`](crate::ModelScript::default) (default true). When false, unknown
+    /// models answer 404.
+    pub unknown_models_exist: bool,
+    /// Whether to record requests for [`FakeHandle::requests`](crate::FakeHandle::requests)
+    /// (default true; benchmarks may turn it off).
+    pub record_requests: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            token: DEFAULT_TOKEN.to_owned(),
+            prefix: "/replicate".to_owned(),
+            port: 0,
+            files_port: 0,
+            api_host_in_bodies: None,
+            tick: Duration::from_millis(100),
+            page_size: 100,
+            output_ttl: Duration::from_secs(3600),
+            webhook_secret: DEFAULT_WEBHOOK_SECRET.to_owned(),
+            webhook_throttle: Duration::from_millis(500),
+            webhook_attempts: 3,
+            header_time_scale: 1.0,
+            unknown_models_exist: true,
+            record_requests: true,
+        }
+    }
+}
+
+impl Options {
+    /// Normalizes the prefix (leading `/`, no trailing `/`) and clamps nonsensical values.
+    pub(crate) fn normalized(mut self) -> Self {
+        let p = self.prefix.trim().trim_end_matches('/');
+        self.prefix = if p.is_empty() {
+            String::new()
+        } else if p.starts_with('/') {
+            p.to_owned()
+        } else {
+            format!("/{p}")
+        };
+        if self.page_size == 0 {
+            self.page_size = 1;
+        }
+        if self.tick.is_zero() {
+            self.tick = Duration::from_millis(1);
+        }
+        if !(self.header_time_scale.is_finite() && self.header_time_scale > 0.0) {
+            self.header_time_scale = 1.0;
+        }
+        if self.webhook_attempts == 0 {
+            self.webhook_attempts = 1;
+        }
+        if let Some(h) = &self.api_host_in_bodies {
+            self.api_host_in_bodies = Some(h.trim_end_matches('/').to_owned());
+        }
+        self
+    }
+}

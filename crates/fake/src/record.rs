@@ -1,0 +1,91 @@
+//! Records of what the server received and sent.
+
+use std::fmt;
+
+use crate::fault::Fault;
+
+/// Which of the fake's two origins a request arrived on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The API origin (`base_url`), serving `/v1/...` and `{prefix}/v1/...`.
+    Api,
+    /// The files and streams origin (`files_base_url`, `stream_base_url`), like
+    /// `replicate.delivery` and `stream.replicate.com`.
+    Files,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::Api => "api",
+            Origin::Files => "files",
+        })
+    }
+}
+
+/// A request as the fake received it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedRequest {
+    /// The origin it arrived on.
+    pub origin: Origin,
+    /// The method, e.g. `"POST"`.
+    pub method: String,
+    /// The path, as sent (with the prefix if any), without the query.
+    pub path: String,
+    /// The query string, without `?`.
+    pub query: Option<String>,
+    /// Headers with lowercase names, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty when the request was reset before it was read).
+    pub body: Vec<u8>,
+    /// The fault applied to it, if any.
+    pub fault: Option<Fault>,
+    /// The number of the TCP connection it came on (1-based, counted per origin), to check
+    /// keep-alive reuse.
+    pub connection: usize,
+}
+
+impl RecordedRequest {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The path with the query, as in the request line.
+    pub fn target(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{}", self.path, q),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// One webhook POST the fake attempted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookDelivery {
+    /// The event: `start`, `output`, `logs` or `completed`.
+    pub event: String,
+    /// The target URL.
+    pub url: String,
+    /// The `webhook-id` header (the same on retries).
+    pub webhook_id: String,
+    /// The `webhook-timestamp` header (Unix seconds).
+    pub timestamp: u64,
+    /// The `webhook-signature` header.
+    pub signature: String,
+    /// The body: the prediction JSON.
+    pub body: Vec<u8>,
+    /// The receiver's status code, or `None` when the POST failed or the URL is not loopback
+    /// `http://`.
+    pub status: Option<u16>,
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub attempt: usize,
+}

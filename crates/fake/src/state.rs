@@ -1,0 +1,632 @@
+//! Shared state: predictions, models, files, and the schedule arithmetic.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::{Notify, watch};
+
+use crate::fault::{Fault, FaultRule};
+use crate::options::Options;
+use crate::record::{Origin, RecordedRequest, WebhookDelivery};
+use crate::script::{BUILTIN_MODELS, ModelScript, Outcome, Output, builtin_script};
+use crate::util;
+
+/// Locks a mutex, ignoring poisoning (a panicking test must not wedge the server).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Everything the server tasks and handles share.
+pub(crate) struct Shared {
+    pub opts: Options,
+    pub api_base: String,
+    pub files_base: String,
+    pub state: Mutex<State>,
+    pub requests: Mutex<Vec<RecordedRequest>>,
+    pub faults: Mutex<Vec<FaultRule>>,
+    pub deliveries: Mutex<Vec<WebhookDelivery>>,
+    pub api_conns: AtomicUsize,
+    pub files_conns: AtomicUsize,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Mutable server state.
+#[derive(Default)]
+pub(crate) struct State {
+    pub preds: HashMap<String, Arc<Pred>>,
+    pub order: Vec<Arc<Pred>>,
+    pub models: HashMap<String, Arc<ModelScript>>,
+    pub versions: HashMap<String, String>,
+    pub deployments: HashMap<String, String>,
+    pub outputs: HashMap<String, (Arc<Pred>, usize)>,
+    pub files: HashMap<String, Arc<Upload>>,
+    pub file_order: Vec<Arc<Upload>>,
+}
+
+/// An uploaded file.
+pub(crate) struct Upload {
+    pub seq: usize,
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+    pub sha256: String,
+    pub metadata: Value,
+    pub created: SystemTime,
+}
+
+impl Shared {
+    /// The host written in API URLs inside bodies.
+    pub(crate) fn body_host(&self) -> &str {
+        self.opts
+            .api_host_in_bodies
+            .as_deref()
+            .unwrap_or(&self.api_base)
+    }
+
+    /// Takes the first fault rule matching this request, decrementing its count.
+    pub(crate) fn take_fault(
+        &self,
+        origin: Origin,
+        method: &str,
+        target: &str,
+        is_stream: bool,
+    ) -> Option<Fault> {
+        let mut faults = lock(&self.faults);
+        if faults.is_empty() {
+            return None;
+        }
+        faults.retain(|r| r.times > 0);
+        let idx = faults.iter().position(|r| {
+            r.matcher.matches(origin, method, target)
+                && (is_stream || !matches!(r.fault, Fault::DropStreamAfter(_)))
+        })?;
+        let rule = &mut faults[idx];
+        rule.times -= 1;
+        let fault = rule.fault.clone();
+        if rule.times == 0 {
+            faults.remove(idx);
+        }
+        Some(fault)
+    }
+
+    pub(crate) fn record(&self, r: RecordedRequest) {
+        if self.opts.record_requests {
+            lock(&self.requests).push(r);
+        }
+    }
+
+    /// The script of a model, if the model exists. Registers its versions.
+    pub(crate) fn model_script(&self, name: &str) -> Option<Arc<ModelScript>> {
+        let (owner, model) = name.split_once('/')?;
+        if owner.is_empty() || model.is_empty() || model.contains('/') {
+            return None;
+        }
+        let mut st = lock(&self.state);
+        if let Some(s) = st.models.get(name) {
+            return Some(s.clone());
+        }
+        if !self.opts.unknown_models_exist {
+            return None;
+        }
+        let script = Arc::new(ModelScript::default());
+        st.register_model(name, script.clone());
+        Some(script)
+    }
+
+    pub(crate) fn find_pred(&self, id: &str) -> Option<Arc<Pred>> {
+        lock(&self.state).preds.get(id).cloned()
+    }
+}
+
+impl State {
+    pub(crate) fn with_builtins() -> Self {
+        let mut st = State::default();
+        for name in BUILTIN_MODELS {
+            if let Some(s) = builtin_script(name) {
+                st.register_model(name, Arc::new(s));
+            }
+        }
+        st
+    }
+
+    pub(crate) fn register_model(&mut self, name: &str, script: Arc<ModelScript>) {
+        self.versions
+            .insert(version_of(name, &script), name.to_owned());
+        for v in &script.extra_versions {
+            self.versions.insert(v.clone(), name.to_owned());
+        }
+        self.models.insert(name.to_owned(), script);
+    }
+}
+
+/// The version id of a model.
+pub(crate) fn version_of(name: &str, script: &ModelScript) -> String {
+    script
+        .version
+        .clone()
+        .unwrap_or_else(|| util::sha256_hex(name.as_bytes()))
+}
+
+/// How a prediction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Terminal {
+    Succeeded,
+    Failed,
+    Canceled,
+    Aborted,
+}
+
+impl Terminal {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Terminal::Succeeded => "succeeded",
+            Terminal::Failed => "failed",
+            Terminal::Canceled => "canceled",
+            Terminal::Aborted => "aborted",
+        }
+    }
+}
+
+/// Webhook settings of a prediction.
+pub(crate) struct WebhookCfg {
+    pub url: String,
+    pub events: Vec<String>,
+}
+
+const NOT_CANCELED: u64 = u64::MAX;
+
+/// A prediction. Everything is fixed at creation but the cancel instant; its state at any time
+/// follows from the schedule.
+pub(crate) struct Pred {
+    pub seq: usize,
+    pub id: String,
+    pub model: String,
+    pub version: String,
+    pub deployment: Option<String>,
+    pub input: Value,
+    pub created: Instant,
+    pub created_wall: SystemTime,
+    pub script: Arc<ModelScript>,
+    pub logs: Vec<String>,
+    pub starting: Duration,
+    pub processing: Duration,
+    /// Deadline, as elapsed time since creation.
+    pub deadline: Option<Duration>,
+    pub deadline_wall: Option<SystemTime>,
+    canceled_at: AtomicU64,
+    /// Paths of output files on the files origin.
+    pub output_paths: Vec<String>,
+    pub streams: bool,
+    pub notify: Notify,
+    pub webhook: Option<WebhookCfg>,
+    pub ttl: Duration,
+}
+
+/// The state of a prediction at one instant.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct View {
+    pub elapsed: Duration,
+    pub terminal: Option<Terminal>,
+    pub started: bool,
+    pub end: Duration,
+    pub logs_n: usize,
+    pub tokens_n: usize,
+    pub data_removed: bool,
+}
+
+/// One event of a prediction's stream timeline.
+pub(crate) struct StreamEvent {
+    pub at: Duration,
+    pub event: &'static str,
+    pub data: String,
+}
+
+/// Inputs of [`Pred::new`].
+pub(crate) struct NewPred {
+    pub model: String,
+    pub version: String,
+    pub deployment: Option<String>,
+    pub input: Value,
+    pub script: Arc<ModelScript>,
+    pub deadline: Option<Duration>,
+    pub webhook: Option<WebhookCfg>,
+}
+
+impl Pred {
+    pub(crate) fn new(seq: usize, n: NewPred, opts: &Options) -> Pred {
+        let created = Instant::now();
+        let created_wall = SystemTime::now();
+        let id = util::new_id();
+        let ext = if n.script.file_extension.is_empty() {
+            "bin".to_owned()
+        } else {
+            n.script.file_extension.clone()
+        };
+        let output_paths = match &n.script.outcome {
+            Outcome::Succeed(Output::Url) => {
+                vec![format!("/xezq/{}/output.{ext}", util::new_file_token())]
+            }
+            Outcome::Succeed(Output::Urls(k)) => {
+                let token = util::new_file_token();
+                (0..*k)
+                    .map(|i| format!("/xezq/{token}/out-{i}.{ext}"))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        Pred {
+            seq,
+            id,
+            model: n.model,
+            version: n.version,
+            deployment: n.deployment,
+            input: n.input,
+            created,
+            created_wall,
+            logs: n.script.all_logs(),
+            starting: n.script.starting.resolve(opts.tick),
+            processing: n.script.processing.resolve(opts.tick),
+            streams: n.script.is_streaming(),
+            script: n.script,
+            deadline: n.deadline,
+            deadline_wall: n.deadline.map(|d| created_wall + d),
+            canceled_at: AtomicU64::new(NOT_CANCELED),
+            output_paths,
+            notify: Notify::new(),
+            webhook: n.webhook,
+            ttl: opts.output_ttl,
+        }
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.created.elapsed()
+    }
+
+    fn canceled_at(&self) -> Option<Duration> {
+        match self.canceled_at.load(Ordering::Acquire) {
+            NOT_CANCELED => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    fn tokens(&self) -> &[String] {
+        match &self.script.outcome {
+            Outcome::Succeed(Output::Text(t)) => t,
+            _ => &[],
+        }
+    }
+
+    /// When and how the prediction ends (as elapsed time), given cancels and deadline so far.
+    pub(crate) fn end(&self) -> (Duration, Terminal) {
+        let s = self.starting;
+        let natural = match &self.script.outcome {
+            Outcome::Succeed(_) => (s + self.processing, Terminal::Succeeded),
+            Outcome::Fail { .. } => (s + self.processing, Terminal::Failed),
+            Outcome::Cancel => (s + self.processing, Terminal::Canceled),
+            Outcome::Abort => (s, Terminal::Aborted),
+        };
+        let mut best = natural;
+        if let Some(c) = self.canceled_at()
+            && c < best.0
+        {
+            best = (c, Terminal::Canceled);
+        }
+        if let Some(d) = self.deadline
+            && d < best.0
+        {
+            best = (
+                d,
+                if d < s {
+                    Terminal::Aborted
+                } else {
+                    Terminal::Canceled
+                },
+            );
+        }
+        best
+    }
+
+    fn log_at(&self, i: usize) -> Duration {
+        let n = self.logs.len().max(1) as u32;
+        self.starting + self.processing * i as u32 / n
+    }
+
+    fn token_at(&self, i: usize) -> Duration {
+        let m = self.tokens().len() as u32;
+        self.starting + self.processing * (i as u32 + 1) / (m + 1)
+    }
+
+    pub(crate) fn view_at(&self, elapsed: Duration) -> View {
+        let (end, kind) = self.end();
+        let terminal = (elapsed >= end).then_some(kind);
+        let started = elapsed >= self.starting && end > self.starting;
+        let horizon = elapsed.min(end);
+        let visible = |t: Duration| t <= horizon && t < end;
+        let logs_n = (0..self.logs.len())
+            .take_while(|&i| visible(self.log_at(i)))
+            .count();
+        let tokens_n = (0..self.tokens().len())
+            .take_while(|&i| visible(self.token_at(i)))
+            .count();
+        View {
+            elapsed,
+            terminal,
+            started,
+            end,
+            logs_n,
+            tokens_n,
+            data_removed: terminal.is_some() && elapsed >= end + self.ttl,
+        }
+    }
+
+    pub(crate) fn view(&self) -> View {
+        self.view_at(self.elapsed())
+    }
+
+    /// Cancels the prediction if it is not finished. Returns whether it changed.
+    pub(crate) fn cancel(&self) -> bool {
+        let now = self.elapsed();
+        if self.view_at(now).terminal.is_some() {
+            return false;
+        }
+        let nanos = u64::try_from(now.as_nanos()).unwrap_or(NOT_CANCELED - 1);
+        let changed = self
+            .canceled_at
+            .compare_exchange(NOT_CANCELED, nanos, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if changed {
+            self.notify.notify_waiters();
+        }
+        changed
+    }
+
+    pub(crate) fn status_str(&self, v: &View) -> String {
+        match v.terminal {
+            Some(t) => t.as_str().to_owned(),
+            None if v.started => self
+                .script
+                .running_status
+                .clone()
+                .unwrap_or_else(|| "processing".to_owned()),
+            None => "starting".to_owned(),
+        }
+    }
+
+    pub(crate) fn output_urls(&self, files_base: &str) -> Vec<String> {
+        self.output_paths
+            .iter()
+            .map(|p| format!("{files_base}{p}"))
+            .collect()
+    }
+
+    /// The `output` field at this view.
+    pub(crate) fn output_value(&self, v: &View, files_base: &str) -> Value {
+        if v.data_removed {
+            return Value::Null;
+        }
+        if let Outcome::Succeed(Output::Text(tokens)) = &self.script.outcome {
+            if v.tokens_n == 0 && v.terminal != Some(Terminal::Succeeded) {
+                return Value::Null;
+            }
+            return Value::Array(
+                tokens[..v.tokens_n]
+                    .iter()
+                    .map(|t| Value::String(t.clone()))
+                    .collect(),
+            );
+        }
+        if v.terminal != Some(Terminal::Succeeded) {
+            return Value::Null;
+        }
+        match &self.script.outcome {
+            Outcome::Succeed(Output::Url) => self
+                .output_urls(files_base)
+                .into_iter()
+                .next()
+                .map_or(Value::Null, Value::String),
+            Outcome::Succeed(Output::Urls(_)) => Value::Array(
+                self.output_urls(files_base)
+                    .into_iter()
+                    .map(Value::String)
+                    .collect(),
+            ),
+            Outcome::Succeed(Output::Json(j)) => j.clone(),
+            Outcome::Succeed(Output::DataUri) => Value::String(crate::assets::png_data_uri()),
+            _ => Value::Null,
+        }
+    }
+
+    pub(crate) fn logs_string(&self, v: &View) -> String {
+        let mut s = String::new();
+        for line in &self.logs[..v.logs_n] {
+            s.push_str(line);
+            s.push('\n');
+        }
+        s
+    }
+
+    pub(crate) fn error_value(&self, v: &View) -> Value {
+        match (&self.script.outcome, v.terminal) {
+            (Outcome::Fail { error, .. }, Some(Terminal::Failed)) => Value::String(error.clone()),
+            _ => Value::Null,
+        }
+    }
+
+    pub(crate) fn get_url(&self, host: &str) -> String {
+        format!("{host}/v1/predictions/{}", self.id)
+    }
+
+    pub(crate) fn stream_url(&self, files_base: &str) -> String {
+        format!("{files_base}/v1/streams/{}", self.id)
+    }
+
+    /// The prediction JSON, shaped like the seed's. List items omit `logs` and add `source`.
+    pub(crate) fn to_json(&self, v: &View, shared: &Shared, list_item: bool) -> Value {
+        let host = shared.body_host();
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("model".into(), json!(self.model));
+        m.insert("version".into(), json!(self.version));
+        if let Some(d) = &self.deployment {
+            m.insert("deployment".into(), json!(d));
+        }
+        let input = if v.data_removed {
+            json!({})
+        } else {
+            self.input.clone()
+        };
+        m.insert("input".into(), input);
+        if !list_item {
+            m.insert("logs".into(), json!(self.logs_string(v)));
+        }
+        m.insert("output".into(), self.output_value(v, &shared.files_base));
+        m.insert("data_removed".into(), json!(v.data_removed));
+        m.insert("error".into(), self.error_value(v));
+        if list_item {
+            m.insert("source".into(), json!("api"));
+        }
+        m.insert("status".into(), json!(self.status_str(v)));
+        m.insert(
+            "created_at".into(),
+            json!(util::rfc3339_ms(self.created_wall)),
+        );
+        if v.started {
+            m.insert(
+                "started_at".into(),
+                json!(util::rfc3339_ns(self.created_wall + self.starting)),
+            );
+        }
+        if v.terminal.is_some() {
+            m.insert(
+                "completed_at".into(),
+                json!(util::rfc3339_ns(self.created_wall + v.end)),
+            );
+        }
+        if let Some(d) = self.deadline_wall {
+            m.insert("deadline".into(), json!(util::rfc3339_ms(d)));
+        }
+        let get = self.get_url(host);
+        let mut urls = Map::new();
+        urls.insert("cancel".into(), json!(format!("{get}/cancel")));
+        urls.insert("get".into(), json!(get));
+        if self.streams {
+            urls.insert("stream".into(), json!(self.stream_url(&shared.files_base)));
+        }
+        urls.insert(
+            "web".into(),
+            json!(format!("https://replicate.com/p/{}", self.id)),
+        );
+        m.insert("urls".into(), Value::Object(urls));
+        if v.terminal.is_some() {
+            let mut metrics = Map::new();
+            if v.started {
+                let predict = v.end.saturating_sub(self.starting).as_secs_f64();
+                metrics.insert("predict_time".into(), json!(predict));
+            }
+            metrics.insert("total_time".into(), json!(v.end.as_secs_f64()));
+            if v.terminal == Some(Terminal::Succeeded) {
+                for (k, val) in &self.script.extra_metrics {
+                    metrics.insert(k.clone(), val.clone());
+                }
+            }
+            m.insert("metrics".into(), Value::Object(metrics));
+        }
+        Value::Object(m)
+    }
+
+    /// The whole stream timeline for the current end; events after `v.elapsed` are in the future.
+    pub(crate) fn stream_events(&self, files_base: &str) -> Vec<StreamEvent> {
+        let (end, kind) = self.end();
+        let mut evs: Vec<StreamEvent> = Vec::new();
+        for (i, line) in self.logs.iter().enumerate() {
+            let at = self.log_at(i);
+            if at < end {
+                evs.push(StreamEvent {
+                    at,
+                    event: "logs",
+                    data: line.clone(),
+                });
+            }
+        }
+        for (i, tok) in self.tokens().iter().enumerate() {
+            let at = self.token_at(i);
+            if at < end {
+                evs.push(StreamEvent {
+                    at,
+                    event: "output",
+                    data: tok.clone(),
+                });
+            }
+        }
+        evs.sort_by_key(|e| e.at);
+        match kind {
+            Terminal::Succeeded => {
+                let v = self.view_at(end);
+                match &self.script.outcome {
+                    Outcome::Succeed(Output::Text(_)) => {}
+                    Outcome::Succeed(Output::Urls(_)) => {
+                        for url in self.output_urls(files_base) {
+                            evs.push(StreamEvent {
+                                at: end,
+                                event: "output",
+                                data: url,
+                            });
+                        }
+                    }
+                    _ => {
+                        let out = self.output_value(&v, files_base);
+                        let data = match out {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        evs.push(StreamEvent {
+                            at: end,
+                            event: "output",
+                            data,
+                        });
+                    }
+                }
+                evs.push(StreamEvent {
+                    at: end,
+                    event: "done",
+                    data: "{}".into(),
+                });
+            }
+            Terminal::Failed => {
+                let detail = match &self.script.outcome {
+                    Outcome::Fail { error, .. } => error.clone(),
+                    _ => String::new(),
+                };
+                evs.push(StreamEvent {
+                    at: end,
+                    event: "error",
+                    data: json!({ "detail": detail }).to_string(),
+                });
+                evs.push(StreamEvent {
+                    at: end,
+                    event: "done",
+                    data: json!({"reason": "error"}).to_string(),
+                });
+            }
+            Terminal::Canceled | Terminal::Aborted => evs.push(StreamEvent {
+                at: end,
+                event: "done",
+                data: json!({"reason": "canceled"}).to_string(),
+            }),
+        }
+        evs
+    }
+
+    /// The next instant (elapsed) at which the visible state changes, if any.
+    pub(crate) fn next_change_after(&self, elapsed: Duration) -> Option<Duration> {
+        let (end, _) = self.end();
+        let mut cands: Vec<Duration> = vec![self.starting, end, end + self.ttl];
+        cands.extend((0..self.logs.len()).map(|i| self.log_at(i)));
+        cands.extend((0..self.tokens().len()).map(|i| self.token_at(i)));
+        cands.into_iter().filter(|&t| t > elapsed).min()
+    }
+}
