@@ -74,7 +74,8 @@ impl BaseUrl {
     /// Parses and normalises a base URL. Only `http` and `https` are accepted, with a host, and
     /// without query or fragment.
     pub fn parse(input: &str) -> Result<Self, Error> {
-        let bad = |why: &str| Error::InvalidBaseUrl(format!("{input:?}: {why}"));
+        let shown = redact_userinfo(input);
+        let bad = |why: &str| Error::InvalidBaseUrl(format!("{shown:?}: {why}"));
         let trimmed = input.trim();
         if trimmed.contains('#') {
             return Err(bad("a fragment is not allowed"));
@@ -150,6 +151,17 @@ impl BaseUrl {
     }
 }
 
+/// The input with any `user:password@` replaced by `***@`, so that errors never echo credentials.
+fn redact_userinfo(input: &str) -> std::borrow::Cow<'_, str> {
+    let start = input.find("://").map_or(0, |i| i + 3);
+    let rest = &input[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{}***{}", &input[..start], &rest[at..]).into(),
+        None => input.into(),
+    }
+}
+
 fn normalise_authority(scheme: &str, authority: &str) -> String {
     let lower = authority.to_ascii_lowercase();
     let default_port = if scheme.eq_ignore_ascii_case("https") {
@@ -210,13 +222,16 @@ impl Config {
     }
 
     fn from_parts(base: BaseUrl, token: ApiToken, user_agent: HeaderValue) -> Self {
+        // `HeaderValue` accepts tabs and non-ASCII bytes; a token must be printable ASCII.
+        let printable = !token.expose().trim().is_empty()
+            && token.expose().bytes().all(|b| (b' '..=b'~').contains(&b));
         let auth_header = match HeaderValue::try_from(format!("Bearer {}", token.expose())) {
-            Ok(mut v) => {
+            Ok(mut v) if printable => {
                 v.set_sensitive(true);
                 v
             }
             // An empty value marks an invalid token; `request` turns it into Error::InvalidToken.
-            Err(_) => HeaderValue::from_static(""),
+            _ => HeaderValue::from_static(""),
         };
         Config {
             inner: Arc::new(ConfigInner {

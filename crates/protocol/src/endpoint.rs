@@ -151,6 +151,10 @@ pub(crate) fn checked_id(id: &str) -> Result<impl std::fmt::Display + '_, Error>
     if id.is_empty() {
         return Err(Error::InvalidInput("an id must not be empty".to_owned()));
     }
+    // Percent-encoding leaves "." and "..", which a URL parser would resolve as dot segments.
+    if id == "." || id == ".." {
+        return Err(Error::InvalidInput(format!("invalid id {id:?}")));
+    }
     Ok(encode_segment(id))
 }
 

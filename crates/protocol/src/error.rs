@@ -17,8 +17,9 @@ pub enum Error {
     /// The base URL could not be used.
     #[error("invalid base URL {0}")]
     InvalidBaseUrl(String),
-    /// The API token cannot be sent in an HTTP header (control or non-ASCII characters).
-    #[error("the API token contains characters that cannot be sent in an HTTP header")]
+    /// The API token is empty or cannot be sent in an HTTP header (control or non-ASCII
+    /// characters).
+    #[error("the API token is empty or contains characters that cannot be sent in an HTTP header")]
     InvalidToken,
     /// An argument was rejected before anything was sent.
     #[error("invalid input: {0}")]

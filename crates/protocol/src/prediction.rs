@@ -311,7 +311,10 @@ impl ModelRef {
 }
 
 fn valid_part(s: &str) -> bool {
+    // "." and ".." would be resolved as dot segments in a URL path.
     !s.is_empty()
+        && s != "."
+        && s != ".."
         && s.len() <= 256
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))

@@ -283,7 +283,10 @@ impl Wait {
             .retrier
             .on_failure(RetryClass::Idempotent, failure, now)
         {
-            Ok(at) => WaitState::Idle(Some(at)),
+            // A failed poll is never retried sooner than a normal poll would come: the retry
+            // budget is reset by every successful poll, so without this floor a flapping server
+            // (or `Retry-After: 0`) would make the wait send requests back to back.
+            Ok(at) => WaitState::Idle(Some(at.max(now + self.opts.poll.initial_interval))),
             Err(e) => WaitState::Done(Some(Box::new(Err(e)))),
         };
     }
