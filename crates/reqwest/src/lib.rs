@@ -1,1 +1,601 @@
-//! Async Replicate client.
+//! Async client for the [Replicate](https://replicate.com) HTTP API, built on
+//! [`replicate-protocol`](replicate_protocol), [reqwest](https://docs.rs/reqwest) 0.13 and
+//! [tokio](https://tokio.rs).
+//!
+//! Every decision (what to send, when to retry, when a prediction is done) is taken by
+//! `replicate-protocol`; this crate only sends requests, sleeps on tokio timers, and reads bodies
+//! with a size cap. Its API is the one of the blocking `replicate-ureq` client, with `async`
+//! methods and a [`Stream`] instead of an iterator.
+//!
+//! A [`Client`] is cheap to clone and `Send + Sync`: share one per process so every task uses
+//! the same connection pool (HTTP/2 multiplexes concurrent requests on one connection).
+//!
+//! ```no_run
+//! use futures_util::future::join_all;
+//! use replicate_reqwest::Client;
+//! use serde_json::json;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), replicate_reqwest::Error> {
+//!     let client = Client::from_env()?; // REPLICATE_API_TOKEN, optional REPLICATE_BASE_URL
+//!     let prompts = ["a cat", "a dog", "a fox"];
+//!     // Three predictions at once, on one connection pool.
+//!     let runs = prompts.iter().map(|prompt| {
+//!         client.run("black-forest-labs/flux-schnell", json!({ "prompt": prompt }))
+//!     });
+//!     for (prompt, output) in prompts.iter().zip(join_all(runs).await) {
+//!         println!("{prompt}: {}", output?);
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Against a proxy that mounts the API under a prefix:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), replicate_reqwest::Error> {
+//! let client = replicate_reqwest::Client::builder()
+//!     .token("hk-your-key")
+//!     .base_url("https://proxy.example/replicate")
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Listing every prediction, page after page:
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! # async fn list(client: replicate_reqwest::Client) -> Result<(), replicate_reqwest::Error> {
+//! let mut predictions = client.list();
+//! while let Some(prediction) = predictions.next().await {
+//!     let prediction = prediction?;
+//!     println!("{} {}", prediction.id, prediction.status);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Runtime and clock
+//!
+//! The futures of this crate need a tokio runtime with its time and I/O drivers enabled (what
+//! `#[tokio::main]` gives). Flows are driven with tokio's clock ([`tokio::time::Instant`]), so a
+//! runtime with paused time sees consistent deadlines and sleeps.
+//!
+//! Dropping a future stops the work on this side only: a prediction already created keeps running
+//! on Replicate. To give up on a prediction *and* cancel it, give [`Client::wait_with`] or
+//! [`Client::run_with`] a deadline ([`WaitOptions::deadline`], with
+//! [`WaitOptions::cancel_at_deadline`]).
+//!
+//! # TLS
+//!
+//! Clients built by this crate use [rustls](https://docs.rs/rustls) with the *ring* crypto provider
+//! (the one `replicate-ureq` uses, so a program with both builds a single provider) and the
+//! [platform verifier](https://docs.rs/rustls-platform-verifier): the operating system's trust store
+//! (on Linux, the CA bundle that `rustls-native-certs` finds), as reqwest does by default. When no
+//! root certificate can be loaded, [`ClientBuilder::build`] fails. Certificate verification is
+//! never disabled.
+//!
+//! The configuration is handed to reqwest directly (this crate enables reqwest's
+//! `rustls-no-provider` feature), so no process-wide crypto provider is installed. To build a
+//! customised `reqwest::Client` for [`ClientBuilder::client`], start from
+//! [`http_client_builder`]. Building reqwest clients with reqwest's own builder
+//! (`reqwest::Client::new()`) panics unless something in your dependency graph enables a reqwest
+//! feature that brings a provider (`rustls`, `default-tls`) or a process-wide provider was
+//! installed first (`rustls::crypto::ring::default_provider().install_default()`).
+//!
+//! # Redirects
+//!
+//! Clients built by this crate never follow redirects: a 3xx answer is handed to
+//! `replicate-protocol`, which reports it as an [`Error::Api`]. A `reqwest::Client` supplied with
+//! [`ClientBuilder::client`] keeps its own redirect policy, which cannot be changed per request;
+//! build it with `.redirect(reqwest::redirect::Policy::none())`. If it does follow redirects,
+//! reqwest removes `Authorization` (and `Cookie`, `Proxy-Authorization`, `WWW-Authenticate`) from
+//! a redirected request whose scheme, host or port differs from the previous one, so the token is
+//! not sent to another origin; a same-origin redirect keeps it. reqwest matches these headers by
+//! name: the *sensitive* mark `replicate-protocol` puts on `Authorization` is not what strips it,
+//! it keeps the value out of `Debug` output and out of HTTP/2 header compression tables.
+//!
+//! # Retries
+//!
+//! Retries are decided by [`RetryPolicy`]. Below it, the transport re-sends only requests it knows
+//! the server never processed: hyper re-sends a request that could not be written on a reused
+//! pooled connection, and reqwest re-sends an HTTP/2 request the server refused
+//! (`REFUSED_STREAM`) or declined with a graceful `GOAWAY`.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{BoxStream, Stream};
+use replicate_protocol::{
+    ApiToken, Call, CancelPrediction, Config, CreatePrediction, Endpoint, Flow, GetPrediction,
+    ListPredictions, Outgoing, Paginated, PollPolicy, RetryPolicy, Run, Step, SyncWait, Target,
+    TransportError, TransportErrorKind, Wait, WaitOptions,
+};
+use serde_json::Value;
+
+pub use replicate_protocol as protocol;
+pub use replicate_protocol::{Error, Prediction, Status};
+
+/// The environment variable holding the API token.
+pub const TOKEN_ENV: &str = "REPLICATE_API_TOKEN";
+/// The environment variable holding an alternative base URL (e.g. a proxy).
+pub const BASE_URL_ENV: &str = "REPLICATE_BASE_URL";
+
+/// Default timeout of one HTTP exchange (a sync-mode create gets its wait on top).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default connection timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on a response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The most memory reserved up front from a `Content-Length`; the body grows past it as it comes.
+const MAX_PREALLOCATION: u64 = 1024 * 1024;
+
+/// An async Replicate client.
+///
+/// It holds one connection pool (a [`reqwest::Client`]) and reuses connections. Cheap to clone,
+/// and `Send + Sync`: share it between tasks.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: Config,
+    http: reqwest::Client,
+    timeout: Duration,
+    max_response_bytes: u64,
+    poll: PollPolicy,
+    retry: RetryPolicy,
+    sync_wait: Option<SyncWait>,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Default)]
+pub struct ClientBuilder {
+    // An ApiToken, so that the builder's Debug hides it too.
+    token: Option<ApiToken>,
+    base_url: Option<String>,
+    user_agent: Option<String>,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    max_response_bytes: Option<u64>,
+    poll: Option<PollPolicy>,
+    retry: Option<RetryPolicy>,
+    sync_wait: Option<Option<SyncWait>>,
+    client: Option<reqwest::Client>,
+}
+
+impl ClientBuilder {
+    /// The API token (required).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(ApiToken::new(token));
+        self
+    }
+
+    /// The API base URL: `https://api.replicate.com` (default) or a proxy such as
+    /// `https://proxy.example/replicate`. Every request goes to `{base}/v1/...`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The `User-Agent` (default `replicate-rust/{version}`).
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = Some(ua.into());
+        self
+    }
+
+    /// Timeout of one HTTP exchange, from connecting to the end of the body (default 30 s). A
+    /// sync-mode create is allowed its wait plus a margin on top. Applies to a supplied client
+    /// too: it is set on every request.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Connection timeout (default 10 s). Ignored when a client is supplied.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Cap on a response body (default 32 MiB); a larger body is an error, never buffered.
+    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+        self.max_response_bytes = Some(bytes);
+        self
+    }
+
+    /// How predictions are polled.
+    pub fn poll_policy(mut self, poll: PollPolicy) -> Self {
+        self.poll = Some(poll);
+        self
+    }
+
+    /// How failed requests are retried.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// The sync mode [`Client::run`] asks for (default `Prefer: wait`, i.e. up to 60 s); `None`
+    /// turns sync mode off so `run` only polls.
+    pub fn sync_wait(mut self, wait: Option<SyncWait>) -> Self {
+        self.sync_wait = Some(wait);
+        self
+    }
+
+    /// Reuse an existing `reqwest::Client` (its connection pool, proxy and TLS settings). The
+    /// timeout is still set per request by this client, and the body cap still applies; the
+    /// connect timeout of this builder is ignored. To customise one from this crate's settings,
+    /// start from [`http_client_builder`].
+    ///
+    /// Its redirect policy cannot be changed per request: build it with
+    /// `.redirect(reqwest::redirect::Policy::none())`. If it follows redirects, reqwest drops the
+    /// `Authorization` header on any redirect to another scheme, host or port, but keeps it on a
+    /// same-origin redirect (see the [crate documentation](crate#redirects)).
+    pub fn client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// Fails without a token, with an invalid base URL or user agent, or when TLS cannot be set
+    /// up (no root certificate found on the system).
+    pub fn build(self) -> Result<Client, Error> {
+        let token = self.token.ok_or_else(|| {
+            Error::InvalidInput(format!("no API token: set {TOKEN_ENV} or pass a token"))
+        })?;
+        let mut cfg = Config::new(token.expose());
+        if let Some(url) = &self.base_url {
+            cfg = cfg.with_base_url(url)?;
+        }
+        if let Some(ua) = &self.user_agent {
+            cfg = cfg.with_user_agent(ua)?;
+        }
+        let http = match self.client {
+            Some(client) => client,
+            None => http_client_builder()?
+                .connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+                .build()
+                .map_err(|e| setup_error(format!("cannot build the HTTP client: {}", chain(&e))))?,
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                cfg,
+                http,
+                timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                max_response_bytes: self
+                    .max_response_bytes
+                    .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+                poll: self.poll.unwrap_or_default(),
+                retry: self.retry.unwrap_or_default(),
+                sync_wait: self.sync_wait.unwrap_or(Some(SyncWait::Max)),
+            }),
+        })
+    }
+}
+
+/// A `reqwest::ClientBuilder` set up as this crate sets up its own: rustls with the ring provider
+/// and the platform's trust roots, HTTP/2 and HTTP/1.1, no redirects, a 10 s connect timeout.
+///
+/// Start from it to customise the HTTP client (proxy, pool, local address...) and pass the result
+/// to [`ClientBuilder::client`]:
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let http = replicate_reqwest::http_client_builder()?
+///     .pool_max_idle_per_host(4)
+///     .build()?;
+/// let client = replicate_reqwest::Client::builder()
+///     .token("r8_...")
+///     .client(http)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+///
+/// `reqwest::Client::new()` and `reqwest::Client::builder()` panic when no reqwest feature of your
+/// dependency graph brings a crypto provider (this crate brings none to reqwest; see the
+/// [crate documentation](crate#tls)); this builder does not need one.
+pub fn http_client_builder() -> Result<reqwest::ClientBuilder, Error> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+        .tls_backend_preconfigured(tls_config()?))
+}
+
+/// rustls with ring and the platform's trust roots, offering HTTP/2 and HTTP/1.1 (reqwest does
+/// not add ALPN to a preconfigured TLS backend).
+fn tls_config() -> Result<rustls::ClientConfig, Error> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_platform_verifier())
+        .map_err(|e| setup_error(format!("cannot set up TLS: {e}")))?
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The HTTP stack could not be set up. Nothing was sent.
+fn setup_error(message: String) -> Error {
+    Error::Transport(TransportError::new(TransportErrorKind::Other, message))
+}
+
+/// The instant flows are driven with: tokio's clock, the one `sleep_until` uses.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Client {
+    /// A client for the public API with this token and default settings.
+    pub fn new(token: impl Into<String>) -> Result<Client, Error> {
+        Client::builder().token(token).build()
+    }
+
+    /// A client from `REPLICATE_API_TOKEN` and, when set, `REPLICATE_BASE_URL`.
+    pub fn from_env() -> Result<Client, Error> {
+        Self::builder_from_env().build()
+    }
+
+    /// A builder preset from the environment, to adjust before building. Empty variables count
+    /// as unset.
+    pub fn builder_from_env() -> ClientBuilder {
+        let mut b = Client::builder();
+        if let Ok(token) = std::env::var(TOKEN_ENV)
+            && !token.is_empty()
+        {
+            b = b.token(token);
+        }
+        if let Ok(url) = std::env::var(BASE_URL_ENV)
+            && !url.is_empty()
+        {
+            b = b.base_url(url);
+        }
+        b
+    }
+
+    /// A builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The configuration requests are built from.
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    /// Options for [`Client::wait_with`] and [`Client::run_with`]: this client's policies, with
+    /// an optional deadline from now.
+    pub fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
+        WaitOptions {
+            poll: self.inner.poll.clone(),
+            retry: self.inner.retry.clone(),
+            deadline: timeout.map(|t| now() + t),
+            cancel_at_deadline: true,
+        }
+    }
+
+    /// Drives any flow of `replicate-protocol` to its end with this client's connection pool,
+    /// sleeping on tokio timers in between.
+    pub async fn drive<F: Flow>(&self, mut flow: F) -> F::Output {
+        loop {
+            match flow.poll(now()) {
+                Step::Send(out) => match self.send(out).await {
+                    Ok(response) => flow.handle_response(response, now()),
+                    Err(error) => flow.handle_error(error, now()),
+                },
+                Step::Sleep(until) => {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await
+                }
+                Step::Done(output) => return output,
+            }
+        }
+    }
+
+    /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
+    pub async fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
+        let call = Call::with_policy(
+            endpoint,
+            self.inner.cfg.clone(),
+            self.inner.retry.clone(),
+            None,
+        );
+        self.drive(call).await
+    }
+
+    /// Creates a prediction. It is sent once: see [`Error::CreateOutcomeUnknown`].
+    pub async fn create(&self, create: CreatePrediction) -> Result<Prediction, Error> {
+        self.execute(create).await
+    }
+
+    /// Gets a prediction.
+    pub async fn get(&self, id: &str) -> Result<Prediction, Error> {
+        self.execute(GetPrediction::new(id)).await
+    }
+
+    /// Cancels a prediction.
+    pub async fn cancel(&self, id: &str) -> Result<Prediction, Error> {
+        self.execute(CancelPrediction::new(id)).await
+    }
+
+    /// Every prediction, newest first, fetching pages as the stream is polled.
+    pub fn list(&self) -> Pages<ListPredictions> {
+        self.paginate(ListPredictions::new())
+    }
+
+    /// Every item of any paginated list, starting at `first`. The stream ends after the last
+    /// page, or after yielding the first error.
+    pub fn paginate<P>(&self, first: P) -> Pages<P>
+    where
+        P: Paginated + Send + Sync + 'static,
+        P::Item: Send + 'static,
+    {
+        let state = (self.clone(), Some(first), Vec::new().into_iter());
+        let stream =
+            futures_util::stream::unfold(state, |(client, mut next, mut buffer)| async move {
+                loop {
+                    if let Some(item) = buffer.next() {
+                        return Some((Ok(item), (client, next, buffer)));
+                    }
+                    let request = next.take()?;
+                    match client.execute(&request).await {
+                        Ok(page) => {
+                            next = request.next_page(&page);
+                            buffer = page.results.into_iter();
+                        }
+                        Err(e) => return Some((Err(e), (client, None, buffer))),
+                    }
+                }
+            });
+        Pages {
+            inner: Box::pin(stream),
+        }
+    }
+
+    /// Waits until the prediction is terminal, or `timeout` passes (then a cancel is sent and
+    /// [`Error::DeadlineExceeded`] returned). The terminal prediction is returned whatever its
+    /// status; see [`Prediction::into_result`].
+    pub async fn wait(&self, id: &str, timeout: Option<Duration>) -> Result<Prediction, Error> {
+        self.wait_with(id, self.wait_options(timeout)).await
+    }
+
+    /// [`Client::wait`] with explicit options.
+    pub async fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error> {
+        self.drive(Wait::new(self.inner.cfg.clone(), id, opts))
+            .await
+    }
+
+    /// Runs a model and returns its output.
+    ///
+    /// `model` is `owner/name`, `owner/name:version` or a version id. The create uses sync mode
+    /// (see [`ClientBuilder::sync_wait`]) and the prediction is polled if the answer is not
+    /// terminal yet. A failed, canceled or aborted prediction is an error carrying it.
+    pub async fn run(&self, model: &str, input: Value) -> Result<Value, Error> {
+        let mut create = CreatePrediction::new(Target::parse(model)?).input(input);
+        create.sync = self.inner.sync_wait;
+        let prediction = self.run_with(create, self.wait_options(None)).await?;
+        Ok(prediction.output)
+    }
+
+    /// Creates and waits for a prediction with explicit options; the prediction is returned when
+    /// it succeeded, otherwise the matching error.
+    pub async fn run_with(
+        &self,
+        create: CreatePrediction,
+        opts: WaitOptions,
+    ) -> Result<Prediction, Error> {
+        self.drive(Run::new(self.inner.cfg.clone(), create, opts))
+            .await?
+            .into_result()
+    }
+
+    /// Sends one request of the protocol and reads its whole body (up to the cap).
+    async fn send(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let timeout = out.timeout(self.inner.timeout);
+        let mut request = reqwest::Request::try_from(out.request).map_err(classify)?;
+        *request.timeout_mut() = Some(timeout);
+        let mut response = self.inner.http.execute(request).await.map_err(classify)?;
+        let status = response.status();
+        let version = response.version();
+        let headers = std::mem::take(response.headers_mut());
+        let body = read_body(response, self.inner.max_response_bytes).await?;
+        let mut response = http::Response::new(body);
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = headers;
+        Ok(response)
+    }
+}
+
+/// Reads a body of at most `cap` bytes, failing as soon as it is known to be larger: from its
+/// `Content-Length` before reading anything, else at the chunk that crosses the cap. Dropping the
+/// response then closes its connection rather than draining it.
+async fn read_body(mut response: reqwest::Response, cap: u64) -> Result<Vec<u8>, TransportError> {
+    let too_large = || {
+        TransportError::new(
+            TransportErrorKind::BodyTooLarge,
+            format!("the response body is larger than the limit of {cap} bytes"),
+        )
+    };
+    let declared = response.content_length();
+    if declared.is_some_and(|len| len > cap) {
+        return Err(too_large());
+    }
+    let reserve = declared.unwrap_or(0).min(MAX_PREALLOCATION);
+    let mut body = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        let len = u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX);
+        if len > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Maps a reqwest error to the protocol's transport error kinds.
+///
+/// `is_connect` is true only for errors of hyper-util's connector or pool checkout (TCP connect,
+/// DNS, TLS handshake, proxy tunnel), which happen before the request is handed to a connection,
+/// so it wins over `is_timeout` (a connect timeout is both). Timeouts of the whole exchange are
+/// never `is_connect`.
+fn classify(err: reqwest::Error) -> TransportError {
+    let kind = if err.is_connect() {
+        TransportErrorKind::Connect
+    } else if err.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if err.is_body() || err.is_decode() || err.is_request() {
+        TransportErrorKind::Io
+    } else {
+        TransportErrorKind::Other
+    };
+    // reqwest's messages name the URL (never credentials: the base URL cannot carry any) and
+    // never the headers, so the token cannot appear here.
+    TransportError::new(kind, chain(&err))
+}
+
+/// An error and its sources, `outer: inner: innermost`, skipping repeats.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// A stream of every item of a paginated list; pages are fetched as it is polled, each request
+/// going to the configured base URL with only the cursor of the previous page.
+///
+/// It is `Send` and `Unpin`: use it with [`futures_util::StreamExt`].
+pub struct Pages<P: Paginated> {
+    inner: BoxStream<'static, Result<P::Item, Error>>,
+}
+
+impl<P: Paginated> fmt::Debug for Pages<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pages").finish_non_exhaustive()
+    }
+}
+
+impl<P: Paginated> Stream for Pages<P> {
+    type Item = Result<P::Item, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;
