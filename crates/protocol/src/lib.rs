@@ -43,8 +43,12 @@ pub mod create;
 pub mod endpoint;
 pub mod error;
 pub mod flow;
+pub mod input;
+pub mod output;
 pub mod prediction;
+pub mod settings;
 pub mod sse;
+pub mod stream;
 pub mod wait;
 pub mod webhook;
 
@@ -60,5 +64,9 @@ pub use error::{
     ApiError, Error, Problem, RateLimit, RetryAfter, TransportError, TransportErrorKind,
 };
 pub use flow::{Call, Flow, Outgoing, RetryPolicy, SERVER_HOLD_MARGIN, Step, transport_failure};
+pub use input::{FileInput, Prepared};
+pub use output::{DownloadLimits, OutputRef};
 pub use prediction::{Metrics, ModelRef, Prediction, PredictionUrls, Status, is_version_id};
+pub use settings::{ClientSettings, Pager, PagerStep, Resolved};
+pub use stream::{OutputText, StreamAuth, StreamOptions, StreamSession, StreamStep};
 pub use wait::{JobKind, PollPolicy, Run, Wait, WaitOptions};

@@ -109,26 +109,18 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{BoxStream, Stream};
 use replicate_protocol::{
-    ApiToken, Call, CancelPrediction, Config, CreatePrediction, Endpoint, Flow, GetPrediction,
-    ListPredictions, Outgoing, Paginated, PollPolicy, RetryPolicy, Run, Step, SyncWait, Target,
-    TransportError, TransportErrorKind, Wait, WaitOptions,
+    ApiToken, Call, CancelPrediction, ClientSettings, Config, CreatePrediction, Endpoint, Flow,
+    GetPrediction, ListPredictions, Outgoing, Pager, PagerStep, Paginated, PollPolicy, Resolved,
+    RetryPolicy, Run, Step, SyncWait, TransportError, TransportErrorKind, Wait, WaitOptions,
 };
 use serde_json::Value;
 
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::{Error, Prediction, Status};
 
-/// The environment variable holding the API token.
-pub const TOKEN_ENV: &str = "REPLICATE_API_TOKEN";
-/// The environment variable holding an alternative base URL (e.g. a proxy).
-pub const BASE_URL_ENV: &str = "REPLICATE_BASE_URL";
-
-/// Default timeout of one HTTP exchange (a sync-mode create gets its wait on top).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default connection timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default cap on a response body.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+pub use replicate_protocol::settings::{
+    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
+};
 
 /// The most memory reserved up front from a `Content-Length`; the body grows past it as it comes.
 const MAX_PREALLOCATION: u64 = 1024 * 1024;
@@ -144,48 +136,34 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    cfg: Config,
+    settings: Resolved,
     http: reqwest::Client,
-    timeout: Duration,
-    max_response_bytes: u64,
-    poll: PollPolicy,
-    retry: RetryPolicy,
-    sync_wait: Option<SyncWait>,
 }
 
 /// Builds a [`Client`].
 #[derive(Debug, Default)]
 pub struct ClientBuilder {
-    // An ApiToken, so that the builder's Debug hides it too.
-    token: Option<ApiToken>,
-    base_url: Option<String>,
-    user_agent: Option<String>,
-    timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    max_response_bytes: Option<u64>,
-    poll: Option<PollPolicy>,
-    retry: Option<RetryPolicy>,
-    sync_wait: Option<Option<SyncWait>>,
+    settings: ClientSettings,
     client: Option<reqwest::Client>,
 }
 
 impl ClientBuilder {
     /// The API token (required).
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(ApiToken::new(token));
+        self.settings.token = Some(ApiToken::new(token));
         self
     }
 
     /// The API base URL: `https://api.replicate.com` (default) or a proxy such as
     /// `https://proxy.example/replicate`. Every request goes to `{base}/v1/...`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
+        self.settings.base_url = Some(url.into());
         self
     }
 
     /// The `User-Agent` (default `replicate-rust/{version}`).
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
-        self.user_agent = Some(ua.into());
+        self.settings.user_agent = Some(ua.into());
         self
     }
 
@@ -193,38 +171,38 @@ impl ClientBuilder {
     /// sync-mode create is allowed its wait plus a margin on top. Applies to a supplied client
     /// too: it is set on every request.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.settings.timeout = Some(timeout);
         self
     }
 
     /// Connection timeout (default 10 s). Ignored when a client is supplied.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
+        self.settings.connect_timeout = Some(timeout);
         self
     }
 
     /// Cap on a response body (default 32 MiB); a larger body is an error, never buffered.
     pub fn max_response_bytes(mut self, bytes: u64) -> Self {
-        self.max_response_bytes = Some(bytes);
+        self.settings.max_response_bytes = Some(bytes);
         self
     }
 
     /// How predictions are polled.
     pub fn poll_policy(mut self, poll: PollPolicy) -> Self {
-        self.poll = Some(poll);
+        self.settings.poll = Some(poll);
         self
     }
 
     /// How failed requests are retried.
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = Some(retry);
+        self.settings.retry = Some(retry);
         self
     }
 
     /// The sync mode [`Client::run`] asks for (default `Prefer: wait`, i.e. up to 60 s); `None`
     /// turns sync mode off so `run` only polls.
     pub fn sync_wait(mut self, wait: Option<SyncWait>) -> Self {
-        self.sync_wait = Some(wait);
+        self.settings.sync_wait = Some(wait);
         self
     }
 
@@ -247,35 +225,16 @@ impl ClientBuilder {
     /// Fails without a token, with an invalid base URL or user agent, or when TLS cannot be set
     /// up (no root certificate found on the system).
     pub fn build(self) -> Result<Client, Error> {
-        let token = self.token.ok_or_else(|| {
-            Error::InvalidInput(format!("no API token: set {TOKEN_ENV} or pass a token"))
-        })?;
-        let mut cfg = Config::new(token.expose());
-        if let Some(url) = &self.base_url {
-            cfg = cfg.with_base_url(url)?;
-        }
-        if let Some(ua) = &self.user_agent {
-            cfg = cfg.with_user_agent(ua)?;
-        }
+        let settings = self.settings.resolve()?;
         let http = match self.client {
             Some(client) => client,
             None => http_client_builder()?
-                .connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+                .connect_timeout(settings.connect_timeout)
                 .build()
                 .map_err(|e| setup_error(format!("cannot build the HTTP client: {}", chain(&e))))?,
         };
         Ok(Client {
-            inner: Arc::new(Inner {
-                cfg,
-                http,
-                timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
-                max_response_bytes: self
-                    .max_response_bytes
-                    .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-                poll: self.poll.unwrap_or_default(),
-                retry: self.retry.unwrap_or_default(),
-                sync_wait: self.sync_wait.unwrap_or(Some(SyncWait::Max)),
-            }),
+            inner: Arc::new(Inner { settings, http }),
         })
     }
 }
@@ -346,18 +305,10 @@ impl Client {
     /// A builder preset from the environment, to adjust before building. Empty variables count
     /// as unset.
     pub fn builder_from_env() -> ClientBuilder {
-        let mut b = Client::builder();
-        if let Ok(token) = std::env::var(TOKEN_ENV)
-            && !token.is_empty()
-        {
-            b = b.token(token);
+        ClientBuilder {
+            settings: ClientSettings::from_env_with(|k| std::env::var(k).ok()),
+            client: None,
         }
-        if let Ok(url) = std::env::var(BASE_URL_ENV)
-            && !url.is_empty()
-        {
-            b = b.base_url(url);
-        }
-        b
     }
 
     /// A builder.
@@ -367,18 +318,13 @@ impl Client {
 
     /// The configuration requests are built from.
     pub fn config(&self) -> &Config {
-        &self.inner.cfg
+        &self.inner.settings.cfg
     }
 
     /// Options for [`Client::wait_with`] and [`Client::run_with`]: this client's policies, with
     /// an optional deadline from now.
     pub fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
-        WaitOptions {
-            poll: self.inner.poll.clone(),
-            retry: self.inner.retry.clone(),
-            deadline: timeout.map(|t| now() + t),
-            cancel_at_deadline: true,
-        }
+        self.inner.settings.wait_options(now(), timeout)
     }
 
     /// Drives any flow of `replicate-protocol` to its end with this client's connection pool,
@@ -402,8 +348,8 @@ impl Client {
     pub async fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
         let call = Call::with_policy(
             endpoint,
-            self.inner.cfg.clone(),
-            self.inner.retry.clone(),
+            self.inner.settings.cfg.clone(),
+            self.inner.settings.retry.clone(),
             None,
         );
         self.drive(call).await
@@ -436,23 +382,23 @@ impl Client {
         P: Paginated + Send + Sync + 'static,
         P::Item: Send + 'static,
     {
-        let state = (self.clone(), Some(first), Vec::new().into_iter());
-        let stream =
-            futures_util::stream::unfold(state, |(client, mut next, mut buffer)| async move {
-                loop {
-                    if let Some(item) = buffer.next() {
-                        return Some((Ok(item), (client, next, buffer)));
-                    }
-                    let request = next.take()?;
-                    match client.execute(&request).await {
-                        Ok(page) => {
-                            next = request.next_page(&page);
-                            buffer = page.results.into_iter();
-                        }
-                        Err(e) => return Some((Err(e), (client, None, buffer))),
+        let state = (self.clone(), Pager::new(first));
+        let stream = futures_util::stream::unfold(state, |(client, mut pager)| async move {
+            loop {
+                let request = match pager.next_step() {
+                    PagerStep::Item(item) => return Some((Ok(item), (client, pager))),
+                    PagerStep::End => return None,
+                    PagerStep::Fetch(request) => client.execute(request),
+                };
+                match request.await {
+                    Ok(page) => pager.push_page(page),
+                    Err(e) => {
+                        pager.fail();
+                        return Some((Err(e), (client, pager)));
                     }
                 }
-            });
+            }
+        });
         Pages {
             inner: Box::pin(stream),
         }
@@ -467,7 +413,7 @@ impl Client {
 
     /// [`Client::wait`] with explicit options.
     pub async fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error> {
-        self.drive(Wait::new(self.inner.cfg.clone(), id, opts))
+        self.drive(Wait::new(self.inner.settings.cfg.clone(), id, opts))
             .await
     }
 
@@ -477,8 +423,7 @@ impl Client {
     /// (see [`ClientBuilder::sync_wait`]) and the prediction is polled if the answer is not
     /// terminal yet. A failed, canceled or aborted prediction is an error carrying it.
     pub async fn run(&self, model: &str, input: Value) -> Result<Value, Error> {
-        let mut create = CreatePrediction::new(Target::parse(model)?).input(input);
-        create.sync = self.inner.sync_wait;
+        let create = self.inner.settings.run_create(model, input)?;
         let prediction = self.run_with(create, self.wait_options(None)).await?;
         Ok(prediction.output)
     }
@@ -490,21 +435,21 @@ impl Client {
         create: CreatePrediction,
         opts: WaitOptions,
     ) -> Result<Prediction, Error> {
-        self.drive(Run::new(self.inner.cfg.clone(), create, opts))
+        self.drive(Run::new(self.inner.settings.cfg.clone(), create, opts))
             .await?
             .into_result()
     }
 
     /// Sends one request of the protocol and reads its whole body (up to the cap).
     async fn send(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
-        let timeout = out.timeout(self.inner.timeout);
+        let timeout = out.timeout(self.inner.settings.timeout);
         let mut request = reqwest::Request::try_from(out.request).map_err(classify)?;
         *request.timeout_mut() = Some(timeout);
         let mut response = self.inner.http.execute(request).await.map_err(classify)?;
         let status = response.status();
         let version = response.version();
         let headers = std::mem::take(response.headers_mut());
-        let body = read_body(response, self.inner.max_response_bytes).await?;
+        let body = read_body(response, self.inner.settings.max_response_bytes).await?;
         let mut response = http::Response::new(body);
         *response.status_mut() = status;
         *response.version_mut() = version;

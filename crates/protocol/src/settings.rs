@@ -1,0 +1,196 @@
+//! What a client is configured with, shared by every adapter so that the blocking and the async
+//! client read the same environment, apply the same defaults and build the same flows.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::endpoint::Paginated;
+use crate::{
+    ApiToken, Config, CreatePrediction, Error, Page, PollPolicy, RetryPolicy, SyncWait, Target,
+    WaitOptions,
+};
+
+/// The environment variable holding the API token.
+pub const TOKEN_ENV: &str = "REPLICATE_API_TOKEN";
+/// The environment variable holding an alternative base URL (e.g. a proxy).
+pub const BASE_URL_ENV: &str = "REPLICATE_BASE_URL";
+/// Default timeout of one HTTP exchange (a sync-mode create gets its wait on top).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default connection timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on an API response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The settings of a client, before it is built. Adapters' builders are thin wrappers around it.
+///
+/// `Debug` never shows the token.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSettings {
+    /// The API token (required to build).
+    pub token: Option<ApiToken>,
+    /// The base URL (default `https://api.replicate.com`).
+    pub base_url: Option<String>,
+    /// The `User-Agent` (default `replicate-rust/{version}`).
+    pub user_agent: Option<String>,
+    /// Timeout of one exchange (default [`DEFAULT_TIMEOUT`]).
+    pub timeout: Option<Duration>,
+    /// Connection timeout (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Option<Duration>,
+    /// Cap on an API response body (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub max_response_bytes: Option<u64>,
+    /// Poll policy.
+    pub poll: Option<PollPolicy>,
+    /// Retry policy.
+    pub retry: Option<RetryPolicy>,
+    /// Sync mode of `run` (`None` here means the default, `Prefer: wait`; `Some(None)` turns it
+    /// off).
+    pub sync_wait: Option<Option<SyncWait>>,
+}
+
+impl ClientSettings {
+    /// Settings preset from an environment lookup (`REPLICATE_API_TOKEN`, `REPLICATE_BASE_URL`);
+    /// empty values count as unset. Pass `|k| std::env::var(k).ok()` for the process environment.
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        ClientSettings {
+            token: get(TOKEN_ENV).map(ApiToken::new),
+            base_url: get(BASE_URL_ENV),
+            ..Self::default()
+        }
+    }
+
+    /// The request configuration, or why it cannot be built.
+    pub fn config(&self) -> Result<Config, Error> {
+        let token = self.token.as_ref().ok_or_else(|| {
+            Error::InvalidInput(format!("no API token: set {TOKEN_ENV} or pass a token"))
+        })?;
+        let mut cfg = Config::new(token.expose());
+        if let Some(url) = &self.base_url {
+            cfg = cfg.with_base_url(url)?;
+        }
+        if let Some(ua) = &self.user_agent {
+            cfg = cfg.with_user_agent(ua)?;
+        }
+        if cfg.request(http::Method::GET, "/", None).is_err() {
+            return Err(Error::InvalidToken);
+        }
+        Ok(cfg)
+    }
+
+    /// The settings with every default filled in, and the configuration.
+    pub fn resolve(&self) -> Result<Resolved, Error> {
+        Ok(Resolved {
+            cfg: self.config()?,
+            timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            poll: self.poll.clone().unwrap_or_default(),
+            retry: self.retry.clone().unwrap_or_default(),
+            sync_wait: self.sync_wait.unwrap_or(Some(SyncWait::Max)),
+        })
+    }
+}
+
+/// Client settings with every default applied: what a built client holds.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The request configuration.
+    pub cfg: Config,
+    /// Timeout of one exchange.
+    pub timeout: Duration,
+    /// Connection timeout.
+    pub connect_timeout: Duration,
+    /// Cap on an API response body.
+    pub max_response_bytes: u64,
+    /// Poll policy.
+    pub poll: PollPolicy,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Sync mode of `run`.
+    pub sync_wait: Option<SyncWait>,
+}
+
+impl Resolved {
+    /// Wait options with these policies and, when `timeout` is given, a deadline that long after
+    /// `now`.
+    pub fn wait_options(&self, now: Instant, timeout: Option<Duration>) -> WaitOptions {
+        WaitOptions {
+            poll: self.poll.clone(),
+            retry: self.retry.clone(),
+            deadline: timeout.and_then(|t| now.checked_add(t)),
+            cancel_at_deadline: true,
+        }
+    }
+
+    /// The create that `run(model, input)` sends: `model` is `owner/name`, `owner/name:version`
+    /// or a version id; sync mode as configured.
+    pub fn run_create(&self, model: &str, input: Value) -> Result<CreatePrediction, Error> {
+        let mut create = CreatePrediction::new(Target::parse(model)?).input(input);
+        create.sync = self.sync_wait;
+        Ok(create)
+    }
+}
+
+/// What a [`Pager`] wants next.
+#[derive(Debug)]
+pub enum PagerStep<'a, T, P> {
+    /// The next item.
+    Item(T),
+    /// Fetch this page (execute the endpoint), then call [`Pager::push_page`] or
+    /// [`Pager::fail`].
+    Fetch(&'a P),
+    /// The listing is over.
+    End,
+}
+
+/// Walks every item of a paginated list, one page at a time, each page requested from the
+/// configured base URL with only the previous page's cursor.
+///
+/// ```
+/// use replicate_protocol::{ListPredictions, Page, Pager, PagerStep};
+/// let mut pager = Pager::new(ListPredictions::new());
+/// assert!(matches!(pager.next_step(), PagerStep::Fetch(_)));
+/// pager.push_page(Page { results: vec![], next: None, previous: None });
+/// assert!(matches!(pager.next_step(), PagerStep::End));
+/// ```
+#[derive(Debug)]
+pub struct Pager<P: Paginated> {
+    next: Option<P>,
+    buffer: std::collections::VecDeque<P::Item>,
+}
+
+impl<P: Paginated> Pager<P> {
+    /// A pager starting at `first`.
+    pub fn new(first: P) -> Self {
+        Pager {
+            next: Some(first),
+            buffer: Default::default(),
+        }
+    }
+
+    /// The next item, the next page to fetch, or the end.
+    pub fn next_step(&mut self) -> PagerStep<'_, P::Item, P> {
+        if let Some(item) = self.buffer.pop_front() {
+            return PagerStep::Item(item);
+        }
+        match &self.next {
+            Some(p) => PagerStep::Fetch(p),
+            None => PagerStep::End,
+        }
+    }
+
+    /// The page fetched for the last [`PagerStep::Fetch`].
+    pub fn push_page(&mut self, page: Page<P::Item>) {
+        self.next = self.next.take().and_then(|p| p.next_page(&page));
+        self.buffer.extend(page.results);
+    }
+
+    /// The fetch failed: the listing ends after this error.
+    pub fn fail(&mut self) {
+        self.next = None;
+        self.buffer.clear();
+    }
+}
