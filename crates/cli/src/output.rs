@@ -1,0 +1,378 @@
+//! Everything written to stdout and stderr: results, JSON, and the progress of a prediction.
+//!
+//! Results go to stdout; progress, notes and errors to stderr. Writes to stdout are flushed at
+//! once (a stream's tokens appear as they arrive), and a closed stdout (`| head`) ends the
+//! command quietly instead of panicking.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use replicate_ureq::{Prediction, Status};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::exit::{CliError, SUCCESS};
+
+/// Writes `text` to stdout as is and flushes it.
+pub fn out(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(stdout_error)
+}
+
+/// Writes one line to stdout.
+pub fn outln(line: &str) -> Result<(), CliError> {
+    let mut s = String::with_capacity(line.len() + 1);
+    s.push_str(line);
+    s.push('\n');
+    out(&s)
+}
+
+/// Writes a value as pretty JSON (one document) to stdout.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::runtime(format!("cannot encode JSON: {e}")))?;
+    outln(&text)
+}
+
+/// Writes one line to stderr (a closed stderr is ignored: there is nowhere left to complain).
+pub fn note(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{line}");
+}
+
+fn stdout_error(err: std::io::Error) -> CliError {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        CliError::quiet(SUCCESS)
+    } else {
+        CliError::io("cannot write to stdout", err)
+    }
+}
+
+/// What a prediction's output is, for printing.
+#[derive(Debug, PartialEq)]
+pub enum OutputKind<'a> {
+    /// No output.
+    None,
+    /// One or more file URLs (`http(s)://` or `data:`).
+    Urls(Vec<&'a str>),
+    /// Text: a string, or string tokens joined.
+    Text(String),
+    /// Any other JSON.
+    Json(&'a Value),
+}
+
+/// Whether a string is a file URL the CLI downloads.
+pub fn is_file_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("data:")
+}
+
+/// Classifies a prediction's output.
+pub fn classify(p: &Prediction) -> OutputKind<'_> {
+    match &p.output {
+        Value::Null => OutputKind::None,
+        Value::String(s) if is_file_url(s) => OutputKind::Urls(vec![s.as_str()]),
+        Value::Array(items)
+            if !items.is_empty() && items.iter().all(|v| v.as_str().is_some_and(is_file_url)) =>
+        {
+            OutputKind::Urls(items.iter().filter_map(Value::as_str).collect())
+        }
+        other => match p.output_text() {
+            Some(text) => OutputKind::Text(text),
+            None => OutputKind::Json(other),
+        },
+    }
+}
+
+/// Prints a text or JSON output on stdout; URL outputs are handled by the caller (downloads).
+pub fn print_text_or_json(kind: &OutputKind<'_>) -> Result<(), CliError> {
+    match kind {
+        OutputKind::Text(text) => {
+            if text.ends_with('\n') {
+                out(text)
+            } else {
+                outln(text)
+            }
+        }
+        OutputKind::Json(v) => json(v),
+        OutputKind::None | OutputKind::Urls(_) => Ok(()),
+    }
+}
+
+/// A human-readable summary of a prediction, for `prediction get` and `prediction wait`.
+pub fn summary(p: &Prediction) -> String {
+    let mut s = String::new();
+    let mut field = |name: &str, value: &str| {
+        s.push_str(&format!("{name:<12} {value}\n"));
+    };
+    field("id:", &p.id);
+    if let Some(m) = &p.model {
+        field("model:", m);
+    }
+    if let Some(v) = &p.version {
+        field("version:", v);
+    }
+    field("status:", p.status.as_str());
+    if let Some(t) = p.created_at {
+        field("created_at:", &timestamp(t));
+    }
+    if let Some(t) = p.completed_at {
+        field("completed_at:", &timestamp(t));
+    }
+    if let Some(secs) = p.metrics.as_ref().and_then(|m| m.predict_time) {
+        field("predict_time:", &format!("{secs:.2}s"));
+    }
+    if let Some(e) = p.error_message() {
+        field("error:", e);
+    }
+    match classify(p) {
+        OutputKind::None => {}
+        OutputKind::Urls(urls) => {
+            for u in urls {
+                field("output:", &shorten(u, 200));
+            }
+        }
+        OutputKind::Text(t) => field("output:", &shorten(&t, 2000)),
+        OutputKind::Json(v) => field("output:", &shorten(&v.to_string(), 2000)),
+    }
+    if p.data_removed {
+        field("data_removed:", "true");
+    }
+    let logs = p.logs.as_deref().unwrap_or("");
+    let tail: Vec<&str> = logs.lines().rev().take(5).collect();
+    if !tail.is_empty() {
+        s.push_str("logs (last lines):\n");
+        for line in tail.into_iter().rev() {
+            s.push_str("  ");
+            s.push_str(last_segment(line));
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// A timestamp in RFC 3339, as the API writes them.
+pub fn timestamp(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// At most `max` characters of `s`, with `…` when cut.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// What a terminal shows of a line with carriage returns (progress bars redraw with `\r`).
+fn last_segment(line: &str) -> &str {
+    line.trim_end_matches('\r')
+        .rsplit('\r')
+        .next()
+        .unwrap_or(line)
+}
+
+/// Shows the progress of a prediction on stderr: its status, the time elapsed and its newest
+/// log lines. An indicatif spinner when stderr is a terminal, plain lines otherwise.
+#[derive(Debug)]
+pub struct Progress {
+    start: Instant,
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    to_stdout: bool,
+    status: Option<Status>,
+    seen_statuses: Vec<Status>,
+    logs_seen: usize,
+}
+
+impl Progress {
+    /// A progress display for a prediction; `quiet` shows nothing (but still records statuses).
+    pub fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template(
+                "{spinner:.cyan} {prefix:.bold} {elapsed:>4} {wide_msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Progress {
+            start: Instant::now(),
+            bar,
+            quiet,
+            to_stdout: false,
+            status: None,
+            seen_statuses: Vec::new(),
+            logs_seen: 0,
+        }
+    }
+
+    /// A progress display in plain lines on stdout (the demo's narrative).
+    pub fn on_stdout() -> Self {
+        Progress {
+            start: Instant::now(),
+            bar: None,
+            quiet: false,
+            to_stdout: true,
+            status: None,
+            seen_statuses: Vec::new(),
+            logs_seen: 0,
+        }
+    }
+
+    /// Every distinct status seen, in order.
+    pub fn statuses(&self) -> &[Status] {
+        &self.seen_statuses
+    }
+
+    /// Time since the progress display was created.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// A line above the spinner, or a plain line.
+    pub fn println(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            // A closed stdout is reported by the next result written there.
+            None if self.to_stdout => {
+                let _ = outln(line);
+            }
+            None => note(line),
+        }
+    }
+
+    /// Shows what changed in this snapshot of the prediction.
+    pub fn update(&mut self, p: &Prediction) {
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let finished = p.status.is_terminal();
+        let changed = self.status.as_ref() != Some(&p.status);
+        if changed {
+            self.status = Some(p.status.clone());
+            self.seen_statuses.push(p.status.clone());
+        }
+        // A new status comes before the logs written in it; a final one after the last logs.
+        if changed && !finished {
+            self.show_status(p, elapsed);
+        }
+        let newest = self.show_logs(p, finished);
+        if changed && finished {
+            self.show_status(p, elapsed);
+        }
+        if let (Some(bar), Some(line)) = (&self.bar, newest) {
+            bar.set_message(shorten(&line, 120));
+        }
+    }
+
+    fn show_status(&self, p: &Prediction, elapsed: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(p.status.to_string());
+        } else if self.to_stdout {
+            self.println(&format!("   [{elapsed:4.1}s] {}", p.status));
+        } else {
+            self.println(&format!("[{elapsed:5.1}s] {}: {}", p.id, p.status));
+        }
+    }
+
+    /// Shows the log lines not shown yet; returns the newest one.
+    fn show_logs(&mut self, p: &Prediction, finished: bool) -> Option<String> {
+        let logs = p.logs.as_deref().unwrap_or("");
+        let lines: Vec<&str> = logs.split_inclusive('\n').collect();
+        if lines.len() < self.logs_seen {
+            // The logs were replaced (data removed, say): start over.
+            self.logs_seen = 0;
+        }
+        let mut newest = None;
+        for line in lines.iter().skip(self.logs_seen) {
+            // A line not ended by '\n' may still grow: shown once complete, or when finished.
+            if !line.ends_with('\n') && !finished {
+                break;
+            }
+            self.logs_seen += 1;
+            let text = last_segment(line.trim_end_matches('\n'));
+            newest = Some(text.to_owned());
+            if self.to_stdout {
+                self.println(&format!("            | {text}"));
+            } else {
+                self.println(&format!("  | {text}"));
+            }
+        }
+        newest
+    }
+
+    /// Removes the spinner.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pred(output: Value) -> Prediction {
+        serde_json::from_value(json!({"id": "p", "status": "succeeded", "output": output}))
+            .expect("prediction")
+    }
+
+    #[test]
+    fn classifies_outputs() {
+        let p = pred(json!(["https://x/out-0.jpg"]));
+        assert_eq!(classify(&p), OutputKind::Urls(vec!["https://x/out-0.jpg"]));
+        let p = pred(json!("data:image/png;base64,AAAA"));
+        assert_eq!(
+            classify(&p),
+            OutputKind::Urls(vec!["data:image/png;base64,AAAA"])
+        );
+        let p = pred(json!(["Hello", " world", "!"]));
+        assert_eq!(classify(&p), OutputKind::Text("Hello world!".into()));
+        let p = pred(json!("done"));
+        assert_eq!(classify(&p), OutputKind::Text("done".into()));
+        let p = pred(json!({"answer": 42}));
+        assert_eq!(classify(&p), OutputKind::Json(&json!({"answer": 42})));
+        let p = pred(json!([]));
+        assert_eq!(classify(&p), OutputKind::Text(String::new()));
+        let p = pred(Value::Null);
+        assert_eq!(classify(&p), OutputKind::None);
+    }
+
+    #[test]
+    fn carriage_returns_show_the_last_redraw() {
+        assert_eq!(last_segment("  0%|\r 50%|\r100%|"), "100%|");
+        assert_eq!(last_segment("plain"), "plain");
+    }
+
+    #[test]
+    fn summary_names_the_status_and_error() {
+        let p: Prediction = serde_json::from_value(json!({
+            "id": "p1", "status": "failed", "error": "boom", "logs": "a\nb\n"
+        }))
+        .expect("prediction");
+        let s = summary(&p);
+        assert!(s.contains("status:      failed"), "{s}");
+        assert!(s.contains("error:       boom"), "{s}");
+        assert!(s.contains("  b\n"), "{s}");
+    }
+}
