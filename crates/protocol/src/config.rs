@@ -72,11 +72,16 @@ pub struct BaseUrl {
 
 impl BaseUrl {
     /// Parses and normalises a base URL. Only `http` and `https` are accepted, with a host, and
-    /// without query or fragment.
+    /// without query or fragment. The URL must be ASCII: percent-encode anything else.
     pub fn parse(input: &str) -> Result<Self, Error> {
         let shown = redact_userinfo(input);
         let bad = |why: &str| Error::InvalidBaseUrl(format!("{shown:?}: {why}"));
         let trimmed = input.trim();
+        // `Uri` keeps non-ASCII bytes of the path raw; a trailing one that is Unicode whitespace
+        // (U+0085, U+00A0...) would then be trimmed off when the normalised base is parsed again.
+        if !trimmed.is_ascii() {
+            return Err(bad("non-ASCII characters must be percent-encoded"));
+        }
         if trimmed.contains('#') {
             return Err(bad("a fragment is not allowed"));
         }

@@ -37,7 +37,15 @@ use replicate_protocol::{
 use serde_json::Value;
 
 pub use replicate_protocol as protocol;
-pub use replicate_protocol::{Error, Prediction, Status};
+pub use replicate_protocol::api::FileObject;
+pub use replicate_protocol::sse::ReplicateEvent;
+pub use replicate_protocol::{Error, FileInput, Prediction, Status, StreamAuth, StreamOptions};
+
+mod download;
+mod files;
+mod stream;
+
+pub use stream::EventStream;
 
 /// The environment variable holding the API token.
 pub const TOKEN_ENV: &str = "REPLICATE_API_TOKEN";
@@ -50,6 +58,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on a response body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+/// Default cap on one downloaded output (512 MiB).
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = replicate_protocol::output::DEFAULT_MAX_DOWNLOAD_BYTES;
+/// Default size up to which [`Client::prepare_input_file`] inlines a file as a `data:` URL
+/// (256 KiB); larger files are uploaded.
+pub const DEFAULT_UPLOAD_THRESHOLD: usize = replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
 
 /// A blocking Replicate client.
 ///
@@ -69,6 +82,8 @@ struct Inner {
     poll: PollPolicy,
     retry: RetryPolicy,
     sync_wait: Option<SyncWait>,
+    max_download_bytes: u64,
+    upload_threshold: usize,
 }
 
 /// Builds a [`Client`].
@@ -84,6 +99,8 @@ pub struct ClientBuilder {
     retry: Option<RetryPolicy>,
     sync_wait: Option<Option<SyncWait>>,
     agent: Option<ureq::Agent>,
+    max_download_bytes: Option<u64>,
+    upload_threshold: Option<usize>,
 }
 
 impl ClientBuilder {
@@ -144,6 +161,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Cap on one downloaded output (default 512 MiB): [`Client::download`] and
+    /// [`Client::download_outputs`] stop and fail past it.
+    pub fn max_download_bytes(mut self, bytes: u64) -> Self {
+        self.max_download_bytes = Some(bytes);
+        self
+    }
+
+    /// Files up to this many bytes are inlined as `data:` URLs by
+    /// [`Client::prepare_input_file`]; larger ones are uploaded (default 256 KiB).
+    pub fn upload_threshold(mut self, bytes: usize) -> Self {
+        self.upload_threshold = Some(bytes);
+        self
+    }
+
     /// Reuse an existing agent (its connection pool, proxy and TLS settings). Timeouts, status
     /// handling and redirects are still set per request by this client.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
@@ -186,6 +217,10 @@ impl ClientBuilder {
                 poll: self.poll.unwrap_or_default(),
                 retry: self.retry.unwrap_or_default(),
                 sync_wait: self.sync_wait.unwrap_or(Some(SyncWait::Max)),
+                max_download_bytes: self
+                    .max_download_bytes
+                    .unwrap_or(DEFAULT_MAX_DOWNLOAD_BYTES),
+                upload_threshold: self.upload_threshold.unwrap_or(DEFAULT_UPLOAD_THRESHOLD),
             }),
         })
     }
@@ -371,6 +406,18 @@ fn classify(err: ureq::Error) -> TransportError {
         _ => TransportErrorKind::Other,
     };
     TransportError::new(kind, err.to_string())
+}
+
+/// Maps an error of a body reader (which wraps ureq's errors) to a transport error.
+fn classify_io(err: std::io::Error) -> TransportError {
+    if matches!(
+        err.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) && err.get_ref().is_none_or(|e| !e.is::<ureq::Error>())
+    {
+        return TransportError::new(TransportErrorKind::Timeout, err.to_string());
+    }
+    classify(ureq::Error::from(err))
 }
 
 /// An iterator over every item of a paginated list; pages are fetched lazily, each request going

@@ -1,0 +1,584 @@
+//! Fetching a prediction's outputs: URLs and `data:` URIs, who receives the token, what an
+//! expired link means, safe local file names and size limits.
+//!
+//! Output files live on another host than the API (`replicate.delivery`) and are kept about one
+//! hour after the prediction finished; small outputs may come back inline as `data:` URIs.
+//!
+//! # Who receives the API token
+//!
+//! [`download_request`] sends `Authorization` **only** when the URL is on the same origin
+//! (scheme, host and port) as the configured API base URL — the API's own
+//! `/v1/files/{id}/download`, or a proxy that serves outputs under its own origin, which already
+//! receives the token. Output hosts never receive it: an output URL is data from a response body,
+//! and Replicate's delivery URLs need no token. Drivers follow redirects themselves (at most
+//! [`DownloadLimits::max_redirects`]), building each hop with [`download_request`] again, so a
+//! redirect off the API origin never carries the token either.
+//!
+//! # Driving a download
+//!
+//! 1. [`output_refs`] lists a prediction's outputs, and fails at once with a clear message when
+//!    its data was removed;
+//! 2. a [`OutputRef::DataUri`] already holds its bytes; for a [`OutputRef::Url`], send
+//!    [`download_request`]; on a redirect ([`redirect_location`]) send a new
+//!    [`download_request`] for the new URL;
+//! 3. [`check_download_response`] turns the status into an error (an expired link, a retryable
+//!    429/5xx as [`Error::Api`] for [`RetryPolicy::decide`](crate::RetryPolicy::decide));
+//! 4. stream the body, checking [`DownloadLimits::check_content_length`] first and
+//!    [`DownloadLimits::check_received`] as bytes arrive;
+//! 5. name the local file with [`FileNames`].
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, LOCATION, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::stream::{bearer, check_url};
+use crate::{Config, Error, Prediction, TransportError, TransportErrorKind};
+
+/// The default cap on one downloaded output: 512 MiB (videos can be large, and a cap protects
+/// the disk and memory from a runaway body).
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The default number of redirects a download follows.
+pub const DEFAULT_MAX_REDIRECTS: u32 = 5;
+
+/// Size and redirect limits of a download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadLimits {
+    /// The largest body accepted, in bytes (after content decoding).
+    pub max_bytes: u64,
+    /// How many redirects are followed.
+    pub max_redirects: u32,
+}
+
+impl Default for DownloadLimits {
+    fn default() -> Self {
+        DownloadLimits {
+            max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
+        }
+    }
+}
+
+impl DownloadLimits {
+    /// The error of a body over the limit: a transport error of kind
+    /// [`TransportErrorKind::BodyTooLarge`].
+    pub fn too_large(&self) -> Error {
+        Error::Transport(TransportError::new(
+            TransportErrorKind::BodyTooLarge,
+            format!(
+                "the output is larger than the download limit of {} bytes",
+                self.max_bytes
+            ),
+        ))
+    }
+
+    /// Fails before reading when `Content-Length` announces a body over the limit.
+    pub fn check_content_length(&self, headers: &HeaderMap) -> Result<(), Error> {
+        let announced = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match announced {
+            Some(n) if n > self.max_bytes => Err(self.too_large()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fails once `received` bytes exceed the limit (call it as bytes arrive).
+    pub fn check_received(&self, received: u64) -> Result<(), Error> {
+        if received > self.max_bytes {
+            Err(self.too_large())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One output of a prediction: a URL to fetch, or inline data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputRef {
+    /// An `http` or `https` URL.
+    Url(String),
+    /// A `data:` URI, decoded.
+    DataUri {
+        /// The media type as written, parameters included (`text/plain;charset=US-ASCII` when
+        /// the URI gives none).
+        mime: String,
+        /// The decoded content.
+        bytes: Vec<u8>,
+    },
+}
+
+impl OutputRef {
+    /// Parses an output string: an absolute `http`/`https` URL, or a
+    /// `data:[<mediatype>][;base64],<data>` URI (base64, or percent-encoded text).
+    ///
+    /// ```
+    /// use replicate_protocol::output::OutputRef;
+    /// let r = OutputRef::parse("data:text/plain;base64,aGk=").unwrap();
+    /// assert_eq!(r, OutputRef::DataUri { mime: "text/plain".into(), bytes: b"hi".to_vec() });
+    /// let r = OutputRef::parse("data:,a%20b").unwrap();
+    /// assert_eq!(r, OutputRef::DataUri { mime: "text/plain;charset=US-ASCII".into(), bytes: b"a b".to_vec() });
+    /// assert!(OutputRef::parse("https://replicate.delivery/x/out-0.png").is_ok());
+    /// assert!(OutputRef::parse("file:///etc/passwd").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<OutputRef, Error> {
+        let s = s.trim();
+        if has_prefix_ignore_case(s, "data:") {
+            return parse_data_uri(s);
+        }
+        if has_prefix_ignore_case(s, "http://") || has_prefix_ignore_case(s, "https://") {
+            check_url(s).map_err(|_| Error::Output(format!("invalid output URL {s:?}")))?;
+            return Ok(OutputRef::Url(s.to_owned()));
+        }
+        Err(Error::Output(format!(
+            "unsupported output reference {:?}: expected an http(s) URL or a data: URI",
+            short(s)
+        )))
+    }
+
+    /// The URL, when this is one.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            OutputRef::Url(u) => Some(u),
+            OutputRef::DataUri { .. } => None,
+        }
+    }
+}
+
+fn has_prefix_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
+/// The first 60 characters, for messages.
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(60).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn parse_data_uri(s: &str) -> Result<OutputRef, Error> {
+    let rest = s.get(5..).unwrap_or_default();
+    let (header, data) = rest
+        .split_once(',')
+        .ok_or_else(|| Error::Output("invalid data: URI: no ',' before the data".to_owned()))?;
+    let (mime, base64) = match header.get(header.len().saturating_sub(7)..) {
+        Some(tail) if tail.eq_ignore_ascii_case(";base64") => {
+            (header.get(..header.len() - 7).unwrap_or_default(), true)
+        }
+        _ => (header, false),
+    };
+    let mime = mime.trim();
+    let mime = if mime.is_empty() {
+        "text/plain;charset=US-ASCII".to_owned()
+    } else if let Some(params) = mime.strip_prefix(';') {
+        format!("text/plain;{params}")
+    } else {
+        mime.to_owned()
+    };
+    let raw: Vec<u8> = percent_encoding::percent_decode_str(data).collect();
+    let bytes = if base64 {
+        let compact: Vec<u8> = raw
+            .into_iter()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        decode_base64(&compact).ok_or_else(|| {
+            Error::Output(format!(
+                "invalid base64 in a data: URI ({} bytes of {mime})",
+                compact.len()
+            ))
+        })?
+    } else {
+        raw
+    };
+    Ok(OutputRef::DataUri { mime, bytes })
+}
+
+/// Standard or URL-safe base64, padded or not.
+fn decode_base64(data: &[u8]) -> Option<Vec<u8>> {
+    use base64::alphabet::{STANDARD, URL_SAFE};
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    GeneralPurpose::new(&STANDARD, config)
+        .decode(data)
+        .or_else(|_| GeneralPurpose::new(&URL_SAFE, config).decode(data))
+        .ok()
+}
+
+/// Every output of a prediction that is a file: each string of its output (at any depth of lists
+/// and objects) that is an `http(s)` URL or a `data:` URI, in order. Other strings (text output)
+/// are skipped, so a text or JSON output gives an empty list.
+///
+/// Fails before anything is downloaded when the prediction's data was removed
+/// (`data_removed: true`), and on a malformed `data:` URI.
+pub fn output_refs(prediction: &Prediction) -> Result<Vec<OutputRef>, Error> {
+    check_outputs_available(prediction)?;
+    let mut refs = Vec::new();
+    collect_refs(&prediction.output, &mut refs, 0)?;
+    Ok(refs)
+}
+
+/// Fails with a clear message when the prediction's output was removed (`data_removed`).
+pub fn check_outputs_available(prediction: &Prediction) -> Result<(), Error> {
+    if prediction.data_removed {
+        return Err(Error::Output(format!(
+            "the outputs of prediction {} were removed (data_removed: true): outputs are kept about \
+             one hour after the prediction finished; run the model again",
+            prediction.id
+        )));
+    }
+    Ok(())
+}
+
+fn collect_refs(value: &Value, refs: &mut Vec<OutputRef>, depth: usize) -> Result<(), Error> {
+    if depth > 64 {
+        return Ok(());
+    }
+    match value {
+        Value::String(s) => {
+            let t = s.trim();
+            if has_prefix_ignore_case(t, "data:")
+                || has_prefix_ignore_case(t, "http://")
+                || has_prefix_ignore_case(t, "https://")
+            {
+                refs.push(OutputRef::parse(t)?);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collect_refs(item, refs, depth + 1)?;
+            }
+        }
+        Value::Object(map) => {
+            for item in map.values() {
+                collect_refs(item, refs, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The `GET` request of an output URL (or of a redirect hop).
+///
+/// It carries `User-Agent` and `Accept: */*`, and `Authorization` only when `url` is on the
+/// same origin as the API base URL (see the [module documentation](self)). A `data:` URI is
+/// refused: it holds its content already ([`OutputRef::parse`]).
+pub fn download_request(cfg: &Config, url: &str) -> Result<Request<Vec<u8>>, Error> {
+    if has_prefix_ignore_case(url.trim(), "data:") {
+        return Err(Error::InvalidInput(
+            "a data: URI holds its content; decode it with OutputRef::parse instead of downloading it"
+                .to_owned(),
+        ));
+    }
+    check_url(url)?;
+    let mut builder = Request::builder()
+        .method(Method::GET)
+        .uri(url)
+        .header(ACCEPT, HeaderValue::from_static("*/*"));
+    if let Ok(ua) = HeaderValue::try_from(cfg.user_agent()) {
+        builder = builder.header(USER_AGENT, ua);
+    }
+    if cfg.base_url().is_same_origin(url) {
+        builder = builder.header(AUTHORIZATION, bearer(cfg)?);
+    }
+    builder
+        .body(Vec::new())
+        .map_err(|e| Error::InvalidInput(format!("cannot build the download request: {e}")))
+}
+
+/// When a response is a redirect (301, 302, 303, 307, 308), the absolute URL to fetch next
+/// (relative `Location`s resolved against `current`): `Some(Ok(url))`; `Some(Err(_))` for a
+/// redirect without a usable `Location`; `None` for any other status.
+pub fn redirect_location(
+    current: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<Result<String, Error>> {
+    if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let bad = |why: &str| {
+        Some(Err(Error::Output(format!(
+            "the output host answered a redirect (HTTP {}) {why}",
+            status.as_u16()
+        ))))
+    };
+    let Some(location) = headers.get(LOCATION).and_then(|l| l.to_str().ok()) else {
+        return bad("without a usable Location");
+    };
+    let location = location.trim();
+    let resolved = if has_prefix_ignore_case(location, "http://")
+        || has_prefix_ignore_case(location, "https://")
+    {
+        location.to_owned()
+    } else {
+        let Ok(base) = check_url(current) else {
+            return bad("from an invalid URL");
+        };
+        let scheme = base.scheme_str().unwrap_or("https");
+        let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
+        if let Some(rest) = location.strip_prefix("//") {
+            format!("{scheme}://{rest}")
+        } else if location.starts_with('/') {
+            format!("{scheme}://{authority}{location}")
+        } else if has_scheme(location) {
+            return bad(&format!("to an unsupported location {:?}", short(location)));
+        } else {
+            let dir = base
+                .path()
+                .rsplit_once('/')
+                .map(|(d, _)| d)
+                .unwrap_or_default();
+            format!("{scheme}://{authority}{dir}/{location}")
+        }
+    };
+    match check_url(&resolved) {
+        Ok(_) => Some(Ok(resolved)),
+        Err(_) => bad(&format!("to an unsupported location {:?}", short(location))),
+    }
+}
+
+/// Whether a URI reference starts with a scheme (`mailto:`, `file:`, ...).
+fn has_scheme(reference: &str) -> bool {
+    match reference.split_once(':') {
+        Some((scheme, _)) => {
+            let mut chars = scheme.chars();
+            chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => false,
+    }
+}
+
+/// Maps a download's status to an error; `Ok(())` for 2xx.
+///
+/// - 403, 404, 410: the link expired or the file was removed ([`Error::Output`] saying so, with
+///   what `prediction` tells about it).
+/// - 429, 5xx: [`Error::Api`] carrying the status and `Retry-After`, which
+///   [`RetryPolicy::decide`](crate::RetryPolicy::decide) retries like any idempotent request.
+/// - A redirect that reached this point (too many, or not followed): [`Error::Output`].
+/// - Anything else: [`Error::Output`] with the status.
+pub fn check_download_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    prediction: Option<&Prediction>,
+) -> Result<(), Error> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let code = status.as_u16();
+    Err(match code {
+        403 | 404 | 410 => {
+            let mut msg = format!(
+                "output link expired or removed (HTTP {code} from the output host): outputs are \
+                 kept about one hour after the prediction finished"
+            );
+            if let Some(p) = prediction {
+                msg.push_str(&format!(
+                    " (prediction {}: data_removed {}",
+                    p.id, p.data_removed
+                ));
+                if let Some(done) = p.completed_at {
+                    msg.push_str(&format!(", completed at {done}"));
+                }
+                msg.push(')');
+            }
+            msg.push_str("; get the prediction again, or run the model again");
+            Error::Output(msg)
+        }
+        429 | 500..=599 => Error::Api(Box::new(ApiError::from_response(status, headers, &[]))),
+        300..=399 => Error::Output(format!(
+            "the output host answered a redirect (HTTP {code}) that was not followed (too many redirects?)"
+        )),
+        _ => Error::Output(format!("the output host answered HTTP {code}")),
+    })
+}
+
+/// A safe local file name for an output: the last segment of the URL's path, percent-decoded
+/// and sanitized ([`sanitize_file_name`]); `output-{index}` (plus an extension from the media
+/// type of a `data:` URI) when there is none. Never contains a path separator, never `.` or
+/// `..`, never starts with a dot.
+///
+/// ```
+/// use replicate_protocol::output::file_name_for;
+/// assert_eq!(file_name_for("https://replicate.delivery/xezq/abc/out-0.jpg?x=1", 0), "out-0.jpg");
+/// assert_eq!(file_name_for("https://h/a/..%2F..%2Fetc%2Fpasswd", 0), "_.._etc_passwd");
+/// assert_eq!(file_name_for("https://h/", 3), "output-3");
+/// assert_eq!(file_name_for("data:image/png;base64,AAAA", 1), "output-1.png");
+/// ```
+pub fn file_name_for(url: &str, index: usize) -> String {
+    let url = url.trim();
+    if has_prefix_ignore_case(url, "data:") {
+        let mime = url
+            .get(5..)
+            .and_then(|r| r.split([',', ';']).next())
+            .unwrap_or_default();
+        return match extension_for_mime(mime) {
+            Some(ext) => format!("output-{index}.{ext}"),
+            None => format!("output-{index}"),
+        };
+    }
+    let no_fragment = url.split('#').next().unwrap_or_default();
+    let no_query = no_fragment.split('?').next().unwrap_or_default();
+    let path = match no_query.find("://") {
+        Some(i) => {
+            let after = no_query.get(i + 3..).unwrap_or_default();
+            after.find('/').and_then(|p| after.get(p..)).unwrap_or("")
+        }
+        None => no_query,
+    };
+    path.rsplit(['/', '\\'])
+        .find(|s| !s.is_empty())
+        .and_then(|segment| {
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            sanitize_file_name(&decoded)
+        })
+        .unwrap_or_else(|| format!("output-{index}"))
+}
+
+/// The longest file name [`sanitize_file_name`] returns, in bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 200;
+
+/// Makes a string safe as one local file name, or `None` when nothing usable is left.
+///
+/// Path separators, control characters and characters Windows forbids (`<>:"|?*`) become `_`;
+/// leading dots (so `.`, `..` and hidden files), surrounding spaces and trailing dots are
+/// removed; Windows device names (`CON`, `NUL`, `COM1`, ...) get a `_` prefix; names are cut to
+/// [`MAX_FILE_NAME_BYTES`], keeping a short extension.
+pub fn sanitize_file_name(name: &str) -> Option<String> {
+    let mapped: String = name
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = mapped
+        .trim()
+        .trim_start_matches('.')
+        .trim_end_matches(['.', ' '])
+        .trim_start();
+    if trimmed.is_empty() {
+        return None;
+    }
+    let mut out = trimmed.to_owned();
+    let stem = out
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes().get(3).is_some_and(u8::is_ascii_digit));
+    if reserved {
+        out.insert(0, '_');
+    }
+    if out.len() > MAX_FILE_NAME_BYTES {
+        let ext = out
+            .rsplit_once('.')
+            .map(|(_, e)| e)
+            .filter(|e| !e.is_empty() && e.len() <= 16)
+            .map(|e| format!(".{e}"))
+            .unwrap_or_default();
+        let mut cut = MAX_FILE_NAME_BYTES - ext.len();
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str(&ext);
+    }
+    Some(out)
+}
+
+/// The usual file extension of a media type (`image/png` → `png`), for the small set of types
+/// models output.
+pub fn extension_for_mime(mime: &str) -> Option<&'static str> {
+    let essence = mime.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    Some(match essence.as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "image/svg+xml" => "svg",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
+        "audio/ogg" => "ogg",
+        "audio/flac" => "flac",
+        "video/mp4" => "mp4",
+        "video/webm" => "webm",
+        "video/quicktime" => "mov",
+        "application/json" => "json",
+        "text/plain" => "txt",
+        "text/csv" => "csv",
+        "application/pdf" => "pdf",
+        "application/zip" => "zip",
+        _ => return None,
+    })
+}
+
+/// Names the files of one download batch uniquely: the second `out.png` becomes `out-1.png`,
+/// the third `out-2.png` (compared case-insensitively, as on macOS and Windows).
+///
+/// ```
+/// use replicate_protocol::output::FileNames;
+/// let mut names = FileNames::new();
+/// assert_eq!(names.name_for("https://a/x/out.png", 0, None), "out.png");
+/// assert_eq!(names.name_for("https://b/y/OUT.png", 1, None), "OUT-1.png");
+/// assert_eq!(names.name_for("https://c/", 2, Some("image/webp")), "output-2.webp");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct FileNames {
+    used: HashSet<String>,
+}
+
+impl FileNames {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The name of output number `index` at `url` (a URL or `data:` URI): [`file_name_for`],
+    /// plus an extension from `content_type` when the name has none, made unique in the batch.
+    pub fn name_for(&mut self, url: &str, index: usize, content_type: Option<&str>) -> String {
+        let mut name = file_name_for(url, index);
+        if !name.contains('.')
+            && let Some(ext) = content_type.and_then(extension_for_mime)
+        {
+            name = format!("{name}.{ext}");
+        }
+        self.unique(name)
+    }
+
+    /// `name`, or `name` with `-1`, `-2`, ... before its extension when already used.
+    pub fn unique(&mut self, name: String) -> String {
+        if self.used.insert(name.to_lowercase()) {
+            return name;
+        }
+        let (stem, ext) = match name.rsplit_once('.') {
+            Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
+            _ => (name.clone(), String::new()),
+        };
+        let mut n = 1u64;
+        loop {
+            let candidate = format!("{stem}-{n}{ext}");
+            if self.used.insert(candidate.to_lowercase()) {
+                return candidate;
+            }
+            n += 1;
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Downloading outputs: to memory or streamed to files, with a size cap, redirects followed by
+//! hand, and never the API token for output hosts.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use replicate_protocol::output::{self, FileNames};
+use replicate_protocol::{
+    DownloadLimits, Error, OutputRef, Prediction, RetryClass, TransportErrorKind,
+};
+
+use crate::{Client, classify, classify_io};
+
+/// Bytes asked for per read of a download body.
+const READ_CHUNK: usize = 64 * 1024;
+
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+/// Where a download goes; `reset` empties it before a retry.
+trait Sink: Write {
+    fn reset(&mut self) -> io::Result<()>;
+}
+
+impl Sink for Vec<u8> {
+    fn reset(&mut self) -> io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+}
+
+impl Sink for File {
+    fn reset(&mut self) -> io::Result<()> {
+        self.set_len(0)?;
+        self.rewind()
+    }
+}
+
+/// What a successful fetch learnt.
+struct Fetched {
+    content_type: Option<String>,
+}
+
+impl Client {
+    /// The limits downloads run with ([`ClientBuilder::max_download_bytes`](crate::ClientBuilder::max_download_bytes)).
+    pub fn download_limits(&self) -> DownloadLimits {
+        DownloadLimits {
+            max_bytes: self.inner.max_download_bytes,
+            ..DownloadLimits::default()
+        }
+    }
+
+    /// Downloads one output into memory: an `http(s)` URL, or a `data:` URI (decoded, no
+    /// request).
+    ///
+    /// The request carries no `Authorization` unless the URL is on the API base URL's origin;
+    /// redirects (at most 5) are followed by hand under the same rule. A body over the client's
+    /// download cap (512 MiB by default) fails with a transport error of kind
+    /// [`TransportErrorKind::BodyTooLarge`]; an expired link (403, 404, 410) with
+    /// [`Error::Output`] explaining that outputs are kept about an hour. 429, 5xx and network
+    /// failures are retried with the client's retry policy.
+    pub fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error> {
+        match OutputRef::parse(url_or_data_uri)? {
+            OutputRef::DataUri { bytes, .. } => {
+                self.download_limits().check_received(bytes.len() as u64)?;
+                Ok(bytes)
+            }
+            OutputRef::Url(url) => {
+                let mut bytes = Vec::new();
+                self.fetch(&url, None, &mut bytes)?;
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// Downloads every file output of a prediction (each `http(s)` URL or `data:` URI in its
+    /// output, at any depth) into `dir`, created if missing, and returns the paths in output
+    /// order.
+    ///
+    /// Each file is streamed to a temporary file in `dir` (the cap enforced while streaming),
+    /// then renamed to a safe name derived from the URL ([`output::file_name_for`]), made
+    /// unique within the batch; an existing file of that name is replaced. A prediction whose
+    /// data was removed fails before any request. On an error, files already downloaded stay
+    /// and the partial one is removed.
+    pub fn download_outputs(
+        &self,
+        prediction: &Prediction,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>, Error> {
+        let refs = output::output_refs(prediction)?;
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        fs::create_dir_all(dir).map_err(|e| write_error(dir, &e))?;
+        let limits = self.download_limits();
+        let mut names = FileNames::new();
+        let mut paths = Vec::with_capacity(refs.len());
+        for (index, output) in refs.iter().enumerate() {
+            let mut temp = TempFile::create(dir)?;
+            let name = match output {
+                OutputRef::DataUri { mime, bytes } => {
+                    limits.check_received(bytes.len() as u64)?;
+                    temp.file
+                        .write_all(bytes)
+                        .map_err(|e| write_error(&temp.path, &e))?;
+                    names.name_for(&format!("data:{mime},"), index, Some(mime))
+                }
+                OutputRef::Url(url) => {
+                    let fetched = self.fetch(url, Some(prediction), &mut temp.file)?;
+                    names.name_for(url, index, fetched.content_type.as_deref())
+                }
+            };
+            let path = dir.join(name);
+            temp.persist(&path)?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+
+    /// Fetches a URL into `sink`, retrying per the client's policy.
+    fn fetch(
+        &self,
+        url: &str,
+        prediction: Option<&Prediction>,
+        sink: &mut dyn Sink,
+    ) -> Result<Fetched, Error> {
+        let limits = self.download_limits();
+        let mut retries = 0;
+        loop {
+            let error = match self.fetch_once(url, prediction, sink, &limits) {
+                Ok(fetched) => return Ok(fetched),
+                Err(e) => e,
+            };
+            let too_large =
+                matches!(&error, Error::Transport(t) if t.kind == TransportErrorKind::BodyTooLarge);
+            let delay = if too_large {
+                None
+            } else {
+                self.inner
+                    .retry
+                    .decide(RetryClass::Idempotent, retries, &error)
+            };
+            let Some(delay) = delay else {
+                return Err(error);
+            };
+            retries += 1;
+            std::thread::sleep(delay);
+            sink.reset()
+                .map_err(|e| Error::Output(format!("cannot restart the download of {url}: {e}")))?;
+        }
+    }
+
+    /// One attempt: follows redirects by hand, checks the status, streams the body.
+    fn fetch_once(
+        &self,
+        url: &str,
+        prediction: Option<&Prediction>,
+        sink: &mut dyn Sink,
+        limits: &DownloadLimits,
+    ) -> Result<Fetched, Error> {
+        use ureq::RequestExt;
+        let timeout = self.inner.timeout;
+        let mut url = url.to_owned();
+        let mut redirects = 0;
+        loop {
+            // Built again for every hop: the token only ever goes to the API's origin.
+            let request = output::download_request(self.config(), &url)?;
+            let response = request
+                .with_agent(&self.inner.agent)
+                .configure()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_global(None)
+                .timeout_per_call(None)
+                .timeout_recv_body(None)
+                .timeout_recv_response(Some(timeout))
+                .timeout_per_read(Some(timeout))
+                .run()
+                .map_err(|e| Error::Transport(classify(e)))?;
+            if let Some(next) =
+                output::redirect_location(&url, response.status(), response.headers())
+            {
+                redirects += 1;
+                if redirects > limits.max_redirects {
+                    return Err(Error::Output(format!(
+                        "too many redirects (more than {}) downloading an output",
+                        limits.max_redirects
+                    )));
+                }
+                url = next?;
+                continue;
+            }
+            output::check_download_response(response.status(), response.headers(), prediction)?;
+            limits.check_content_length(response.headers())?;
+            let content_type = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let mut reader = response.into_body().into_reader();
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut received: u64 = 0;
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::Transport(classify_io(e))),
+                };
+                received = received.saturating_add(n as u64);
+                limits.check_received(received)?;
+                sink.write_all(buf.get(..n).unwrap_or_default())
+                    .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
+            }
+            sink.flush()
+                .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
+            return Ok(Fetched { content_type });
+        }
+    }
+}
+
+fn write_error(path: &Path, e: &io::Error) -> Error {
+    Error::Output(format!("cannot write {}: {e}", path.display()))
+}
+
+/// A temporary file in the target directory, removed unless persisted.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    persisted: bool,
+}
+
+impl TempFile {
+    fn create(dir: &Path) -> Result<TempFile, Error> {
+        loop {
+            let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!(
+                ".replicate-download-{}-{n}.part",
+                std::process::id()
+            ));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file,
+                        persisted: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(write_error(&path, &e)),
+            }
+        }
+    }
+
+    /// Flushes to disk and renames to `path` (replacing a file there).
+    fn persist(mut self, path: &Path) -> Result<(), Error> {
+        self.file
+            .sync_all()
+            .map_err(|e| write_error(&self.path, &e))?;
+        fs::rename(&self.path, path).map_err(|e| write_error(path, &e))?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
