@@ -46,6 +46,11 @@ pub struct ClientSettings {
     /// Sync mode of `run` (`None` here means the default, `Prefer: wait`; `Some(None)` turns it
     /// off).
     pub sync_wait: Option<Option<SyncWait>>,
+    /// Cap on one downloaded output (default [`crate::output::DEFAULT_MAX_DOWNLOAD_BYTES`]).
+    pub max_download_bytes: Option<u64>,
+    /// File inputs up to this size are sent inline as data URLs, larger ones uploaded (default
+    /// [`crate::input::DEFAULT_UPLOAD_THRESHOLD`]).
+    pub upload_threshold: Option<usize>,
 }
 
 impl ClientSettings {
@@ -90,6 +95,12 @@ impl ClientSettings {
             poll: self.poll.clone().unwrap_or_default(),
             retry: self.retry.clone().unwrap_or_default(),
             sync_wait: self.sync_wait.unwrap_or(Some(SyncWait::Max)),
+            max_download_bytes: self
+                .max_download_bytes
+                .unwrap_or(crate::output::DEFAULT_MAX_DOWNLOAD_BYTES),
+            upload_threshold: self
+                .upload_threshold
+                .unwrap_or(crate::input::DEFAULT_UPLOAD_THRESHOLD),
         })
     }
 }
@@ -111,6 +122,10 @@ pub struct Resolved {
     pub retry: RetryPolicy,
     /// Sync mode of `run`.
     pub sync_wait: Option<SyncWait>,
+    /// Cap on one downloaded output.
+    pub max_download_bytes: u64,
+    /// Inline-or-upload threshold of file inputs.
+    pub upload_threshold: usize,
 }
 
 impl Resolved {
@@ -156,10 +171,18 @@ pub enum PagerStep<'a, T, P> {
 /// pager.push_page(Page { results: vec![], next: None, previous: None });
 /// assert!(matches!(pager.next_step(), PagerStep::End));
 /// ```
-#[derive(Debug)]
 pub struct Pager<P: Paginated> {
     next: Option<P>,
     buffer: std::collections::VecDeque<P::Item>,
+}
+
+impl<P: Paginated + std::fmt::Debug> std::fmt::Debug for Pager<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pager")
+            .field("next", &self.next)
+            .field("buffered", &self.buffer.len())
+            .finish()
+    }
 }
 
 impl<P: Paginated> Pager<P> {

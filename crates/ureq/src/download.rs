@@ -46,7 +46,7 @@ impl Client {
     /// The limits downloads run with ([`ClientBuilder::max_download_bytes`](crate::ClientBuilder::max_download_bytes)).
     pub fn download_limits(&self) -> DownloadLimits {
         DownloadLimits {
-            max_bytes: self.inner.max_download_bytes,
+            max_bytes: self.inner.settings.max_download_bytes,
             ..DownloadLimits::default()
         }
     }
@@ -138,6 +138,7 @@ impl Client {
                 None
             } else {
                 self.inner
+                    .settings
                     .retry
                     .decide(RetryClass::Idempotent, retries, &error)
             };
@@ -160,7 +161,7 @@ impl Client {
         limits: &DownloadLimits,
     ) -> Result<Fetched, Error> {
         use ureq::RequestExt;
-        let timeout = self.inner.timeout;
+        let timeout = self.inner.settings.timeout;
         let mut url = url.to_owned();
         let mut redirects = 0;
         loop {

@@ -41,8 +41,12 @@ impl Client {
 
     /// Sends an upload request built by hand.
     pub fn upload(&self, file: CreateFile) -> Result<FileObject, Error> {
-        let mut call =
-            Call::with_policy(file, self.inner.cfg.clone(), self.inner.retry.clone(), None);
+        let mut call = Call::with_policy(
+            file,
+            self.inner.settings.cfg.clone(),
+            self.inner.settings.retry.clone(),
+            None,
+        );
         loop {
             match call.poll(Instant::now()) {
                 Step::Send(out) => match self.send_upload(out) {
@@ -91,7 +95,7 @@ impl Client {
 
     /// [`Client::prepare_input_file`] for bytes in memory.
     pub fn prepare_input(&self, input: FileInput) -> Result<Value, Error> {
-        match input.prepare(self.inner.upload_threshold) {
+        match input.prepare(self.inner.settings.upload_threshold) {
             Prepared::DataUrl(url) => Ok(Value::String(url)),
             Prepared::Upload => {
                 let file = self.upload(input.into_upload())?;
@@ -106,7 +110,7 @@ impl Client {
     /// Sends an upload: per-read and per-write timeouts, no total timeout, no redirects.
     fn send_upload(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
         use ureq::RequestExt;
-        let timeout = out.timeout(self.inner.timeout);
+        let timeout = out.timeout(self.inner.settings.timeout);
         let resp = out
             .request
             .with_agent(&self.inner.agent)
@@ -125,7 +129,7 @@ impl Client {
         let (parts, mut body) = resp.into_parts();
         let bytes = body
             .with_config()
-            .limit(self.inner.max_response_bytes)
+            .limit(self.inner.settings.max_response_bytes)
             .read_to_vec()
             .map_err(classify)?;
         Ok(http::Response::from_parts(parts, bytes))

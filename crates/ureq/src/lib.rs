@@ -30,9 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use replicate_protocol::{
-    Call, CancelPrediction, Config, CreatePrediction, Endpoint, Flow, GetPrediction,
-    ListPredictions, Outgoing, Paginated, PollPolicy, RetryPolicy, Run, Step, SyncWait, Target,
-    TransportError, TransportErrorKind, Wait, WaitOptions,
+    ApiToken, Call, CancelPrediction, ClientSettings, Config, CreatePrediction, Endpoint, Flow,
+    GetPrediction, ListPredictions, Outgoing, Pager, PagerStep, Paginated, PollPolicy, Resolved,
+    RetryPolicy, Run, Step, SyncWait, TransportError, TransportErrorKind, Wait, WaitOptions,
 };
 use serde_json::Value;
 
@@ -47,22 +47,11 @@ mod stream;
 
 pub use stream::EventStream;
 
-/// The environment variable holding the API token.
-pub const TOKEN_ENV: &str = "REPLICATE_API_TOKEN";
-/// The environment variable holding an alternative base URL (e.g. a proxy).
-pub const BASE_URL_ENV: &str = "REPLICATE_BASE_URL";
-
-/// Default timeout of one HTTP exchange (a sync-mode create gets its wait on top).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default connection timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default cap on a response body.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
-/// Default cap on one downloaded output (512 MiB).
-pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = replicate_protocol::output::DEFAULT_MAX_DOWNLOAD_BYTES;
-/// Default size up to which [`Client::prepare_input_file`] inlines a file as a `data:` URL
-/// (256 KiB); larger files are uploaded.
-pub const DEFAULT_UPLOAD_THRESHOLD: usize = replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
+pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
+pub use replicate_protocol::output::DEFAULT_MAX_DOWNLOAD_BYTES;
+pub use replicate_protocol::settings::{
+    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
+};
 
 /// A blocking Replicate client.
 ///
@@ -75,103 +64,86 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    cfg: Config,
+    settings: Resolved,
     agent: ureq::Agent,
-    timeout: Duration,
-    max_response_bytes: u64,
-    poll: PollPolicy,
-    retry: RetryPolicy,
-    sync_wait: Option<SyncWait>,
-    max_download_bytes: u64,
-    upload_threshold: usize,
 }
 
 /// Builds a [`Client`].
 #[derive(Debug, Default)]
 pub struct ClientBuilder {
-    token: Option<String>,
-    base_url: Option<String>,
-    user_agent: Option<String>,
-    timeout: Option<Duration>,
-    connect_timeout: Option<Duration>,
-    max_response_bytes: Option<u64>,
-    poll: Option<PollPolicy>,
-    retry: Option<RetryPolicy>,
-    sync_wait: Option<Option<SyncWait>>,
+    settings: ClientSettings,
     agent: Option<ureq::Agent>,
-    max_download_bytes: Option<u64>,
-    upload_threshold: Option<usize>,
 }
 
 impl ClientBuilder {
     /// The API token (required).
     pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
+        self.settings.token = Some(ApiToken::new(token));
         self
     }
 
     /// The API base URL: `https://api.replicate.com` (default) or a proxy such as
     /// `https://proxy.example/replicate`. Every request goes to `{base}/v1/...`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
+        self.settings.base_url = Some(url.into());
         self
     }
 
     /// The `User-Agent` (default `replicate-rust/{version}`).
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
-        self.user_agent = Some(ua.into());
+        self.settings.user_agent = Some(ua.into());
         self
     }
 
     /// Timeout of one HTTP exchange, body included (default 30 s). A sync-mode create is allowed
     /// its wait plus a margin on top.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.settings.timeout = Some(timeout);
         self
     }
 
     /// Connection timeout (default 10 s). Ignored when an agent is supplied.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = Some(timeout);
+        self.settings.connect_timeout = Some(timeout);
         self
     }
 
     /// Cap on a response body (default 32 MiB); a larger body is an error, never buffered.
     pub fn max_response_bytes(mut self, bytes: u64) -> Self {
-        self.max_response_bytes = Some(bytes);
+        self.settings.max_response_bytes = Some(bytes);
         self
     }
 
     /// How predictions are polled.
     pub fn poll_policy(mut self, poll: PollPolicy) -> Self {
-        self.poll = Some(poll);
+        self.settings.poll = Some(poll);
         self
     }
 
     /// How failed requests are retried.
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.retry = Some(retry);
+        self.settings.retry = Some(retry);
         self
     }
 
     /// The sync mode [`Client::run`] asks for (default `Prefer: wait`, i.e. up to 60 s); `None`
     /// turns sync mode off so `run` only polls.
     pub fn sync_wait(mut self, wait: Option<SyncWait>) -> Self {
-        self.sync_wait = Some(wait);
+        self.settings.sync_wait = Some(wait);
         self
     }
 
     /// Cap on one downloaded output (default 512 MiB): [`Client::download`] and
     /// [`Client::download_outputs`] stop and fail past it.
     pub fn max_download_bytes(mut self, bytes: u64) -> Self {
-        self.max_download_bytes = Some(bytes);
+        self.settings.max_download_bytes = Some(bytes);
         self
     }
 
     /// Files up to this many bytes are inlined as `data:` URLs by
     /// [`Client::prepare_input_file`]; larger ones are uploaded (default 256 KiB).
     pub fn upload_threshold(mut self, bytes: usize) -> Self {
-        self.upload_threshold = Some(bytes);
+        self.settings.upload_threshold = Some(bytes);
         self
     }
 
@@ -184,44 +156,18 @@ impl ClientBuilder {
 
     /// Builds the client.
     pub fn build(self) -> Result<Client, Error> {
-        let token = self.token.ok_or_else(|| {
-            Error::InvalidInput(format!("no API token: set {TOKEN_ENV} or pass a token"))
-        })?;
-        let mut cfg = Config::new(token);
-        if let Some(url) = &self.base_url {
-            cfg = cfg.with_base_url(url)?;
-        }
-        if let Some(ua) = &self.user_agent {
-            cfg = cfg.with_user_agent(ua)?;
-        }
-        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let settings = self.settings.resolve()?;
         let agent = self.agent.unwrap_or_else(|| {
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .max_redirects(0)
-                .timeout_connect(Some(
-                    self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                ))
-                .user_agent(cfg.user_agent())
+                .timeout_connect(Some(settings.connect_timeout))
+                .user_agent(settings.cfg.user_agent())
                 .build()
                 .new_agent()
         });
         Ok(Client {
-            inner: Arc::new(Inner {
-                cfg,
-                agent,
-                timeout,
-                max_response_bytes: self
-                    .max_response_bytes
-                    .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-                poll: self.poll.unwrap_or_default(),
-                retry: self.retry.unwrap_or_default(),
-                sync_wait: self.sync_wait.unwrap_or(Some(SyncWait::Max)),
-                max_download_bytes: self
-                    .max_download_bytes
-                    .unwrap_or(DEFAULT_MAX_DOWNLOAD_BYTES),
-                upload_threshold: self.upload_threshold.unwrap_or(DEFAULT_UPLOAD_THRESHOLD),
-            }),
+            inner: Arc::new(Inner { settings, agent }),
         })
     }
 }
@@ -239,18 +185,10 @@ impl Client {
 
     /// A builder preset from the environment, to adjust before building.
     pub fn builder_from_env() -> ClientBuilder {
-        let mut b = Client::builder();
-        if let Ok(token) = std::env::var(TOKEN_ENV)
-            && !token.is_empty()
-        {
-            b = b.token(token);
+        ClientBuilder {
+            settings: ClientSettings::from_env_with(|k| std::env::var(k).ok()),
+            agent: None,
         }
-        if let Ok(url) = std::env::var(BASE_URL_ENV)
-            && !url.is_empty()
-        {
-            b = b.base_url(url);
-        }
-        b
     }
 
     /// A builder.
@@ -260,18 +198,13 @@ impl Client {
 
     /// The configuration requests are built from.
     pub fn config(&self) -> &Config {
-        &self.inner.cfg
+        &self.inner.settings.cfg
     }
 
     /// Options for [`Client::wait_with`] and [`Client::run_with`]: this client's policies, with
     /// an optional deadline from now.
     pub fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
-        WaitOptions {
-            poll: self.inner.poll.clone(),
-            retry: self.inner.retry.clone(),
-            deadline: timeout.map(|t| Instant::now() + t),
-            cancel_at_deadline: true,
-        }
+        self.inner.settings.wait_options(Instant::now(), timeout)
     }
 
     /// Drives any flow of `replicate-protocol` to its end with this client's connection pool.
@@ -294,8 +227,8 @@ impl Client {
     pub fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
         let call = Call::with_policy(
             endpoint,
-            self.inner.cfg.clone(),
-            self.inner.retry.clone(),
+            self.inner.settings.cfg.clone(),
+            self.inner.settings.retry.clone(),
             None,
         );
         self.drive(call)
@@ -325,8 +258,7 @@ impl Client {
     pub fn paginate<P: Paginated>(&self, first: P) -> Pages<P> {
         Pages {
             client: self.clone(),
-            next: Some(first),
-            buffer: Vec::new().into_iter(),
+            pager: Pager::new(first),
         }
     }
 
@@ -339,7 +271,7 @@ impl Client {
 
     /// [`Client::wait`] with explicit options.
     pub fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error> {
-        self.drive(Wait::new(self.inner.cfg.clone(), id, opts))
+        self.drive(Wait::new(self.inner.settings.cfg.clone(), id, opts))
     }
 
     /// Runs a model and returns its output.
@@ -348,8 +280,7 @@ impl Client {
     /// (see [`ClientBuilder::sync_wait`]) and the prediction is polled if the answer is not
     /// terminal yet. A failed, canceled or aborted prediction is an error carrying it.
     pub fn run(&self, model: &str, input: Value) -> Result<Value, Error> {
-        let mut create = CreatePrediction::new(Target::parse(model)?).input(input);
-        create.sync = self.inner.sync_wait;
+        let create = self.inner.settings.run_create(model, input)?;
         let prediction = self.run_with(create, self.wait_options(None))?;
         Ok(prediction.output)
     }
@@ -361,14 +292,14 @@ impl Client {
         create: CreatePrediction,
         opts: WaitOptions,
     ) -> Result<Prediction, Error> {
-        self.drive(Run::new(self.inner.cfg.clone(), create, opts))?
+        self.drive(Run::new(self.inner.settings.cfg.clone(), create, opts))?
             .into_result()
     }
 
     /// Sends one request of the protocol and reads its whole body (up to the cap).
     fn send(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
         use ureq::RequestExt;
-        let timeout = out.timeout(self.inner.timeout);
+        let timeout = out.timeout(self.inner.settings.timeout);
         let resp = out
             .request
             .with_agent(&self.inner.agent)
@@ -381,7 +312,7 @@ impl Client {
         let (parts, mut body) = resp.into_parts();
         let bytes = body
             .with_config()
-            .limit(self.inner.max_response_bytes)
+            .limit(self.inner.settings.max_response_bytes)
             .read_to_vec()
             .map_err(classify)?;
         Ok(http::Response::from_parts(parts, bytes))
@@ -425,8 +356,7 @@ fn classify_io(err: std::io::Error) -> TransportError {
 #[derive(Debug)]
 pub struct Pages<P: Paginated> {
     client: Client,
-    next: Option<P>,
-    buffer: std::vec::IntoIter<P::Item>,
+    pager: Pager<P>,
 }
 
 impl<P: Paginated> Iterator for Pages<P> {
@@ -434,16 +364,17 @@ impl<P: Paginated> Iterator for Pages<P> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(item) = self.buffer.next() {
-                return Some(Ok(item));
-            }
-            let request = self.next.take()?;
-            match self.client.execute(&request) {
-                Ok(page) => {
-                    self.next = request.next_page(&page);
-                    self.buffer = page.results.into_iter();
+            let page = match self.pager.next_step() {
+                PagerStep::Item(item) => return Some(Ok(item)),
+                PagerStep::End => return None,
+                PagerStep::Fetch(request) => self.client.execute(request),
+            };
+            match page {
+                Ok(page) => self.pager.push_page(page),
+                Err(e) => {
+                    self.pager.fail();
+                    return Some(Err(e));
                 }
-                Err(e) => return Some(Err(e)),
             }
         }
     }

@@ -78,7 +78,7 @@ impl Client {
     /// concatenated. An `error` event is [`Error::PredictionStreamError`]. The text is capped at
     /// the client's response size limit ([`ClientBuilder::max_response_bytes`](crate::ClientBuilder::max_response_bytes)).
     pub fn stream_text(&self, prediction: &Prediction) -> Result<String, Error> {
-        let limit = usize::try_from(self.inner.max_response_bytes).unwrap_or(usize::MAX);
+        let limit = usize::try_from(self.inner.settings.max_response_bytes).unwrap_or(usize::MAX);
         let mut text = OutputText::with_limit(limit);
         for event in self.stream(prediction)? {
             text.push(&event?)?;
@@ -96,7 +96,7 @@ impl Client {
         request
             .headers_mut()
             .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-        let timeout = self.inner.timeout;
+        let timeout = self.inner.settings.timeout;
         request
             .with_agent(&self.inner.agent)
             .configure()
