@@ -66,6 +66,18 @@ pub trait Flow {
 
     /// The last [`Step::Send`] failed below HTTP.
     fn handle_error(&mut self, error: TransportError, now: Instant);
+
+    /// A server-sent-events URL whose `done` event means this flow may be finished (a streaming
+    /// prediction being waited for). A driver may read it while the flow sleeps and call
+    /// [`Flow::wake`] on `done`, so the flow ends then rather than at its next poll. Reading it
+    /// is optional: the flow finishes by polling anyway.
+    fn stream_hint(&self) -> Option<&str> {
+        None
+    }
+
+    /// Something outside the flow says it may be finished: act at the next `poll` instead of
+    /// sleeping until the planned instant.
+    fn wake(&mut self) {}
 }
 
 /// When and how often failed requests are retried.

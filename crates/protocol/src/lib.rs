@@ -40,6 +40,7 @@
 
 pub mod config;
 pub mod create;
+pub mod download_plan;
 pub mod endpoint;
 pub mod error;
 pub mod flow;

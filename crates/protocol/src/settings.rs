@@ -51,6 +51,10 @@ pub struct ClientSettings {
     /// File inputs up to this size are sent inline as data URLs, larger ones uploaded (default
     /// [`crate::input::DEFAULT_UPLOAD_THRESHOLD`]).
     pub upload_threshold: Option<usize>,
+    /// Whether `run` reads a streaming prediction's event stream alongside its polls, to finish
+    /// on the stream's `done` event instead of the next poll (default: yes). The stream is read
+    /// without the API token unless it is on the API's own origin.
+    pub follow_stream: Option<bool>,
 }
 
 impl ClientSettings {
@@ -101,6 +105,7 @@ impl ClientSettings {
             upload_threshold: self
                 .upload_threshold
                 .unwrap_or(crate::input::DEFAULT_UPLOAD_THRESHOLD),
+            follow_stream: self.follow_stream.unwrap_or(true),
         })
     }
 }
@@ -126,6 +131,8 @@ pub struct Resolved {
     pub max_download_bytes: u64,
     /// Inline-or-upload threshold of file inputs.
     pub upload_threshold: usize,
+    /// Whether `run` finishes on a stream's `done` event.
+    pub follow_stream: bool,
 }
 
 impl Resolved {

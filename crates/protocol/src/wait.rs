@@ -374,6 +374,17 @@ impl Flow for Wait {
         }
     }
 
+    fn stream_hint(&self) -> Option<&str> {
+        match self.state {
+            WaitState::Idle(_) => self.last.as_ref()?.stream_url(),
+            _ => None,
+        }
+    }
+
+    fn wake(&mut self) {
+        Wait::wake(self);
+    }
+
     fn handle_error(&mut self, error: TransportError, now: Instant) {
         match self.state {
             WaitState::Polling => self.failure(Error::Transport(error), now),
@@ -467,6 +478,19 @@ impl Flow for Run {
             RunState::Creating(call) => call.handle_response(response, now),
             RunState::Waiting(wait) => wait.handle_response(response, now),
             RunState::Done => {}
+        }
+    }
+
+    fn stream_hint(&self) -> Option<&str> {
+        match &self.state {
+            RunState::Waiting(w) => w.stream_hint(),
+            _ => None,
+        }
+    }
+
+    fn wake(&mut self) {
+        if let RunState::Waiting(w) = &mut self.state {
+            w.wake();
         }
     }
 

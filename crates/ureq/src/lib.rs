@@ -147,6 +147,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether waits and runs read a streaming prediction's event stream to finish on its `done`
+    /// event rather than at the next poll (default: yes). The stream gets no API token unless it
+    /// is on the API's own origin.
+    pub fn follow_stream(mut self, follow: bool) -> Self {
+        self.settings.follow_stream = Some(follow);
+        self
+    }
+
     /// Reuse an existing agent (its connection pool, proxy and TLS settings). Timeouts, status
     /// handling and redirects are still set per request by this client.
     pub fn agent(mut self, agent: ureq::Agent) -> Self {
@@ -208,7 +216,14 @@ impl Client {
     }
 
     /// Drives any flow of `replicate-protocol` to its end with this client's connection pool.
+    ///
+    /// While the flow sleeps waiting for a streaming prediction, a thread reads the prediction's
+    /// event stream (unless [`ClientBuilder::follow_stream`] turned that off) and wakes the flow
+    /// on `done`, so it ends then rather than at its next poll. A failing stream only means the
+    /// flow goes on polling.
     pub fn drive<F: Flow>(&self, mut flow: F) -> F::Output {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let mut watching = false;
         loop {
             match flow.poll(Instant::now()) {
                 Step::Send(out) => match self.send(out) {
@@ -216,11 +231,38 @@ impl Client {
                     Err(err) => flow.handle_error(err, Instant::now()),
                 },
                 Step::Sleep(until) => {
-                    std::thread::sleep(until.saturating_duration_since(Instant::now()))
+                    if !watching
+                        && self.inner.settings.follow_stream
+                        && let Some(url) = flow.stream_hint()
+                    {
+                        watching = true;
+                        self.watch_stream(url.to_owned(), done_tx.clone());
+                    }
+                    let wait = until.saturating_duration_since(Instant::now());
+                    if !watching {
+                        std::thread::sleep(wait);
+                    } else if done_rx.recv_timeout(wait).is_ok() {
+                        flow.wake();
+                    }
                 }
                 Step::Done(out) => return out,
             }
         }
+    }
+
+    /// Reads an event stream on its own thread until `done` (or a failure), then signals.
+    fn watch_stream(&self, url: String, done: std::sync::mpsc::Sender<()>) {
+        let client = self.clone();
+        std::thread::spawn(move || {
+            if let Ok(events) = client.stream_url(&url, StreamOptions::default()) {
+                for event in events {
+                    if matches!(event, Ok(ReplicateEvent::Done(_)) | Err(_)) {
+                        break;
+                    }
+                }
+            }
+            let _ = done.send(());
+        });
     }
 
     /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
