@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use replicate_fake::{Fault, FaultRule, Matcher, ModelScript, Options};
+use replicate_fake::{Fault, FaultRule, Matcher, ModelScript, Options, Origin};
 use replicate_protocol::{
     CreatePrediction, Error, ModelRef, PollPolicy, Status, SyncWait, Target, WaitOptions,
 };
@@ -130,10 +130,21 @@ scenario!(seed_requests_through_the_replicate_prefix, |env| {
             seed_lora_input(),
         )
         .expect("by version");
-    let log = env.fake.requests();
+    let (log, elsewhere): (Vec<_>, Vec<_>) = env
+        .fake
+        .requests()
+        .into_iter()
+        .partition(|r| r.origin == Origin::Api);
     assert!(
         log.iter().all(|r| r.path.starts_with("/replicate/v1/")),
         "every request under the prefix"
+    );
+    // The only requests to another origin are stream reads, and they carry no token.
+    assert!(
+        elsewhere
+            .iter()
+            .all(|r| r.path.starts_with("/v1/streams/") && r.header("authorization").is_none()),
+        "{elsewhere:?}"
     );
     let posts: Vec<_> = log.iter().filter(|r| r.method == "POST").collect();
     assert_eq!(posts.len(), 2);
