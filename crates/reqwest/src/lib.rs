@@ -107,6 +107,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::future::{Either, select};
 use futures_util::stream::{BoxStream, Stream};
 use replicate_protocol::{
     ApiToken, Call, CancelPrediction, ClientSettings, Config, CreatePrediction, Endpoint, Flow,
@@ -116,11 +118,21 @@ use replicate_protocol::{
 use serde_json::Value;
 
 pub use replicate_protocol as protocol;
-pub use replicate_protocol::{Error, Prediction, Status};
+pub use replicate_protocol::api::FileObject;
+pub use replicate_protocol::sse::ReplicateEvent;
+pub use replicate_protocol::{Error, FileInput, Prediction, Status, StreamAuth, StreamOptions};
 
+pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
+pub use replicate_protocol::output::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::settings::{
     BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
 };
+
+mod download;
+mod files;
+mod stream;
+
+pub use stream::EventStream;
 
 /// The most memory reserved up front from a `Content-Length`; the body grows past it as it comes.
 const MAX_PREALLOCATION: u64 = 1024 * 1024;
@@ -170,6 +182,9 @@ impl ClientBuilder {
     /// Timeout of one HTTP exchange, from connecting to the end of the body (default 30 s). A
     /// sync-mode create is allowed its wait plus a margin on top. Applies to a supplied client
     /// too: it is set on every request.
+    ///
+    /// Streams, downloads and uploads have no total timeout (they may rightly take minutes):
+    /// for them this is how long they may go without progress.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = Some(timeout);
         self
@@ -203,6 +218,28 @@ impl ClientBuilder {
     /// turns sync mode off so `run` only polls.
     pub fn sync_wait(mut self, wait: Option<SyncWait>) -> Self {
         self.settings.sync_wait = Some(wait);
+        self
+    }
+
+    /// Cap on one downloaded output (default 512 MiB): [`Client::download`] and
+    /// [`Client::download_outputs`] stop and fail past it.
+    pub fn max_download_bytes(mut self, bytes: u64) -> Self {
+        self.settings.max_download_bytes = Some(bytes);
+        self
+    }
+
+    /// Files up to this many bytes are inlined as `data:` URLs by
+    /// [`Client::prepare_input_file`]; larger ones are uploaded (default 256 KiB).
+    pub fn upload_threshold(mut self, bytes: usize) -> Self {
+        self.settings.upload_threshold = Some(bytes);
+        self
+    }
+
+    /// Whether waits and runs read a streaming prediction's event stream to finish on its `done`
+    /// event rather than at the next poll (default: yes). The stream gets no API token unless it
+    /// is on the API's own origin.
+    pub fn follow_stream(mut self, follow: bool) -> Self {
+        self.settings.follow_stream = Some(follow);
         self
     }
 
@@ -291,6 +328,19 @@ fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// An instant of [`now`]'s clock as a tokio instant, to sleep until it.
+fn tokio_instant(at: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(at)
+}
+
+/// `what` stayed silent for a whole `timeout`.
+fn idle_timeout(timeout: Duration, what: &str) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Timeout,
+        format!("{what} made no progress for {timeout:?}"),
+    )
+}
+
 impl Client {
     /// A client for the public API with this token and default settings.
     pub fn new(token: impl Into<String>) -> Result<Client, Error> {
@@ -329,7 +379,15 @@ impl Client {
 
     /// Drives any flow of `replicate-protocol` to its end with this client's connection pool,
     /// sleeping on tokio timers in between.
+    ///
+    /// While the flow sleeps waiting for a streaming prediction, this future also reads the
+    /// prediction's event stream (unless [`ClientBuilder::follow_stream`] turned that off) and
+    /// wakes the flow on `done`, so it ends then rather than at its next poll. A failing stream
+    /// only means the flow goes on polling. Nothing is spawned: the stream is read only while
+    /// this future is polled, and closed when it ends or is dropped.
     pub async fn drive<F: Flow>(&self, mut flow: F) -> F::Output {
+        let mut watcher: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        let mut watched = false;
         loop {
             match flow.poll(now()) {
                 Step::Send(out) => match self.send(out).await {
@@ -337,9 +395,37 @@ impl Client {
                     Err(error) => flow.handle_error(error, now()),
                 },
                 Step::Sleep(until) => {
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await
+                    if !watched
+                        && self.inner.settings.follow_stream
+                        && let Some(url) = flow.stream_hint()
+                    {
+                        watched = true;
+                        watcher = Some(Box::pin(self.clone().watch_stream(url.to_owned())));
+                    }
+                    let sleep = tokio::time::sleep_until(tokio_instant(until));
+                    match watcher.as_mut() {
+                        None => sleep.await,
+                        Some(watch) => {
+                            let sleep = std::pin::pin!(sleep);
+                            if let Either::Right(_) = select(sleep, watch.as_mut()).await {
+                                watcher = None;
+                                flow.wake();
+                            }
+                        }
+                    }
                 }
                 Step::Done(output) => return output,
+            }
+        }
+    }
+
+    /// Reads an event stream until `done` (or a failure).
+    async fn watch_stream(self, url: String) {
+        if let Ok(mut events) = self.stream_url(&url, StreamOptions::default()).await {
+            while let Some(event) = events.next().await {
+                if matches!(event, Ok(ReplicateEvent::Done(_)) | Err(_)) {
+                    break;
+                }
             }
         }
     }
@@ -461,7 +547,16 @@ impl Client {
 /// Reads a body of at most `cap` bytes, failing as soon as it is known to be larger: from its
 /// `Content-Length` before reading anything, else at the chunk that crosses the cap. Dropping the
 /// response then closes its connection rather than draining it.
-async fn read_body(mut response: reqwest::Response, cap: u64) -> Result<Vec<u8>, TransportError> {
+async fn read_body(response: reqwest::Response, cap: u64) -> Result<Vec<u8>, TransportError> {
+    read_body_with(response, cap, || ()).await
+}
+
+/// [`read_body`], calling `on_chunk` as each chunk arrives.
+async fn read_body_with(
+    mut response: reqwest::Response,
+    cap: u64,
+    mut on_chunk: impl FnMut(),
+) -> Result<Vec<u8>, TransportError> {
     let too_large = || {
         TransportError::new(
             TransportErrorKind::BodyTooLarge,
@@ -475,6 +570,7 @@ async fn read_body(mut response: reqwest::Response, cap: u64) -> Result<Vec<u8>,
     let reserve = declared.unwrap_or(0).min(MAX_PREALLOCATION);
     let mut body = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        on_chunk();
         let len = u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX);
         if len > cap {
             return Err(too_large());

@@ -137,6 +137,23 @@ fn futures_and_streams_are_send() {
     assert_send(&s);
     fn assert_unpin<T: Unpin>(_: &T) {}
     assert_unpin(&s);
+
+    let p: Prediction =
+        serde_json::from_value(json!({"id": "p", "status": "starting"})).expect("prediction");
+    assert_send(&c.stream(&p));
+    assert_send(&c.stream_text(&p));
+    assert_send(&c.download("https://example.com/x"));
+    assert_send(&c.download_outputs(&p, std::path::Path::new("out")));
+    assert_send(&c.upload_file(b"x".to_vec(), "x.txt", None, None));
+    assert_send(&c.upload_path(std::path::Path::new("x"), None));
+    assert_send(&c.prepare_input_file(std::path::Path::new("x")));
+    assert_send(&c.get_file("f"));
+    assert_send(&c.delete_file("f"));
+    let files = c.list_files();
+    assert_send(&files);
+    assert_unpin(&files);
+    fn assert_event_stream<T: Stream<Item = Result<ReplicateEvent, Error>> + Send + Unpin>() {}
+    assert_event_stream::<EventStream>();
 }
 
 #[test]

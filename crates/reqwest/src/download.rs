@@ -1,0 +1,295 @@
+//! Downloading outputs: to memory or streamed to files, with a size cap, redirects followed by
+//! hand, and never the API token for output hosts.
+
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use replicate_protocol::download_plan::{self, DownloadHead, DownloadPlan};
+use replicate_protocol::output::{self, FileNames};
+use replicate_protocol::{DownloadLimits, Error, OutputRef, Prediction};
+use tokio::fs::{self, File, OpenOptions};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::{Client, classify, idle_timeout};
+
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+/// Where a download goes.
+enum Sink<'a> {
+    Memory(&'a mut Vec<u8>),
+    File(&'a mut File),
+}
+
+impl Sink<'_> {
+    async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Memory(buf) => {
+                buf.extend_from_slice(bytes);
+                Ok(())
+            }
+            Sink::File(file) => file.write_all(bytes).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Memory(_) => Ok(()),
+            Sink::File(file) => file.flush().await,
+        }
+    }
+
+    /// Empties it before a retry.
+    async fn reset(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Memory(buf) => {
+                buf.clear();
+                Ok(())
+            }
+            Sink::File(file) => {
+                file.flush().await?;
+                file.set_len(0).await?;
+                file.seek(SeekFrom::Start(0)).await.map(drop)
+            }
+        }
+    }
+}
+
+impl Client {
+    /// The limits downloads run with ([`ClientBuilder::max_download_bytes`](crate::ClientBuilder::max_download_bytes)).
+    pub fn download_limits(&self) -> DownloadLimits {
+        DownloadLimits {
+            max_bytes: self.inner.settings.max_download_bytes,
+            ..DownloadLimits::default()
+        }
+    }
+
+    /// Downloads one output into memory: an `http(s)` URL, or a `data:` URI (decoded, no
+    /// request).
+    ///
+    /// The request carries no `Authorization` unless the URL is on the API base URL's origin;
+    /// redirects (at most 5) are followed by hand under the same rule. A body over the client's
+    /// download cap (512 MiB by default) fails with a transport error of kind
+    /// [`TransportErrorKind::BodyTooLarge`](replicate_protocol::TransportErrorKind::BodyTooLarge);
+    /// an expired link (403, 404, 410) with [`Error::Output`] explaining that outputs are kept
+    /// about an hour. 429, 5xx and network failures are retried with the client's retry policy.
+    /// There is no total timeout; the client's timeout applies to the response head and between
+    /// two chunks of the body.
+    pub async fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error> {
+        match OutputRef::parse(url_or_data_uri)? {
+            OutputRef::DataUri { bytes, .. } => {
+                self.download_limits().check_received(bytes.len() as u64)?;
+                Ok(bytes)
+            }
+            OutputRef::Url(url) => {
+                let mut bytes = Vec::new();
+                self.fetch(&url, None, Sink::Memory(&mut bytes)).await?;
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// Downloads every file output of a prediction (each `http(s)` URL or `data:` URI in its
+    /// output, at any depth) into `dir`, created if missing, and returns the paths in output
+    /// order.
+    ///
+    /// Each file is streamed to a temporary file in `dir` (the cap enforced while streaming),
+    /// then renamed to a safe name derived from the URL ([`output::file_name_for`]), made
+    /// unique within the batch; an existing file of that name is replaced. A prediction whose
+    /// data was removed fails before any request. On an error, files already downloaded stay
+    /// and the partial one is removed (also when the future is dropped).
+    pub async fn download_outputs(
+        &self,
+        prediction: &Prediction,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>, Error> {
+        let refs = output::output_refs(prediction)?;
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        fs::create_dir_all(dir)
+            .await
+            .map_err(|e| write_error(dir, &e))?;
+        let limits = self.download_limits();
+        let mut names = FileNames::new();
+        let mut paths = Vec::with_capacity(refs.len());
+        for (index, output) in refs.iter().enumerate() {
+            let mut temp = TempFile::create(dir).await?;
+            let temp_path = temp.path.clone();
+            let file = temp.file()?;
+            let content_type = match output {
+                OutputRef::DataUri { bytes, .. } => {
+                    limits.check_received(bytes.len() as u64)?;
+                    file.write_all(bytes)
+                        .await
+                        .map_err(|e| write_error(&temp_path, &e))?;
+                    None
+                }
+                OutputRef::Url(url) => {
+                    self.fetch(url, Some(prediction), Sink::File(file))
+                        .await?
+                        .content_type
+                }
+            };
+            let name =
+                download_plan::output_file_name(&mut names, output, index, content_type.as_deref());
+            let path = dir.join(name);
+            temp.persist(&path).await?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+
+    /// Fetches a URL into `sink`, retrying per the client's policy.
+    async fn fetch(
+        &self,
+        url: &str,
+        prediction: Option<&Prediction>,
+        mut sink: Sink<'_>,
+    ) -> Result<Fetched, Error> {
+        let mut plan = DownloadPlan::new(
+            self.config(),
+            url,
+            self.download_limits(),
+            self.inner.settings.retry.clone(),
+        )?;
+        loop {
+            let error = match self.fetch_once(&mut plan, prediction, &mut sink).await {
+                Ok(fetched) => return Ok(fetched),
+                Err(e) => e,
+            };
+            let Some(delay) = plan.retry_delay(&error) else {
+                return Err(error);
+            };
+            tokio::time::sleep(delay).await;
+            sink.reset()
+                .await
+                .map_err(|e| Error::Output(format!("cannot restart the download of {url}: {e}")))?;
+        }
+    }
+
+    /// One attempt: follows redirects by hand, checks the status, streams the body.
+    async fn fetch_once(
+        &self,
+        plan: &mut DownloadPlan,
+        prediction: Option<&Prediction>,
+        sink: &mut Sink<'_>,
+    ) -> Result<Fetched, Error> {
+        let timeout = self.inner.settings.timeout;
+        loop {
+            // Built again for every hop: the token only ever goes to the API's origin.
+            let request = reqwest::Request::try_from(plan.request()?)
+                .map_err(|e| Error::Transport(classify(e)))?;
+            let mut response =
+                match tokio::time::timeout(timeout, self.inner.http.execute(request)).await {
+                    Ok(response) => response.map_err(|e| Error::Transport(classify(e)))?,
+                    Err(_) => {
+                        return Err(Error::Transport(idle_timeout(
+                            timeout,
+                            "the output host's response",
+                        )));
+                    }
+                };
+            let content_type =
+                match plan.handle_head(response.status(), response.headers(), prediction)? {
+                    DownloadHead::Redirect => continue,
+                    DownloadHead::Body { content_type } => content_type,
+                };
+            loop {
+                let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
+                    Ok(chunk) => chunk.map_err(|e| Error::Transport(classify(e)))?,
+                    Err(_) => {
+                        return Err(Error::Transport(idle_timeout(timeout, "the output's body")));
+                    }
+                };
+                let Some(chunk) = chunk else { break };
+                plan.handle_bytes(chunk.len())?;
+                sink.write(&chunk)
+                    .await
+                    .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
+            }
+            sink.flush()
+                .await
+                .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
+            return Ok(Fetched { content_type });
+        }
+    }
+}
+
+/// What a successful fetch learnt.
+struct Fetched {
+    content_type: Option<String>,
+}
+
+fn write_error(path: &Path, e: &io::Error) -> Error {
+    Error::Output(format!("cannot write {}: {e}", path.display()))
+}
+
+/// A temporary file in the target directory, removed unless persisted (when dropped too, so a
+/// dropped future leaves nothing behind).
+struct TempFile {
+    path: PathBuf,
+    /// `None` only once persisted.
+    file: Option<File>,
+    persisted: bool,
+}
+
+impl TempFile {
+    async fn create(dir: &Path) -> Result<TempFile, Error> {
+        loop {
+            let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(download_plan::temp_file_name(n));
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .await
+            {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file: Some(file),
+                        persisted: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(write_error(&path, &e)),
+            }
+        }
+    }
+
+    /// The open file.
+    fn file(&mut self) -> Result<&mut File, Error> {
+        self.file.as_mut().ok_or(Error::InvalidState(
+            "temporary download file already persisted",
+        ))
+    }
+
+    /// Flushes to disk, closes, and renames to `path` (replacing a file there).
+    async fn persist(mut self, path: &Path) -> Result<(), Error> {
+        if let Some(mut file) = self.file.take() {
+            file.flush()
+                .await
+                .map_err(|e| write_error(&self.path, &e))?;
+            file.sync_all()
+                .await
+                .map_err(|e| write_error(&self.path, &e))?;
+        }
+        fs::rename(&self.path, path)
+            .await
+            .map_err(|e| write_error(path, &e))?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            // Close first (Windows cannot remove an open file). One unlink, on whatever thread
+            // drops the future: there is no async drop.
+            drop(self.file.take());
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
