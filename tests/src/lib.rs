@@ -1,11 +1,13 @@
 //! Shared harness for the cross-client scenario tests: one [`Driver`] trait that both clients
 //! implement, so every scenario runs unchanged against the blocking and the async client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use replicate_fake::{BlockingFakeServer, Options};
 use replicate_protocol::{
-    CreatePrediction, Error, PollPolicy, Prediction, RetryPolicy, SyncWait, WaitOptions,
+    Config, CreatePrediction, Endpoint, Error, Flow, Paginated, PollPolicy, Prediction,
+    RetryPolicy, SyncWait, Wait, WaitOptions,
 };
 use serde_json::Value;
 
@@ -120,7 +122,7 @@ impl Driver for Ureq {
 /// The async client, driven from a current-thread runtime.
 pub struct Reqwest {
     client: replicate_reqwest::Client,
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
 }
 
 impl Reqwest {
@@ -139,7 +141,10 @@ impl Reqwest {
             .sync_wait(s.sync_wait)
             .build()
             .expect("reqwest client");
-        Reqwest { client, rt }
+        Reqwest {
+            client,
+            rt: Arc::new(rt),
+        }
     }
 
     /// The client.
@@ -202,6 +207,13 @@ pub struct Env {
     /// The client.
     pub driver: Box<dyn Driver>,
     which: Which,
+    client: AnyClient,
+}
+
+/// The concrete client behind [`Env::driver`], for generic calls (endpoints, flows, pages).
+enum AnyClient {
+    Ureq(replicate_ureq::Client),
+    Reqwest(replicate_reqwest::Client, Arc<tokio::runtime::Runtime>),
 }
 
 impl Env {
@@ -219,19 +231,70 @@ impl Env {
         let fake = BlockingFakeServer::start_with(opts).expect("fake server");
         let mut settings = Settings::for_fake(&fake);
         tweak(&fake, &mut settings);
-        let driver = make_driver(which, &settings);
+        let (driver, client) = make_clients(which, &settings);
         Env {
             fake,
             settings,
             driver,
             which,
+            client,
         }
     }
 
     /// Rebuilds the client with other settings, on the same fake.
     pub fn rebuild(&mut self, tweak: impl FnOnce(&mut Settings)) {
         tweak(&mut self.settings);
-        self.driver = make_driver(self.which, &self.settings);
+        (self.driver, self.client) = make_clients(self.which, &self.settings);
+    }
+
+    /// Which client this environment drives.
+    pub fn which(&self) -> Which {
+        self.which
+    }
+
+    /// The client's protocol configuration (base URL, token).
+    pub fn config(&self) -> Config {
+        match &self.client {
+            AnyClient::Ureq(c) => c.config().clone(),
+            AnyClient::Reqwest(c, _) => c.config().clone(),
+        }
+    }
+
+    /// Executes any endpoint with the client's `execute` (blocking on it for `reqwest`).
+    pub fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
+        match &self.client {
+            AnyClient::Ureq(c) => c.execute(endpoint),
+            AnyClient::Reqwest(c, rt) => rt.block_on(c.execute(endpoint)),
+        }
+    }
+
+    /// Drives any flow with the client's `drive`.
+    pub fn drive<F: Flow>(&self, flow: F) -> F::Output {
+        match &self.client {
+            AnyClient::Ureq(c) => c.drive(flow),
+            AnyClient::Reqwest(c, rt) => rt.block_on(c.drive(flow)),
+        }
+    }
+
+    /// Every item of a paginated list, through the client's `paginate`.
+    pub fn collect_all<P>(&self, first: P) -> Result<Vec<P::Item>, Error>
+    where
+        P: Paginated + Send + Sync + 'static,
+        P::Item: Send + 'static,
+    {
+        match &self.client {
+            AnyClient::Ureq(c) => c.paginate(first).collect(),
+            AnyClient::Reqwest(c, rt) => {
+                use futures_util::TryStreamExt;
+                rt.block_on(c.paginate(first).try_collect())
+            }
+        }
+    }
+
+    /// Waits for a training with the shared wait machine:
+    /// `drive(Wait::new(cfg, id, opts).for_training())`.
+    pub fn wait_training(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error> {
+        self.drive(Wait::new(self.config(), id, opts).for_training())
     }
 
     /// The recorded API requests whose path ends like this and with this method.
@@ -244,10 +307,18 @@ impl Env {
     }
 }
 
-fn make_driver(which: Which, s: &Settings) -> Box<dyn Driver> {
+fn make_clients(which: Which, s: &Settings) -> (Box<dyn Driver>, AnyClient) {
     match which {
-        Which::Ureq => Box::new(Ureq::new(s)),
-        Which::Reqwest => Box::new(Reqwest::new(s)),
+        Which::Ureq => {
+            let d = Ureq::new(s);
+            let c = AnyClient::Ureq(d.0.clone());
+            (Box::new(d), c)
+        }
+        Which::Reqwest => {
+            let d = Reqwest::new(s);
+            let c = AnyClient::Reqwest(d.client.clone(), d.rt.clone());
+            (Box::new(d), c)
+        }
     }
 }
 

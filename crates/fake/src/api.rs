@@ -11,12 +11,12 @@ use hyper::Method;
 use serde_json::{Map, Value, json};
 
 use crate::http::Resp;
-use crate::multipart;
-use crate::script::{ModelScript, Outcome, Output};
+use crate::script::ModelScript;
 use crate::server::Req;
-use crate::state::{NewPred, Pred, Shared, Upload, WebhookCfg, lock, version_of};
+use crate::state::{JobKind, NewPred, Pred, Shared, Upload, WebhookCfg, lock, version_of};
 use crate::util;
 use crate::webhook;
+use crate::{catalog, deployments, multipart, trainings};
 
 /// An API endpoint, after `/v1` (and the prefix) were stripped.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,9 +27,29 @@ pub(crate) enum Route<'a> {
     ListPredictions,
     GetPrediction(&'a str),
     CancelPrediction(&'a str),
+    ListModels,
+    CreateModel,
+    SearchModels,
     GetModel(String),
+    UpdateModel(String),
+    DeleteModel(String),
+    ListModelExamples(String),
+    GetModelReadme(String),
     ListVersions(String),
     GetVersion(String, &'a str),
+    DeleteVersion(String, &'a str),
+    CreateTraining(String, &'a str),
+    ListTrainings,
+    GetTraining(&'a str),
+    CancelTraining(&'a str),
+    ListDeployments,
+    CreateDeployment,
+    GetDeployment(String),
+    UpdateDeployment(String),
+    DeleteDeployment(String),
+    ListCollections,
+    GetCollection(&'a str),
+    Search,
     Account,
     WebhookSecret,
     Hardware,
@@ -50,32 +70,77 @@ pub(crate) fn route<'a>(method: &Method, rest: &'a str) -> Route<'a> {
     } else {
         trimmed.split('/').collect()
     };
-    let get = method == Method::GET;
-    let post = method == Method::POST;
-    let delete = method == Method::DELETE;
+    let m = method.as_str();
     let pick = |ok: bool, r: Route<'a>| if ok { r } else { Route::MethodNotAllowed };
     match segs.as_slice() {
-        ["predictions"] if post => Route::CreateVersionPrediction,
-        ["predictions"] => pick(get, Route::ListPredictions),
-        ["predictions", id] => pick(get, Route::GetPrediction(id)),
-        ["predictions", id, "cancel"] => pick(post, Route::CancelPrediction(id)),
-        ["models", o, n, "predictions"] => {
-            pick(post, Route::CreateModelPrediction(format!("{o}/{n}")))
+        ["predictions"] if m == "POST" => Route::CreateVersionPrediction,
+        ["predictions"] => pick(m == "GET", Route::ListPredictions),
+        ["predictions", id] => pick(m == "GET", Route::GetPrediction(id)),
+        ["predictions", id, "cancel"] => pick(m == "POST", Route::CancelPrediction(id)),
+        ["models"] => match m {
+            "GET" => Route::ListModels,
+            "POST" => Route::CreateModel,
+            "QUERY" => Route::SearchModels,
+            _ => Route::MethodNotAllowed,
+        },
+        ["models", o, n] => {
+            let name = format!("{o}/{n}");
+            match m {
+                "GET" => Route::GetModel(name),
+                "PATCH" => Route::UpdateModel(name),
+                "DELETE" => Route::DeleteModel(name),
+                _ => Route::MethodNotAllowed,
+            }
         }
-        ["models", o, n] => pick(get, Route::GetModel(format!("{o}/{n}"))),
-        ["models", o, n, "versions"] => pick(get, Route::ListVersions(format!("{o}/{n}"))),
-        ["models", o, n, "versions", v] => pick(get, Route::GetVersion(format!("{o}/{n}"), v)),
-        ["deployments", o, n, "predictions"] => {
-            pick(post, Route::CreateDeploymentPrediction(format!("{o}/{n}")))
+        ["models", o, n, "predictions"] => pick(
+            m == "POST",
+            Route::CreateModelPrediction(format!("{o}/{n}")),
+        ),
+        ["models", o, n, "examples"] => {
+            pick(m == "GET", Route::ListModelExamples(format!("{o}/{n}")))
         }
-        ["account"] => pick(get, Route::Account),
-        ["webhooks", "default", "secret"] => pick(get, Route::WebhookSecret),
-        ["hardware"] => pick(get, Route::Hardware),
-        ["files"] if post => Route::CreateFile,
-        ["files"] => pick(get, Route::ListFiles),
-        ["files", id] if delete => Route::DeleteFile(id),
-        ["files", id] => pick(get, Route::GetFile(id)),
-        ["files", id, "download"] => pick(get, Route::DownloadFile(id)),
+        ["models", o, n, "readme"] => pick(m == "GET", Route::GetModelReadme(format!("{o}/{n}"))),
+        ["models", o, n, "versions"] => pick(m == "GET", Route::ListVersions(format!("{o}/{n}"))),
+        ["models", o, n, "versions", v] => match m {
+            "GET" => Route::GetVersion(format!("{o}/{n}"), v),
+            "DELETE" => Route::DeleteVersion(format!("{o}/{n}"), v),
+            _ => Route::MethodNotAllowed,
+        },
+        ["models", o, n, "versions", v, "trainings"] => {
+            pick(m == "POST", Route::CreateTraining(format!("{o}/{n}"), v))
+        }
+        ["trainings"] => pick(m == "GET", Route::ListTrainings),
+        ["trainings", id] => pick(m == "GET", Route::GetTraining(id)),
+        ["trainings", id, "cancel"] => pick(m == "POST", Route::CancelTraining(id)),
+        ["deployments"] => match m {
+            "GET" => Route::ListDeployments,
+            "POST" => Route::CreateDeployment,
+            _ => Route::MethodNotAllowed,
+        },
+        ["deployments", o, n] => {
+            let name = format!("{o}/{n}");
+            match m {
+                "GET" => Route::GetDeployment(name),
+                "PATCH" => Route::UpdateDeployment(name),
+                "DELETE" => Route::DeleteDeployment(name),
+                _ => Route::MethodNotAllowed,
+            }
+        }
+        ["deployments", o, n, "predictions"] => pick(
+            m == "POST",
+            Route::CreateDeploymentPrediction(format!("{o}/{n}")),
+        ),
+        ["collections"] => pick(m == "GET", Route::ListCollections),
+        ["collections", slug] => pick(m == "GET", Route::GetCollection(slug)),
+        ["search"] => pick(m == "GET", Route::Search),
+        ["account"] => pick(m == "GET", Route::Account),
+        ["webhooks", "default", "secret"] => pick(m == "GET", Route::WebhookSecret),
+        ["hardware"] => pick(m == "GET", Route::Hardware),
+        ["files"] if m == "POST" => Route::CreateFile,
+        ["files"] => pick(m == "GET", Route::ListFiles),
+        ["files", id] if m == "DELETE" => Route::DeleteFile(id),
+        ["files", id] => pick(m == "GET", Route::GetFile(id)),
+        ["files", id, "download"] => pick(m == "GET", Route::DownloadFile(id)),
         _ => Route::NotFound,
     }
 }
@@ -135,38 +200,48 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req, r: Route<'_>) -> Resp {
             }
             None => Resp::not_found(),
         },
-        Route::GetModel(name) => match shared.model_script(&name) {
-            Some(s) => Resp::json(200, &model_json(&name, &s)),
-            None => Resp::not_found(),
+        Route::ListModels => catalog::list_models(shared, req),
+        Route::CreateModel => catalog::create_model(shared, req),
+        Route::SearchModels => catalog::search_models(shared, req),
+        Route::GetModel(name) => catalog::get_model(shared, &name),
+        Route::UpdateModel(name) => catalog::update_model(shared, req, &name),
+        Route::DeleteModel(name) => catalog::delete_model(shared, &name),
+        Route::ListModelExamples(name) => catalog::list_examples(shared, req, &name),
+        Route::GetModelReadme(name) => catalog::get_readme(shared, &name),
+        Route::ListVersions(name) => catalog::list_versions(shared, req, &name),
+        Route::GetVersion(name, v) => catalog::get_version(shared, &name, v),
+        Route::DeleteVersion(name, v) => catalog::delete_version(shared, &name, v),
+        Route::CreateTraining(name, v) => trainings::create(shared, req, &name, v),
+        Route::ListTrainings => trainings::list(shared, req),
+        Route::GetTraining(id) => match trainings::find(shared, id) {
+            Some(t) => Resp::json(200, &t.to_json(&t.view(), shared, false)),
+            None => Resp::problem(404, "Not found", "Training not found"),
         },
-        Route::ListVersions(name) => match shared.model_script(&name) {
-            Some(s) => Resp::json(
-                200,
-                &json!({"next": null, "previous": null, "results": [version_json(&name, &s)]}),
-            ),
-            None => Resp::not_found(),
-        },
-        Route::GetVersion(name, v) => match shared.model_script(&name) {
-            Some(s) if version_of(&name, &s) == v || s.extra_versions.iter().any(|x| x == v) => {
-                let mut j = version_json(&name, &s);
-                j["id"] = json!(v);
-                Resp::json(200, &j)
+        Route::CancelTraining(id) => match trainings::find(shared, id) {
+            Some(t) => {
+                t.cancel();
+                Resp::json(200, &t.to_json(&t.view(), shared, false))
             }
-            _ => Resp::not_found(),
+            None => Resp::problem(404, "Not found", "Training not found"),
         },
-        Route::Account => Resp::json(
-            200,
-            &json!({"type": "user", "username": "fake", "name": "Fake User", "github_url": null}),
-        ),
+        Route::ListDeployments => deployments::list(shared, req),
+        Route::CreateDeployment => deployments::create(shared, req),
+        Route::GetDeployment(name) => deployments::get(shared, &name),
+        Route::UpdateDeployment(name) => deployments::update(shared, req, &name),
+        Route::DeleteDeployment(name) => deployments::delete(shared, &name),
+        Route::ListCollections => catalog::list_collections(shared, req),
+        Route::GetCollection(slug) => catalog::get_collection(shared, slug),
+        Route::Search => catalog::search(shared, req),
+        Route::Account => Resp::json(200, &account_json()),
         Route::WebhookSecret => Resp::json(200, &json!({"key": shared.opts.webhook_secret})),
         Route::Hardware => Resp::json(
             200,
-            &json!([
-                {"name": "CPU", "sku": "cpu"},
-                {"name": "Nvidia T4 GPU", "sku": "gpu-t4"},
-                {"name": "Nvidia A40 (Large) GPU", "sku": "gpu-a40-large"},
-                {"name": "Nvidia A100 (80GB) GPU", "sku": "gpu-a100-large"}
-            ]),
+            &Value::Array(
+                HARDWARE
+                    .iter()
+                    .map(|(name, sku)| json!({"name": name, "sku": sku}))
+                    .collect(),
+            ),
         ),
         Route::ListFiles => list_files(shared, req),
         Route::CreateFile => create_file(shared, req),
@@ -209,7 +284,7 @@ enum Target {
 
 const EVENTS: [&str; 4] = ["start", "output", "logs", "completed"];
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -220,63 +295,114 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> Resp {
-    let scale = shared.opts.header_time_scale;
-    let wait = match req.header("prefer").map(util::parse_prefer_wait) {
-        None | Some(Ok(None)) => None,
-        Some(Ok(Some(secs))) => Some(Duration::from_secs(secs)),
-        Some(Err(e)) => return Resp::problem(422, "Invalid Prefer header", &e),
-    };
-    let cancel_after = match req.header("cancel-after") {
-        None => None,
-        Some(v) => match util::parse_cancel_after(v) {
-            Some(d) if d >= Duration::from_secs(5) => Some(d),
-            Some(_) => {
-                return Resp::problem(
-                    422,
-                    "Invalid Cancel-After header",
-                    "Cancel-After must be at least 5 seconds",
-                );
-            }
-            None => {
-                return Resp::problem(
-                    422,
-                    "Invalid Cancel-After header",
-                    &format!(
-                        "Cannot parse Cancel-After value {v:?}: use e.g. 30s, 5m, 1h30m or a number of seconds"
-                    ),
-                );
-            }
-        },
-    };
-
+/// The body of a request as a JSON object, or the problem to answer.
+pub(crate) fn json_object(req: &Req) -> Result<Map<String, Value>, Resp> {
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
         Err(e) => {
-            return Resp::problem(
+            return Err(Resp::problem(
                 400,
                 "Invalid JSON",
                 &format!("The request body is not valid JSON: {e}"),
-            );
+            ));
         }
     };
-    let Value::Object(obj) = body else {
-        return Resp::invalid(&[format!(
+    match body {
+        Value::Object(obj) => Ok(obj),
+        other => Err(Resp::invalid(&[format!(
             "(root): Invalid type. Expected: object, given: {}",
-            type_name(&body)
-        )]);
-    };
-    let is_version = matches!(target, Target::Version);
-    let mut errs = Vec::new();
+            type_name(&other)
+        )])),
+    }
+}
+
+/// Reports every key of `obj` that is not in `allowed`.
+pub(crate) fn check_keys(obj: &Map<String, Value>, allowed: &[&str], errs: &mut Vec<String>) {
     for k in obj.keys() {
-        let allowed = matches!(
-            k.as_str(),
-            "input" | "webhook" | "webhook_events_filter" | "stream"
-        ) || (is_version && k == "version");
-        if !allowed {
+        if !allowed.contains(&k.as_str()) {
             errs.push(format!("(root): Additional property {k} is not allowed"));
         }
     }
+}
+
+/// A required non-empty string field.
+pub(crate) fn required_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    errs: &mut Vec<String>,
+) -> Option<String> {
+    match obj.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::String(_)) => {
+            errs.push(format!("{key}: must not be empty"));
+            None
+        }
+        None => {
+            errs.push(format!("(root): {key} is required"));
+            None
+        }
+        Some(other) => {
+            errs.push(format!(
+                "{key}: Invalid type. Expected: string, given: {}",
+                type_name(other)
+            ));
+            None
+        }
+    }
+}
+
+/// An optional string field (`null` counts as absent).
+pub(crate) fn optional_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    errs: &mut Vec<String>,
+) -> Option<String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            errs.push(format!(
+                "{key}: Invalid type. Expected: string, given: {}",
+                type_name(other)
+            ));
+            None
+        }
+    }
+}
+
+/// An optional integer field within `lo..=hi`.
+pub(crate) fn optional_int(
+    obj: &Map<String, Value>,
+    key: &str,
+    lo: u64,
+    hi: u64,
+    errs: &mut Vec<String>,
+) -> Option<u64> {
+    match obj.get(key) {
+        None => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if (lo..=hi).contains(&v) => Some(v),
+            _ => {
+                errs.push(format!("{key}: Must be an integer from {lo} to {hi}"));
+                None
+            }
+        },
+        Some(other) => {
+            errs.push(format!(
+                "{key}: Invalid type. Expected: integer, given: {}",
+                type_name(other)
+            ));
+            None
+        }
+    }
+}
+
+/// The fields prediction and training bodies share: `input` (a required object), `webhook` and
+/// `webhook_events_filter`. Returns the webhook URL and events.
+pub(crate) fn job_fields(
+    obj: &Map<String, Value>,
+    errs: &mut Vec<String>,
+) -> (Option<String>, Vec<String>) {
     match obj.get("input") {
         Some(Value::Object(_)) => {}
         None => errs.push("(root): input is required".to_owned()),
@@ -285,24 +411,6 @@ async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> R
             type_name(other)
         )),
     }
-    let version = if is_version {
-        match obj.get("version") {
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            None => {
-                errs.push("(root): version is required".to_owned());
-                None
-            }
-            Some(other) => {
-                errs.push(format!(
-                    "version: Invalid type. Expected: string, given: {}",
-                    type_name(other)
-                ));
-                None
-            }
-        }
-    } else {
-        None
-    };
     let webhook_url = match obj.get("webhook") {
         None | Some(Value::Null) => None,
         Some(Value::String(u)) if u.starts_with("http://") || u.starts_with("https://") => {
@@ -342,6 +450,63 @@ async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> R
             Vec::new()
         }
     };
+    (webhook_url, events)
+}
+
+async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> Resp {
+    let scale = shared.opts.header_time_scale;
+    let wait = match req.header("prefer").map(util::parse_prefer_wait) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(secs))) => Some(Duration::from_secs(secs)),
+        Some(Err(e)) => return Resp::problem(422, "Invalid Prefer header", &e),
+    };
+    let cancel_after = match req.header("cancel-after") {
+        None => None,
+        Some(v) => match util::parse_cancel_after(v) {
+            Some(d) if d >= Duration::from_secs(5) => Some(d),
+            Some(_) => {
+                return Resp::problem(
+                    422,
+                    "Invalid Cancel-After header",
+                    "Cancel-After must be at least 5 seconds",
+                );
+            }
+            None => {
+                return Resp::problem(
+                    422,
+                    "Invalid Cancel-After header",
+                    &format!(
+                        "Cannot parse Cancel-After value {v:?}: use e.g. 30s, 5m, 1h30m or a number of seconds"
+                    ),
+                );
+            }
+        },
+    };
+
+    let obj = match json_object(req) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let is_version = matches!(target, Target::Version);
+    let mut errs = Vec::new();
+    let allowed: &[&str] = if is_version {
+        &[
+            "input",
+            "webhook",
+            "webhook_events_filter",
+            "stream",
+            "version",
+        ]
+    } else {
+        &["input", "webhook", "webhook_events_filter", "stream"]
+    };
+    check_keys(&obj, allowed, &mut errs);
+    let (webhook_url, events) = job_fields(&obj, &mut errs);
+    let version = if is_version {
+        required_string(&obj, "version", &mut errs)
+    } else {
+        None
+    };
     if let Some(v) = obj.get("stream")
         && !v.is_boolean()
     {
@@ -363,14 +528,19 @@ async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> R
             None => return Resp::not_found(),
         },
         Target::Deployment(dep) => {
-            let model_name = lock(&shared.state)
-                .deployments
-                .get(&dep)
-                .cloned()
-                .unwrap_or_else(|| dep.clone());
+            let (model_name, pinned) = {
+                let st = lock(&shared.state);
+                if st.deleted_deployments.contains(&dep) {
+                    return Resp::problem(404, "Not found", "Deployment not found");
+                }
+                match st.deployments.get(&dep) {
+                    Some(d) => (d.model.clone(), d.version.clone()),
+                    None => (dep.clone(), None),
+                }
+            };
             match shared.model_script(&model_name) {
                 Some(s) => {
-                    let v = version_of(&model_name, &s);
+                    let v = pinned.unwrap_or_else(|| version_of(&model_name, &s));
                     (model_name, v, s, Some(dep))
                 }
                 None => return Resp::not_found(),
@@ -396,6 +566,7 @@ async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> R
         let p = Arc::new(Pred::new(
             seq,
             NewPred {
+                kind: JobKind::Prediction,
                 model,
                 version,
                 deployment,
@@ -533,27 +704,24 @@ fn paginate<T: Clone>(
     })
 }
 
-fn list_predictions(shared: &Arc<Shared>, req: &Req) -> Resp {
+/// Answers one page of `items` (ascending by `seq`), newest first, with absolute `next` and
+/// `previous` URLs naming `path` on the body host, followed by `keep` (e.g. `&sort_by=...`).
+pub(crate) fn page_resp<T: Clone>(
+    shared: &Shared,
+    req: &Req,
+    items: &[T],
+    seq: impl Fn(&T) -> usize,
+    path: &str,
+    keep: &str,
+    render: impl Fn(&T) -> Value,
+) -> Resp {
     let cursor = util::query_param(req.query.as_deref(), "cursor");
-    let page = {
-        let st = lock(&shared.state);
-        paginate(
-            &st.order,
-            |p| p.seq,
-            cursor.as_deref(),
-            shared.opts.page_size,
-        )
-    };
-    let Ok(page) = page else {
+    let Ok(page) = paginate(items, &seq, cursor.as_deref(), shared.opts.page_size) else {
         return Resp::problem(400, "Invalid cursor", "The cursor is not valid");
     };
     let host = shared.body_host();
-    let url = |c: String| format!("{host}/v1/predictions?cursor={c}");
-    let results: Vec<Value> = page
-        .items
-        .iter()
-        .map(|p| p.to_json(&p.view(), shared, true))
-        .collect();
+    let url = |c: String| format!("{host}{path}?cursor={c}{keep}");
+    let results: Vec<Value> = page.items.iter().map(render).collect();
     Resp::json(
         200,
         &json!({
@@ -564,22 +732,29 @@ fn list_predictions(shared: &Arc<Shared>, req: &Req) -> Resp {
     )
 }
 
+fn list_predictions(shared: &Arc<Shared>, req: &Req) -> Resp {
+    let st = lock(&shared.state);
+    page_resp(
+        shared,
+        req,
+        &st.order,
+        |p| p.seq,
+        "/v1/predictions",
+        "",
+        |p| p.to_json(&p.view(), shared, true),
+    )
+}
+
 fn list_files(shared: &Arc<Shared>, req: &Req) -> Resp {
     let all: Vec<Arc<Upload>> = lock(&shared.state).file_order.clone();
-    let cursor = util::query_param(req.query.as_deref(), "cursor");
-    let Ok(page) = paginate(&all, |f| f.seq, cursor.as_deref(), shared.opts.page_size) else {
-        return Resp::problem(400, "Invalid cursor", "The cursor is not valid");
-    };
-    let host = shared.body_host();
-    let url = |c: String| format!("{host}/v1/files?cursor={c}");
-    let results: Vec<Value> = page.items.iter().map(|f| file_json(shared, f)).collect();
-    Resp::json(
-        200,
-        &json!({
-            "previous": page.previous.map(url),
-            "next": page.next.map(url),
-            "results": results,
-        }),
+    page_resp(
+        shared,
+        req,
+        &all,
+        |f| f.seq,
+        "/v1/files",
+        "",
+        |f| file_json(shared, f),
     )
 }
 
@@ -669,69 +844,25 @@ fn create_file(shared: &Arc<Shared>, req: &Req) -> Resp {
     Resp::json(201, &file_json(shared, &upload))
 }
 
-fn output_schema(script: &ModelScript) -> Value {
-    match &script.outcome {
-        Outcome::Succeed(Output::Url) | Outcome::Succeed(Output::DataUri) => {
-            json!({"type": "string", "title": "Output", "format": "uri"})
-        }
-        Outcome::Succeed(Output::Urls(_)) => json!({
-            "type": "array", "title": "Output", "items": {"type": "string", "format": "uri"}
-        }),
-        Outcome::Succeed(Output::Text(_)) => json!({
-            "type": "array", "title": "Output", "items": {"type": "string"},
-            "x-cog-array-type": "iterator", "x-cog-array-display": "concatenate"
-        }),
-        _ => json!({"title": "Output"}),
-    }
+/// The account the token belongs to.
+pub(crate) fn account_json() -> Value {
+    json!({"type": "user", "username": ACCOUNT, "name": "Fake User", "github_url": null})
 }
 
-fn version_json(name: &str, script: &ModelScript) -> Value {
-    json!({
-        "id": version_of(name, script),
-        "created_at": "2025-01-01T00:00:00.000000Z",
-        "cog_version": "0.13.7",
-        "openapi_schema": {
-            "openapi": "3.0.2",
-            "info": {"title": "Cog", "version": "0.1.0"},
-            "paths": {},
-            "components": {"schemas": {
-                "Input": {
-                    "type": "object",
-                    "title": "Input",
-                    "required": ["prompt"],
-                    "properties": {"prompt": {
-                        "type": "string", "title": "Prompt", "x-order": 0,
-                        "description": "Input prompt"
-                    }}
-                },
-                "Output": output_schema(script),
-            }}
-        }
-    })
-}
+/// The username of the fake's account: the owner of the deployments it creates.
+pub(crate) const ACCOUNT: &str = "fake";
 
-fn model_json(name: &str, script: &ModelScript) -> Value {
-    let (owner, model) = name.split_once('/').unwrap_or((name, ""));
-    let mut m = Map::new();
-    m.insert("url".into(), json!(format!("https://replicate.com/{name}")));
-    m.insert("owner".into(), json!(owner));
-    m.insert("name".into(), json!(model));
-    m.insert(
-        "description".into(),
-        json!(format!(
-            "A scripted model served by replicate-fake ({name})"
-        )),
-    );
-    m.insert("visibility".into(), json!("public"));
-    m.insert("github_url".into(), Value::Null);
-    m.insert("paper_url".into(), Value::Null);
-    m.insert("license_url".into(), Value::Null);
-    m.insert("run_count".into(), json!(0));
-    m.insert("cover_image_url".into(), Value::Null);
-    m.insert("default_example".into(), Value::Null);
-    m.insert("latest_version".into(), version_json(name, script));
-    m.insert("is_official".into(), json!(script.official));
-    Value::Object(m)
+/// The hardware the fake offers: (name, SKU).
+pub(crate) const HARDWARE: &[(&str, &str)] = &[
+    ("CPU", "cpu"),
+    ("Nvidia T4 GPU", "gpu-t4"),
+    ("Nvidia A40 (Large) GPU", "gpu-a40-large"),
+    ("Nvidia A100 (80GB) GPU", "gpu-a100-large"),
+];
+
+/// Whether `sku` is one of [`HARDWARE`].
+pub(crate) fn known_sku(sku: &str) -> bool {
+    HARDWARE.iter().any(|(_, s)| *s == sku)
 }
 
 #[cfg(test)]
@@ -763,6 +894,66 @@ mod tests {
         );
         assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
         assert_eq!(route(&Method::DELETE, "/files/f1"), Route::DeleteFile("f1"));
+    }
+
+    #[test]
+    fn routes_of_the_other_groups() {
+        let query = Method::from_bytes(b"QUERY").expect("method");
+        let m = |s: &str| Method::from_bytes(s.as_bytes()).expect("method");
+        assert_eq!(route(&query, "/models"), Route::SearchModels);
+        assert_eq!(route(&m("GET"), "/models/"), Route::ListModels);
+        assert_eq!(route(&m("POST"), "/models"), Route::CreateModel);
+        assert_eq!(route(&m("PUT"), "/models"), Route::MethodNotAllowed);
+        assert_eq!(
+            route(&m("PATCH"), "/models/a/b"),
+            Route::UpdateModel("a/b".into())
+        );
+        assert_eq!(
+            route(&m("DELETE"), "/models/a/b"),
+            Route::DeleteModel("a/b".into())
+        );
+        assert_eq!(
+            route(&m("GET"), "/models/a/b/examples"),
+            Route::ListModelExamples("a/b".into())
+        );
+        assert_eq!(
+            route(&m("GET"), "/models/a/b/readme"),
+            Route::GetModelReadme("a/b".into())
+        );
+        assert_eq!(
+            route(&m("DELETE"), "/models/a/b/versions/v"),
+            Route::DeleteVersion("a/b".into(), "v")
+        );
+        assert_eq!(
+            route(&m("POST"), "/models/a/b/versions/v/trainings"),
+            Route::CreateTraining("a/b".into(), "v")
+        );
+        assert_eq!(
+            route(&m("GET"), "/models/a/b/versions/v/trainings"),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(route(&m("GET"), "/trainings"), Route::ListTrainings);
+        assert_eq!(route(&m("GET"), "/trainings/t"), Route::GetTraining("t"));
+        assert_eq!(
+            route(&m("POST"), "/trainings/t/cancel"),
+            Route::CancelTraining("t")
+        );
+        assert_eq!(route(&m("POST"), "/deployments"), Route::CreateDeployment);
+        assert_eq!(
+            route(&m("PATCH"), "/deployments/a/b"),
+            Route::UpdateDeployment("a/b".into())
+        );
+        assert_eq!(
+            route(&m("DELETE"), "/deployments/a/b"),
+            Route::DeleteDeployment("a/b".into())
+        );
+        assert_eq!(route(&m("GET"), "/collections"), Route::ListCollections);
+        assert_eq!(
+            route(&m("GET"), "/collections/c"),
+            Route::GetCollection("c")
+        );
+        assert_eq!(route(&m("GET"), "/search"), Route::Search);
+        assert_eq!(route(&m("POST"), "/search"), Route::MethodNotAllowed);
     }
 
     #[test]

@@ -24,11 +24,38 @@
 //!   `Cancel-After` (≥ 5 s, sets `deadline`).
 //! - `GET /predictions` (newest first, `?cursor=`, absolute `next`/`previous`; items omit `logs`
 //!   and add `source`), `GET /predictions/{id}`, `POST /predictions/{id}/cancel`.
-//! - `GET /models/{owner}/{name}`, `GET /models/{owner}/{name}/versions`,
-//!   `GET /models/{owner}/{name}/versions/{id}`.
+//! - Models: `GET /models` (the public models the fake knows: built-in, scripted, created, and
+//!   any other it was asked about; newest first; `sort_direction=asc|desc`),
+//!   `POST /models` (201; `owner`, `name`, `visibility`, `hardware` required; 409 if it exists),
+//!   `QUERY /models` (search: a `text/plain` body, every word must match the name or
+//!   description; paginated), `GET`/`PATCH`/`DELETE /models/{owner}/{name}` (delete: 204, only
+//!   private models without versions, else 403/409), `GET /models/{owner}/{name}/examples` (the
+//!   model's succeeded predictions), `GET /models/{owner}/{name}/readme` (`text/markdown`).
+//! - Versions: `GET /models/{owner}/{name}/versions` (newest first),
+//!   `GET`/`DELETE /models/{owner}/{name}/versions/{id}` (delete: 202, 409 while a deployment
+//!   uses it). A scripted model's versions are its [`ModelScript::version`] (the latest) and
+//!   [`ModelScript::extra_versions`]; a model created with `POST /models` has none until a
+//!   training pushes one.
+//! - Trainings: `POST /models/{owner}/{name}/versions/{id}/trainings` (201; `destination`
+//!   `owner/name` and `input` required), `GET /trainings` (newest first), `GET /trainings/{id}`,
+//!   `POST /trainings/{id}/cancel`. A training follows the trained model's script like a
+//!   prediction (same schedule, logs and ending); on success its output is
+//!   `{"version": "<destination>:<id>", "weights": "{files}/xezq/<token>/trained_model.tar"}`
+//!   and the version is added to the destination model. Its `urls` name `/v1/trainings/{id}`.
+//! - Deployments: `GET /deployments` (newest first), `POST /deployments` (200; owned by the
+//!   account `fake`; `version` must be a version of `model`; 409 if it exists),
+//!   `GET`/`PATCH`/`DELETE /deployments/{owner}/{name}` (each update makes a new release
+//!   number; delete is 204). See also [`FakeHandle::set_deployment`].
+//! - `GET /collections` (paginated summaries), `GET /collections/{slug}` (with models):
+//!   `text-to-image`, `language-models`, `fake-behaviours`.
+//! - `GET /search?query=&limit=` (1 to 50, default 20): `{query, models: [{model, metadata}],
+//!   collections, pages}`; 400 without a query.
 //! - `POST /files` (multipart `content` + optional `metadata`, `filename`, `type`),
 //!   `GET /files`, `GET /files/{id}`, `DELETE /files/{id}` (204), `GET /files/{id}/download`.
-//! - `GET /account`, `GET /webhooks/default/secret`, `GET /hardware`.
+//! - `GET /account`, `GET /webhooks/default/secret`, `GET /hardware` (a bare array).
+//!
+//! Every list is a page `{"previous", "next", "results"}` of [`Options::page_size`] items with
+//! absolute `next`/`previous` URLs (`?cursor=`, on [`Options::api_host_in_bodies`] when set).
 //!
 //! Files origin (no auth): output files at the paths of their URLs (404 once expired, see
 //! [`Options::output_ttl`]), and `GET /v1/streams/{id}` with `Accept: text/event-stream`: `: hi`,
@@ -83,6 +110,8 @@
 
 mod api;
 mod assets;
+mod catalog;
+mod deployments;
 mod fault;
 mod files;
 mod http;
@@ -92,6 +121,7 @@ mod record;
 mod script;
 mod server;
 mod state;
+mod trainings;
 mod util;
 mod webhook;
 
@@ -201,10 +231,35 @@ impl FakeHandle {
 
     /// Makes the deployment `owner/name` run the model `model` (by default a deployment runs
     /// the model of the same name).
+    ///
+    /// The deployment then also appears in `GET /v1/deployments` (owner and name from
+    /// `deployment`, on `gpu-t4`, 0 to 1 instances), running the model's current version.
     pub fn set_deployment(&self, deployment: &str, model: &str) {
-        lock(&self.shared.state)
-            .deployments
-            .insert(deployment.to_owned(), model.to_owned());
+        let mut st = lock(&self.shared.state);
+        let (owner, name) = deployment.split_once('/').unwrap_or((deployment, ""));
+        let (seq, release) = match st.deployments.get(deployment) {
+            Some(d) => (d.seq, d.release + 1),
+            None => {
+                st.deployment_seq += 1;
+                (st.deployment_seq - 1, 1)
+            }
+        };
+        st.deleted_deployments.remove(deployment);
+        st.deployments.insert(
+            deployment.to_owned(),
+            state::DeploymentRec {
+                seq,
+                owner: owner.to_owned(),
+                name: name.to_owned(),
+                model: model.to_owned(),
+                version: None,
+                hardware: "gpu-t4".to_owned(),
+                min_instances: 0,
+                max_instances: 1,
+                release,
+                release_at: std::time::SystemTime::now(),
+            },
+        );
     }
 
     /// The version id the fake reports for a model (a stable 64-hex id unless scripted).

@@ -1,6 +1,6 @@
 //! Shared state: predictions, models, files, and the schedule arithmetic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,11 +40,74 @@ pub(crate) struct State {
     pub order: Vec<Arc<Pred>>,
     pub models: HashMap<String, Arc<ModelScript>>,
     pub versions: HashMap<String, String>,
-    pub deployments: HashMap<String, String>,
+    pub deployments: HashMap<String, DeploymentRec>,
+    pub deployment_seq: usize,
+    /// Deployments deleted through the API: their predictions answer 404.
+    pub deleted_deployments: HashSet<String>,
     pub outputs: HashMap<String, (Arc<Pred>, usize)>,
     pub files: HashMap<String, Arc<Upload>>,
     pub file_order: Vec<Arc<Upload>>,
+    /// Catalog entries of the models, by `owner/name`.
+    pub meta: HashMap<String, ModelMeta>,
+    pub meta_seq: usize,
+    /// Models deleted through the API: they answer 404 even when unknown models exist.
+    pub deleted_models: HashSet<String>,
+    pub trainings: HashMap<String, usize>,
+    pub training_order: Vec<TrainingRec>,
 }
+
+/// The catalog entry of a model: what `GET /v1/models/...` shows besides its script.
+pub(crate) struct ModelMeta {
+    pub seq: usize,
+    pub description: Option<String>,
+    pub visibility: String,
+    pub github_url: Option<String>,
+    pub paper_url: Option<String>,
+    pub license_url: Option<String>,
+    pub cover_image_url: Option<String>,
+    pub readme: Option<String>,
+    /// Created through `POST /v1/models`: it has no versions until a training pushes one.
+    pub created: bool,
+    /// Its versions, oldest first.
+    pub versions: Vec<VersionRec>,
+}
+
+/// A version of a model.
+#[derive(Clone)]
+pub(crate) struct VersionRec {
+    pub id: String,
+    pub created_at: String,
+    /// Pushed by a training (kept when the model is scripted again).
+    pub trained: bool,
+}
+
+/// A training: a job with a prediction's schedule, plus where its version goes.
+pub(crate) struct TrainingRec {
+    pub job: Arc<Pred>,
+    pub destination: String,
+    pub new_version: String,
+    /// Whether the new version was added to the destination (once the training succeeded).
+    pub pushed: bool,
+}
+
+/// A deployment.
+#[derive(Clone)]
+pub(crate) struct DeploymentRec {
+    pub seq: usize,
+    pub owner: String,
+    pub name: String,
+    pub model: String,
+    /// The version it runs; `None` follows the model's script version.
+    pub version: Option<String>,
+    pub hardware: String,
+    pub min_instances: u64,
+    pub max_instances: u64,
+    pub release: u64,
+    pub release_at: SystemTime,
+}
+
+/// The script versions' creation time.
+pub(crate) const SCRIPT_VERSION_CREATED_AT: &str = "2025-01-01T00:00:00.000000Z";
 
 /// An uploaded file.
 pub(crate) struct Upload {
@@ -106,6 +169,9 @@ impl Shared {
             return None;
         }
         let mut st = lock(&self.state);
+        if st.deleted_models.contains(name) {
+            return None;
+        }
         if let Some(s) = st.models.get(name) {
             return Some(s.clone());
         }
@@ -134,12 +200,104 @@ impl State {
     }
 
     pub(crate) fn register_model(&mut self, name: &str, script: Arc<ModelScript>) {
-        self.versions
-            .insert(version_of(name, &script), name.to_owned());
-        for v in &script.extra_versions {
-            self.versions.insert(v.clone(), name.to_owned());
+        self.deleted_models.remove(name);
+        self.ensure_meta(name, false);
+        let created = self.meta.get(name).is_some_and(|m| m.created);
+        if !created {
+            let mut ids: Vec<String> = script.extra_versions.clone();
+            ids.push(version_of(name, &script));
+            for v in &ids {
+                self.versions.insert(v.clone(), name.to_owned());
+            }
+            if let Some(meta) = self.meta.get_mut(name) {
+                let trained: Vec<VersionRec> =
+                    meta.versions.drain(..).filter(|v| v.trained).collect();
+                let mut seen = HashSet::new();
+                meta.versions = ids
+                    .into_iter()
+                    .filter(|id| seen.insert(id.clone()))
+                    .map(|id| VersionRec {
+                        id,
+                        created_at: SCRIPT_VERSION_CREATED_AT.to_owned(),
+                        trained: false,
+                    })
+                    .chain(trained)
+                    .collect();
+            }
         }
         self.models.insert(name.to_owned(), script);
+    }
+
+    /// Adds a catalog entry for `name` if it has none (public, no versions).
+    pub(crate) fn ensure_meta(&mut self, name: &str, created: bool) {
+        if self.meta.contains_key(name) {
+            return;
+        }
+        let seq = self.meta_seq;
+        self.meta_seq += 1;
+        self.meta.insert(
+            name.to_owned(),
+            ModelMeta {
+                seq,
+                description: None,
+                visibility: "public".to_owned(),
+                github_url: None,
+                paper_url: None,
+                license_url: None,
+                cover_image_url: None,
+                readme: None,
+                created,
+                versions: Vec::new(),
+            },
+        );
+    }
+
+    /// Forgets a model: its script, catalog entry and version ids.
+    pub(crate) fn remove_model(&mut self, name: &str) {
+        self.models.remove(name);
+        self.meta.remove(name);
+        self.versions.retain(|_, m| m != name);
+        self.deleted_models.insert(name.to_owned());
+    }
+
+    /// Pushes the versions of trainings that succeeded since the last call to their
+    /// destinations.
+    pub(crate) fn settle_trainings(&mut self) {
+        let mut pushes = Vec::new();
+        for t in &mut self.training_order {
+            if !t.pushed && t.job.view().terminal == Some(Terminal::Succeeded) {
+                t.pushed = true;
+                let at = t.job.created_wall + t.job.end().0;
+                pushes.push((t.destination.clone(), t.new_version.clone(), at));
+            }
+        }
+        for (dest, id, at) in pushes {
+            if self.deleted_models.contains(&dest) {
+                continue;
+            }
+            if !self.models.contains_key(&dest) {
+                self.register_model(&dest, Arc::new(ModelScript::default()));
+            }
+            self.versions.insert(id.clone(), dest.clone());
+            if let Some(meta) = self.meta.get_mut(&dest) {
+                meta.versions.push(VersionRec {
+                    id,
+                    created_at: util::rfc3339_ns(at),
+                    trained: true,
+                });
+            }
+        }
+    }
+
+    /// The version a deployment runs now.
+    pub(crate) fn deployment_version(&self, d: &DeploymentRec) -> String {
+        match &d.version {
+            Some(v) => v.clone(),
+            None => match self.models.get(&d.model) {
+                Some(s) => version_of(&d.model, s),
+                None => version_of(&d.model, &ModelScript::default()),
+            },
+        }
     }
 }
 
@@ -182,6 +340,7 @@ const NOT_CANCELED: u64 = u64::MAX;
 /// A prediction. Everything is fixed at creation but the cancel instant; its state at any time
 /// follows from the schedule.
 pub(crate) struct Pred {
+    pub kind: JobKind,
     pub seq: usize,
     pub id: String,
     pub model: String,
@@ -225,8 +384,16 @@ pub(crate) struct StreamEvent {
     pub data: String,
 }
 
+/// What a job is: its URLs differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JobKind {
+    Prediction,
+    Training,
+}
+
 /// Inputs of [`Pred::new`].
 pub(crate) struct NewPred {
+    pub kind: JobKind,
     pub model: String,
     pub version: String,
     pub deployment: Option<String>,
@@ -259,6 +426,7 @@ impl Pred {
             _ => Vec::new(),
         };
         Pred {
+            kind: n.kind,
             seq,
             id,
             model: n.model,
@@ -457,7 +625,10 @@ impl Pred {
     }
 
     pub(crate) fn get_url(&self, host: &str) -> String {
-        format!("{host}/v1/predictions/{}", self.id)
+        match self.kind {
+            JobKind::Prediction => format!("{host}/v1/predictions/{}", self.id),
+            JobKind::Training => format!("{host}/v1/trainings/{}", self.id),
+        }
     }
 
     pub(crate) fn stream_url(&self, files_base: &str) -> String {

@@ -152,6 +152,41 @@ pub(crate) fn query_param(query: Option<&str>, key: &str) -> Option<String> {
         })
 }
 
+/// Percent-decodes a query-string value (`+` is a space); invalid escapes are kept as is.
+pub(crate) fn percent_decode(v: &str) -> String {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The raw value of `key` in a query string, percent-decoded.
+pub(crate) fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    query?
+        .split('&')
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| percent_decode(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +217,21 @@ mod tests {
         assert_eq!(parse_prefer_wait("return=minimal"), Ok(None));
         assert!(parse_prefer_wait("wait=0").is_err());
         assert!(parse_prefer_wait("wait=61").is_err());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("nano+banana"), "nano banana");
+        assert_eq!(percent_decode("a%20b%2Fc%3d"), "a b/c=");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("caf%C3%A9"), "café");
+        assert_eq!(
+            query_value(Some("limit=5&query=flux%20schnell"), "query").as_deref(),
+            Some("flux schnell")
+        );
+        assert_eq!(query_value(Some("query"), "query").as_deref(), Some(""));
+        assert_eq!(query_value(Some("q=1"), "query"), None);
     }
 
     #[test]

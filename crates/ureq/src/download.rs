@@ -6,10 +6,9 @@ use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use replicate_protocol::download_plan::{self, DownloadHead, DownloadPlan};
 use replicate_protocol::output::{self, FileNames};
-use replicate_protocol::{
-    DownloadLimits, Error, OutputRef, Prediction, RetryClass, TransportErrorKind,
-};
+use replicate_protocol::{DownloadLimits, Error, OutputRef, Prediction};
 
 use crate::{Client, classify, classify_io};
 
@@ -98,19 +97,21 @@ impl Client {
         let mut paths = Vec::with_capacity(refs.len());
         for (index, output) in refs.iter().enumerate() {
             let mut temp = TempFile::create(dir)?;
-            let name = match output {
-                OutputRef::DataUri { mime, bytes } => {
+            let content_type = match output {
+                OutputRef::DataUri { bytes, .. } => {
                     limits.check_received(bytes.len() as u64)?;
                     temp.file
                         .write_all(bytes)
                         .map_err(|e| write_error(&temp.path, &e))?;
-                    names.name_for(&format!("data:{mime},"), index, Some(mime))
+                    None
                 }
                 OutputRef::Url(url) => {
-                    let fetched = self.fetch(url, Some(prediction), &mut temp.file)?;
-                    names.name_for(url, index, fetched.content_type.as_deref())
+                    self.fetch(url, Some(prediction), &mut temp.file)?
+                        .content_type
                 }
             };
+            let name =
+                download_plan::output_file_name(&mut names, output, index, content_type.as_deref());
             let path = dir.join(name);
             temp.persist(&path)?;
             paths.push(path);
@@ -125,27 +126,20 @@ impl Client {
         prediction: Option<&Prediction>,
         sink: &mut dyn Sink,
     ) -> Result<Fetched, Error> {
-        let limits = self.download_limits();
-        let mut retries = 0;
+        let mut plan = DownloadPlan::new(
+            self.config(),
+            url,
+            self.download_limits(),
+            self.inner.settings.retry.clone(),
+        )?;
         loop {
-            let error = match self.fetch_once(url, prediction, sink, &limits) {
+            let error = match self.fetch_once(&mut plan, prediction, sink) {
                 Ok(fetched) => return Ok(fetched),
                 Err(e) => e,
             };
-            let too_large =
-                matches!(&error, Error::Transport(t) if t.kind == TransportErrorKind::BodyTooLarge);
-            let delay = if too_large {
-                None
-            } else {
-                self.inner
-                    .settings
-                    .retry
-                    .decide(RetryClass::Idempotent, retries, &error)
-            };
-            let Some(delay) = delay else {
+            let Some(delay) = plan.retry_delay(&error) else {
                 return Err(error);
             };
-            retries += 1;
             std::thread::sleep(delay);
             sink.reset()
                 .map_err(|e| Error::Output(format!("cannot restart the download of {url}: {e}")))?;
@@ -155,19 +149,16 @@ impl Client {
     /// One attempt: follows redirects by hand, checks the status, streams the body.
     fn fetch_once(
         &self,
-        url: &str,
+        plan: &mut DownloadPlan,
         prediction: Option<&Prediction>,
         sink: &mut dyn Sink,
-        limits: &DownloadLimits,
     ) -> Result<Fetched, Error> {
         use ureq::RequestExt;
         let timeout = self.inner.settings.timeout;
-        let mut url = url.to_owned();
-        let mut redirects = 0;
         loop {
             // Built again for every hop: the token only ever goes to the API's origin.
-            let request = output::download_request(self.config(), &url)?;
-            let response = request
+            let response = plan
+                .request()?
                 .with_agent(&self.inner.agent)
                 .configure()
                 .http_status_as_error(false)
@@ -179,29 +170,13 @@ impl Client {
                 .timeout_per_read(Some(timeout))
                 .run()
                 .map_err(|e| Error::Transport(classify(e)))?;
-            if let Some(next) =
-                output::redirect_location(&url, response.status(), response.headers())
-            {
-                redirects += 1;
-                if redirects > limits.max_redirects {
-                    return Err(Error::Output(format!(
-                        "too many redirects (more than {}) downloading an output",
-                        limits.max_redirects
-                    )));
-                }
-                url = next?;
-                continue;
-            }
-            output::check_download_response(response.status(), response.headers(), prediction)?;
-            limits.check_content_length(response.headers())?;
-            let content_type = response
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let content_type =
+                match plan.handle_head(response.status(), response.headers(), prediction)? {
+                    DownloadHead::Redirect => continue,
+                    DownloadHead::Body { content_type } => content_type,
+                };
             let mut reader = response.into_body().into_reader();
             let mut buf = vec![0u8; READ_CHUNK];
-            let mut received: u64 = 0;
             loop {
                 let n = match reader.read(&mut buf) {
                     Ok(0) => break,
@@ -209,8 +184,7 @@ impl Client {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(Error::Transport(classify_io(e))),
                 };
-                received = received.saturating_add(n as u64);
-                limits.check_received(received)?;
+                plan.handle_bytes(n)?;
                 sink.write_all(buf.get(..n).unwrap_or_default())
                     .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
             }
@@ -236,10 +210,7 @@ impl TempFile {
     fn create(dir: &Path) -> Result<TempFile, Error> {
         loop {
             let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(format!(
-                ".replicate-download-{}-{n}.part",
-                std::process::id()
-            ));
+            let path = dir.join(download_plan::temp_file_name(n));
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => {
                     return Ok(TempFile {

@@ -346,6 +346,8 @@ impl Client {
             .request
             .with_agent(&self.inner.agent)
             .configure()
+            // QUERY /v1/models (model search) is not a standard method to ureq.
+            .allow_non_standard_methods(true)
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(timeout))
