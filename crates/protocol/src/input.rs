@@ -23,6 +23,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 
+use crate::Error;
 use crate::api::CreateFile;
 
 /// Files up to this size (256 KiB) are inlined as `data:` URLs by default; larger ones are
@@ -151,4 +152,38 @@ pub fn guess_mime(path: impl AsRef<Path>) -> &'static str {
         Some(name) => crate::api::files::content_type_for(name),
         None => "application/octet-stream",
     }
+}
+
+/// The name a file input is uploaded under: the last component of `path`, or `file`.
+pub fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "file".to_owned())
+}
+
+/// Refuses a file input of `len` bytes at `path` when it is over the files API's limit, before
+/// anything is read or sent.
+pub fn check_input_size(path: &Path, len: u64) -> Result<(), Error> {
+    if len > MAX_UPLOAD_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "{} is {len} bytes, more than the files API accepts (about {MAX_UPLOAD_BYTES} bytes)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The error for a file input that cannot be read.
+pub fn unreadable(path: &Path, error: &std::io::Error) -> Error {
+    Error::InvalidInput(format!("cannot read {}: {error}", path.display()))
+}
+
+/// The input value of an uploaded file: its `urls.get`.
+pub fn uploaded_value(file: crate::api::FileObject) -> Result<serde_json::Value, Error> {
+    let id = file.id;
+    file.urls
+        .get
+        .map(serde_json::Value::String)
+        .ok_or_else(|| Error::decode(201, format!("the uploaded file {id} has no urls.get"), b""))
 }

@@ -48,8 +48,8 @@ impl Client {
         path: &Path,
         metadata: Option<Value>,
     ) -> Result<FileObject, Error> {
-        let bytes = read_input(path, input::MAX_UPLOAD_BYTES).await?;
-        let name = file_name(path);
+        let bytes = read_input(path).await?;
+        let name = input::file_name_of(path);
         self.upload_file(bytes, &name, Some(input::guess_mime(path)), metadata)
             .await
     }
@@ -103,8 +103,9 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn prepare_input_file(&self, path: &Path) -> Result<Value, Error> {
-        let bytes = read_input(path, input::MAX_UPLOAD_BYTES).await?;
-        let input = FileInput::from_bytes(file_name(path), input::guess_mime(path), bytes);
+        let bytes = read_input(path).await?;
+        let input =
+            FileInput::from_bytes(input::file_name_of(path), input::guess_mime(path), bytes);
         self.prepare_input(input).await
     }
 
@@ -114,10 +115,7 @@ impl Client {
             Prepared::DataUrl(url) => Ok(Value::String(url)),
             Prepared::Upload => {
                 let file = self.upload(input.into_upload()).await?;
-                let id = file.id.clone();
-                file.urls.get.map(Value::String).ok_or_else(|| {
-                    Error::decode(201, format!("the uploaded file {id} has no urls.get"), b"")
-                })
+                input::uploaded_value(file)
             }
         }
     }
@@ -208,24 +206,9 @@ impl Progress {
     }
 }
 
-/// The file name of a path, or `file`.
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "file".to_owned())
-}
-
-/// Reads an input file, refusing one over `max` bytes before reading it.
-async fn read_input(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    let cannot =
-        |e: std::io::Error| Error::InvalidInput(format!("cannot read {}: {e}", path.display()));
-    let len = tokio::fs::metadata(path).await.map_err(cannot)?.len();
-    if len > max {
-        return Err(Error::InvalidInput(format!(
-            "{} is {len} bytes, more than the files API accepts (about {max} bytes)",
-            path.display()
-        )));
-    }
+/// Reads an input file, refusing one over the files API's limit before reading it.
+async fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
+    let cannot = |e: std::io::Error| input::unreadable(path, &e);
+    input::check_input_size(path, tokio::fs::metadata(path).await.map_err(cannot)?.len())?;
     tokio::fs::read(path).await.map_err(cannot)
 }

@@ -34,8 +34,8 @@ impl Client {
 
     /// Uploads the file at `path`, named after it, its media type guessed from its extension.
     pub fn upload_path(&self, path: &Path, metadata: Option<Value>) -> Result<FileObject, Error> {
-        let bytes = read_input(path, input::MAX_UPLOAD_BYTES)?;
-        let name = file_name(path);
+        let bytes = read_input(path)?;
+        let name = input::file_name_of(path);
         self.upload_file(bytes, &name, Some(input::guess_mime(path)), metadata)
     }
 
@@ -88,8 +88,9 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn prepare_input_file(&self, path: &Path) -> Result<Value, Error> {
-        let bytes = read_input(path, input::MAX_UPLOAD_BYTES)?;
-        let input = FileInput::from_bytes(file_name(path), input::guess_mime(path), bytes);
+        let bytes = read_input(path)?;
+        let input =
+            FileInput::from_bytes(input::file_name_of(path), input::guess_mime(path), bytes);
         self.prepare_input(input)
     }
 
@@ -99,10 +100,7 @@ impl Client {
             Prepared::DataUrl(url) => Ok(Value::String(url)),
             Prepared::Upload => {
                 let file = self.upload(input.into_upload())?;
-                let id = file.id.clone();
-                file.urls.get.map(Value::String).ok_or_else(|| {
-                    Error::decode(201, format!("the uploaded file {id} has no urls.get"), b"")
-                })
+                input::uploaded_value(file)
             }
         }
     }
@@ -136,24 +134,9 @@ impl Client {
     }
 }
 
-/// The file name of a path, or `file`.
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "file".to_owned())
-}
-
-/// Reads an input file, refusing one over `max` bytes before reading it.
-fn read_input(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    let cannot =
-        |e: std::io::Error| Error::InvalidInput(format!("cannot read {}: {e}", path.display()));
-    let len = std::fs::metadata(path).map_err(cannot)?.len();
-    if len > max {
-        return Err(Error::InvalidInput(format!(
-            "{} is {len} bytes, more than the files API accepts (about {max} bytes)",
-            path.display()
-        )));
-    }
+/// Reads an input file, refusing one over the files API's limit before reading it.
+fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
+    let cannot = |e: std::io::Error| input::unreadable(path, &e);
+    input::check_input_size(path, std::fs::metadata(path).map_err(cannot)?.len())?;
     std::fs::read(path).map_err(cannot)
 }
