@@ -224,3 +224,95 @@ impl<P: Paginated> Pager<P> {
         self.buffer.clear();
     }
 }
+
+/// Expands, inside an adapter's `impl ClientBuilder`, to the setters of every
+/// [`ClientSettings`] field, so the blocking and async clients offer the same builder with the
+/// same documentation. The builder needs a `settings: ClientSettings` field.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! client_settings_setters {
+    () => {
+        /// The API token (required).
+        pub fn token(mut self, token: impl Into<String>) -> Self {
+            self.settings.token = Some($crate::ApiToken::new(token));
+            self
+        }
+
+        /// The API base URL: `https://api.replicate.com` (default) or a proxy such as
+        /// `https://proxy.example/replicate`. Every request goes to `{base}/v1/...`.
+        pub fn base_url(mut self, url: impl Into<String>) -> Self {
+            self.settings.base_url = Some(url.into());
+            self
+        }
+
+        /// The `User-Agent` (default `replicate-rust/{version}`).
+        pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+            self.settings.user_agent = Some(ua.into());
+            self
+        }
+
+        /// Timeout of one HTTP exchange, from connecting to the end of the body (default 30 s).
+        /// A sync-mode create is allowed its wait plus a margin on top.
+        ///
+        /// Streams, downloads and uploads have no total timeout (they may rightly take minutes):
+        /// for them this is how long they may go without progress.
+        pub fn timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.settings.timeout = Some(timeout);
+            self
+        }
+
+        /// Connection timeout (default 10 s). Ignored when an HTTP client of your own is
+        /// supplied.
+        pub fn connect_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.settings.connect_timeout = Some(timeout);
+            self
+        }
+
+        /// Cap on an API response body (default 32 MiB); a larger body is an error, never
+        /// buffered.
+        pub fn max_response_bytes(mut self, bytes: u64) -> Self {
+            self.settings.max_response_bytes = Some(bytes);
+            self
+        }
+
+        /// How predictions are polled.
+        pub fn poll_policy(mut self, poll: $crate::PollPolicy) -> Self {
+            self.settings.poll = Some(poll);
+            self
+        }
+
+        /// How failed requests are retried.
+        pub fn retry_policy(mut self, retry: $crate::RetryPolicy) -> Self {
+            self.settings.retry = Some(retry);
+            self
+        }
+
+        /// The sync mode `run` asks for (default `Prefer: wait`, i.e. up to 60 s); `None` turns
+        /// sync mode off so `run` only polls.
+        pub fn sync_wait(mut self, wait: Option<$crate::SyncWait>) -> Self {
+            self.settings.sync_wait = Some(wait);
+            self
+        }
+
+        /// Cap on one downloaded output (default 512 MiB): downloads stop and fail past it.
+        pub fn max_download_bytes(mut self, bytes: u64) -> Self {
+            self.settings.max_download_bytes = Some(bytes);
+            self
+        }
+
+        /// File inputs up to this many bytes are inlined as `data:` URLs; larger ones are
+        /// uploaded (default 256 KiB).
+        pub fn upload_threshold(mut self, bytes: usize) -> Self {
+            self.settings.upload_threshold = Some(bytes);
+            self
+        }
+
+        /// Whether waits and runs read a streaming prediction's event stream to finish on its
+        /// `done` event rather than at the next poll (default: yes). The stream gets no API token
+        /// unless it is on the API's own origin.
+        pub fn follow_stream(mut self, follow: bool) -> Self {
+            self.settings.follow_stream = Some(follow);
+            self
+        }
+    };
+}

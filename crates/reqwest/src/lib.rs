@@ -111,9 +111,9 @@ use futures_util::StreamExt;
 use futures_util::future::{Either, select};
 use futures_util::stream::{BoxStream, Stream};
 use replicate_protocol::{
-    ApiToken, Call, CancelPrediction, ClientSettings, Config, CreatePrediction, Endpoint, Flow,
-    GetPrediction, ListPredictions, Outgoing, Pager, PagerStep, Paginated, PollPolicy, Resolved,
-    RetryPolicy, Run, Step, SyncWait, TransportError, TransportErrorKind, Wait, WaitOptions,
+    Call, CancelPrediction, ClientSettings, Config, CreatePrediction, Endpoint, Flow,
+    GetPrediction, ListPredictions, Outgoing, Pager, PagerStep, Paginated, Resolved, Run, Step,
+    TransportError, TransportErrorKind, Wait, WaitOptions,
 };
 use serde_json::Value;
 
@@ -160,88 +160,7 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The API token (required).
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.settings.token = Some(ApiToken::new(token));
-        self
-    }
-
-    /// The API base URL: `https://api.replicate.com` (default) or a proxy such as
-    /// `https://proxy.example/replicate`. Every request goes to `{base}/v1/...`.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.settings.base_url = Some(url.into());
-        self
-    }
-
-    /// The `User-Agent` (default `replicate-rust/{version}`).
-    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
-        self.settings.user_agent = Some(ua.into());
-        self
-    }
-
-    /// Timeout of one HTTP exchange, from connecting to the end of the body (default 30 s). A
-    /// sync-mode create is allowed its wait plus a margin on top. Applies to a supplied client
-    /// too: it is set on every request.
-    ///
-    /// Streams, downloads and uploads have no total timeout (they may rightly take minutes):
-    /// for them this is how long they may go without progress.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = Some(timeout);
-        self
-    }
-
-    /// Connection timeout (default 10 s). Ignored when a client is supplied.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// Cap on a response body (default 32 MiB); a larger body is an error, never buffered.
-    pub fn max_response_bytes(mut self, bytes: u64) -> Self {
-        self.settings.max_response_bytes = Some(bytes);
-        self
-    }
-
-    /// How predictions are polled.
-    pub fn poll_policy(mut self, poll: PollPolicy) -> Self {
-        self.settings.poll = Some(poll);
-        self
-    }
-
-    /// How failed requests are retried.
-    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
-        self.settings.retry = Some(retry);
-        self
-    }
-
-    /// The sync mode [`Client::run`] asks for (default `Prefer: wait`, i.e. up to 60 s); `None`
-    /// turns sync mode off so `run` only polls.
-    pub fn sync_wait(mut self, wait: Option<SyncWait>) -> Self {
-        self.settings.sync_wait = Some(wait);
-        self
-    }
-
-    /// Cap on one downloaded output (default 512 MiB): [`Client::download`] and
-    /// [`Client::download_outputs`] stop and fail past it.
-    pub fn max_download_bytes(mut self, bytes: u64) -> Self {
-        self.settings.max_download_bytes = Some(bytes);
-        self
-    }
-
-    /// Files up to this many bytes are inlined as `data:` URLs by
-    /// [`Client::prepare_input_file`]; larger ones are uploaded (default 256 KiB).
-    pub fn upload_threshold(mut self, bytes: usize) -> Self {
-        self.settings.upload_threshold = Some(bytes);
-        self
-    }
-
-    /// Whether waits and runs read a streaming prediction's event stream to finish on its `done`
-    /// event rather than at the next poll (default: yes). The stream gets no API token unless it
-    /// is on the API's own origin.
-    pub fn follow_stream(mut self, follow: bool) -> Self {
-        self.settings.follow_stream = Some(follow);
-        self
-    }
+    replicate_protocol::client_settings_setters!();
 
     /// Reuse an existing `reqwest::Client` (its connection pool, proxy and TLS settings). The
     /// timeout is still set per request by this client, and the body cap still applies; the

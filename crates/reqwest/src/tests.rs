@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use replicate_protocol::Target;
+use replicate_protocol::{PollPolicy, RetryPolicy, Target};
 
 /// A short-lived test server: answers every connection with what `respond` returns for the
 /// request (head and body as text), or closes it without an answer when `respond` returns `None`.
