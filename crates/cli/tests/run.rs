@@ -50,13 +50,16 @@ fn model_path_runs_polls_and_downloads_into_the_current_directory() {
         .filter(|r| r.method == "GET" && r.path.starts_with("/replicate/v1/predictions/"))
         .count();
     assert!(polls >= 1, "at least one poll");
-    let files: Vec<_> = server
+    // The files origin saw the download and, as the model streams, the event stream the client
+    // follows to notice the end at once; neither carried the token.
+    let (streams, files): (Vec<_>, Vec<_>) = server
         .requests()
         .into_iter()
         .filter(|r| r.origin == Origin::Files)
-        .collect();
+        .partition(|r| r.path.starts_with("/v1/streams/"));
     assert_eq!(files.len(), 1, "{files:#?}");
     assert_eq!(files[0].header("authorization"), None);
+    assert!(streams.iter().all(|r| r.header("authorization").is_none()));
 
     // The path is printed; the file is a JPEG in the current directory.
     let printed = stdout(&out);

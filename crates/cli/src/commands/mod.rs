@@ -102,6 +102,14 @@ impl Flow for Watched<'_> {
     fn handle_error(&mut self, error: TransportError, now: Instant) {
         self.wait.handle_error(error, now);
     }
+
+    fn stream_hint(&self) -> Option<&str> {
+        self.wait.stream_hint()
+    }
+
+    fn wake(&mut self) {
+        self.wait.wake();
+    }
 }
 
 /// Polls a prediction until it is terminal, showing its progress. `first` is a snapshot already
