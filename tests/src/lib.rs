@@ -1,15 +1,66 @@
 //! Shared harness for the cross-client scenario tests: one [`Driver`] trait that both clients
 //! implement, so every scenario runs unchanged against the blocking and the async client.
+//!
+//! Scenarios are declared with [`scenario!`]; [`WebhookReceiver`] is a loopback endpoint that
+//! records the webhooks the fake server delivers.
+//!
+//! Examples: `tests/examples/webhook_receiver.rs` is an axum receiver that verifies webhook
+//! signatures against the fake server, offline
+//! (`cargo run -p replicate-tests --example webhook_receiver`); `tests/examples/custom_transport.rs`
+//! drives the protocol crate with a transport of its own.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use replicate_fake::{BlockingFakeServer, Options};
+use replicate_protocol::api::{FileObject, GetDefaultWebhookSecret};
+use replicate_protocol::sse::ReplicateEvent;
+use replicate_protocol::webhook::WebhookSecret;
 use replicate_protocol::{
     Config, CreatePrediction, Endpoint, Error, Flow, Paginated, PollPolicy, Prediction,
-    RetryPolicy, SyncWait, Wait, WaitOptions,
+    RetryPolicy, StreamOptions, SyncWait, Wait, WaitOptions,
 };
 use serde_json::Value;
+
+/// Declares a scenario once; it runs as one test per client (`mod $name { fn ureq; fn reqwest }`),
+/// each on its own fake server ([`fast_options`] unless options are given) with a client built by
+/// [`Env::with`]. The body sees the items of the enclosing module.
+///
+/// ```ignore
+/// use replicate_tests::scenario;
+/// scenario!(runs, |env| {
+///     env.driver.run("acme/model", serde_json::json!({})).expect("run");
+/// });
+/// ```
+#[macro_export]
+macro_rules! scenario {
+    ($name:ident, |$env:ident| $body:block) => {
+        $crate::scenario!($name, $crate::fast_options(), |$env| $body);
+    };
+    ($name:ident, $opts:expr, |$env:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body(which: $crate::Which) {
+                #[allow(unused_mut)]
+                let mut $env = $crate::Env::with(which, $opts, |_, _| {});
+                $body
+            }
+            #[test]
+            fn ureq() {
+                body($crate::Which::Ureq)
+            }
+            #[test]
+            fn reqwest() {
+                body($crate::Which::Reqwest)
+            }
+        }
+    };
+}
 
 /// The operations a scenario uses, implemented by both clients.
 pub trait Driver {
@@ -31,6 +82,41 @@ pub trait Driver {
     fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error>;
     /// `Client::wait_options`.
     fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions;
+    /// Every event of `Client::stream` until the stream ends (`done` included); the first error
+    /// ends the collection and is returned instead.
+    fn stream_events(&self, prediction: &Prediction) -> Result<Vec<ReplicateEvent>, Error> {
+        self.stream_events_with(prediction, StreamOptions::default())
+    }
+    /// [`Driver::stream_events`] through `Client::stream_with`.
+    fn stream_events_with(
+        &self,
+        prediction: &Prediction,
+        opts: StreamOptions,
+    ) -> Result<Vec<ReplicateEvent>, Error>;
+    /// `Client::stream_text`.
+    fn stream_text(&self, prediction: &Prediction) -> Result<String, Error>;
+    /// `Client::download`.
+    fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error>;
+    /// `Client::download_outputs`.
+    fn download_outputs(&self, prediction: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, Error>;
+    /// `Client::upload_file`.
+    fn upload_file(
+        &self,
+        bytes: Vec<u8>,
+        name: &str,
+        mime: Option<&str>,
+        metadata: Option<Value>,
+    ) -> Result<FileObject, Error>;
+    /// `Client::get_file`.
+    fn get_file(&self, id: &str) -> Result<FileObject, Error>;
+    /// Every file, through `Client::list_files`.
+    fn list_files_all(&self) -> Result<Vec<FileObject>, Error>;
+    /// `Client::delete_file`.
+    fn delete_file(&self, id: &str) -> Result<(), Error>;
+    /// `Client::prepare_input_file`.
+    fn prepare_input_file(&self, path: &Path) -> Result<Value, Error>;
+    /// The default webhook secret, through `Client::execute(GetDefaultWebhookSecret)`.
+    fn webhook_secret(&self) -> Result<WebhookSecret, Error>;
 }
 
 /// How the clients under test are configured: fast polls and retries so scenarios take
@@ -49,6 +135,12 @@ pub struct Settings {
     pub poll: PollPolicy,
     /// Retry policy.
     pub retry: RetryPolicy,
+    /// `follow_stream` (`None`: the client's default, on).
+    pub follow_stream: Option<bool>,
+    /// `upload_threshold` (`None`: the client's default, 256 KiB).
+    pub upload_threshold: Option<usize>,
+    /// `max_download_bytes` (`None`: the client's default, 512 MiB).
+    pub max_download_bytes: Option<u64>,
 }
 
 impl Settings {
@@ -66,6 +158,9 @@ impl Settings {
                 max_backoff: Duration::from_millis(100),
                 max_retry_after: Duration::from_secs(5),
             },
+            follow_stream: None,
+            upload_threshold: None,
+            max_download_bytes: None,
         }
     }
 }
@@ -76,15 +171,23 @@ pub struct Ureq(pub replicate_ureq::Client);
 impl Ureq {
     /// Builds it.
     pub fn new(s: &Settings) -> Ureq {
-        let client = replicate_ureq::Client::builder()
+        let mut builder = replicate_ureq::Client::builder()
             .token(&s.token)
             .base_url(&s.base_url)
             .timeout(s.timeout)
             .poll_policy(s.poll.clone())
             .retry_policy(s.retry.clone())
-            .sync_wait(s.sync_wait)
-            .build()
-            .expect("ureq client");
+            .sync_wait(s.sync_wait);
+        if let Some(follow) = s.follow_stream {
+            builder = builder.follow_stream(follow);
+        }
+        if let Some(bytes) = s.upload_threshold {
+            builder = builder.upload_threshold(bytes);
+        }
+        if let Some(bytes) = s.max_download_bytes {
+            builder = builder.max_download_bytes(bytes);
+        }
+        let client = builder.build().expect("ureq client");
         Ureq(client)
     }
 }
@@ -117,6 +220,46 @@ impl Driver for Ureq {
     fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
         self.0.wait_options(timeout)
     }
+    fn stream_events_with(
+        &self,
+        prediction: &Prediction,
+        opts: StreamOptions,
+    ) -> Result<Vec<ReplicateEvent>, Error> {
+        self.0.stream_with(prediction, opts)?.collect()
+    }
+    fn stream_text(&self, prediction: &Prediction) -> Result<String, Error> {
+        self.0.stream_text(prediction)
+    }
+    fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error> {
+        self.0.download(url_or_data_uri)
+    }
+    fn download_outputs(&self, prediction: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, Error> {
+        self.0.download_outputs(prediction, dir)
+    }
+    fn upload_file(
+        &self,
+        bytes: Vec<u8>,
+        name: &str,
+        mime: Option<&str>,
+        metadata: Option<Value>,
+    ) -> Result<FileObject, Error> {
+        self.0.upload_file(bytes, name, mime, metadata)
+    }
+    fn get_file(&self, id: &str) -> Result<FileObject, Error> {
+        self.0.get_file(id)
+    }
+    fn list_files_all(&self) -> Result<Vec<FileObject>, Error> {
+        self.0.list_files().collect()
+    }
+    fn delete_file(&self, id: &str) -> Result<(), Error> {
+        self.0.delete_file(id)
+    }
+    fn prepare_input_file(&self, path: &Path) -> Result<Value, Error> {
+        self.0.prepare_input_file(path)
+    }
+    fn webhook_secret(&self) -> Result<WebhookSecret, Error> {
+        self.0.execute(GetDefaultWebhookSecret::new())
+    }
 }
 
 /// The async client, driven from a current-thread runtime.
@@ -132,15 +275,23 @@ impl Reqwest {
             .enable_all()
             .build()
             .expect("runtime");
-        let client = replicate_reqwest::Client::builder()
+        let mut builder = replicate_reqwest::Client::builder()
             .token(&s.token)
             .base_url(&s.base_url)
             .timeout(s.timeout)
             .poll_policy(s.poll.clone())
             .retry_policy(s.retry.clone())
-            .sync_wait(s.sync_wait)
-            .build()
-            .expect("reqwest client");
+            .sync_wait(s.sync_wait);
+        if let Some(follow) = s.follow_stream {
+            builder = builder.follow_stream(follow);
+        }
+        if let Some(bytes) = s.upload_threshold {
+            builder = builder.upload_threshold(bytes);
+        }
+        if let Some(bytes) = s.max_download_bytes {
+            builder = builder.max_download_bytes(bytes);
+        }
+        let client = builder.build().expect("reqwest client");
         Reqwest {
             client,
             rt: Arc::new(rt),
@@ -186,6 +337,57 @@ impl Driver for Reqwest {
     }
     fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
         self.client.wait_options(timeout)
+    }
+    fn stream_events_with(
+        &self,
+        prediction: &Prediction,
+        opts: StreamOptions,
+    ) -> Result<Vec<ReplicateEvent>, Error> {
+        use futures_util::TryStreamExt;
+        self.rt.block_on(async {
+            self.client
+                .stream_with(prediction, opts)
+                .await?
+                .try_collect()
+                .await
+        })
+    }
+    fn stream_text(&self, prediction: &Prediction) -> Result<String, Error> {
+        self.rt.block_on(self.client.stream_text(prediction))
+    }
+    fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error> {
+        self.rt.block_on(self.client.download(url_or_data_uri))
+    }
+    fn download_outputs(&self, prediction: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, Error> {
+        self.rt
+            .block_on(self.client.download_outputs(prediction, dir))
+    }
+    fn upload_file(
+        &self,
+        bytes: Vec<u8>,
+        name: &str,
+        mime: Option<&str>,
+        metadata: Option<Value>,
+    ) -> Result<FileObject, Error> {
+        self.rt
+            .block_on(self.client.upload_file(bytes, name, mime, metadata))
+    }
+    fn get_file(&self, id: &str) -> Result<FileObject, Error> {
+        self.rt.block_on(self.client.get_file(id))
+    }
+    fn list_files_all(&self) -> Result<Vec<FileObject>, Error> {
+        use futures_util::TryStreamExt;
+        self.rt.block_on(self.client.list_files().try_collect())
+    }
+    fn delete_file(&self, id: &str) -> Result<(), Error> {
+        self.rt.block_on(self.client.delete_file(id))
+    }
+    fn prepare_input_file(&self, path: &Path) -> Result<Value, Error> {
+        self.rt.block_on(self.client.prepare_input_file(path))
+    }
+    fn webhook_secret(&self) -> Result<WebhookSecret, Error> {
+        self.rt
+            .block_on(self.client.execute(GetDefaultWebhookSecret::new()))
     }
 }
 
@@ -328,4 +530,125 @@ pub fn fast_options() -> Options {
         tick: Duration::from_millis(5),
         ..Options::default()
     }
+}
+
+/// One request a [`WebhookReceiver`] received.
+#[derive(Debug, Clone)]
+pub struct ReceivedWebhook {
+    /// The request target (path and query).
+    pub target: String,
+    /// Its headers.
+    pub headers: http::HeaderMap,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+/// A tiny HTTP/1.1 endpoint on 127.0.0.1, on a thread of its own, that answers every request
+/// `200 OK` and hands it over through [`WebhookReceiver::recv_timeout`]: a webhook target for
+/// the fake server (which delivers only to loopback `http://` URLs).
+pub struct WebhookReceiver {
+    url: String,
+    addr: std::net::SocketAddr,
+    rx: mpsc::Receiver<ReceivedWebhook>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WebhookReceiver {
+    /// Binds 127.0.0.1:0 and starts accepting.
+    pub fn start() -> std::io::Result<WebhookReceiver> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::thread::Builder::new()
+            .name("webhook-receiver".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stopping.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    if let Ok(request) = read_request(conn)
+                        && tx.send(request).is_err()
+                    {
+                        return;
+                    }
+                }
+            })?;
+        Ok(WebhookReceiver {
+            url: format!("http://{addr}/hooks/replicate"),
+            addr,
+            rx,
+            stop,
+        })
+    }
+
+    /// The URL to give as `webhook`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The next request received, waiting at most `timeout` for it.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<ReceivedWebhook> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The requests received so far that were not taken yet.
+    pub fn drain(&self) -> Vec<ReceivedWebhook> {
+        self.rx.try_iter().collect()
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        // Wakes the accepting thread so it sees the flag and ends.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+    }
+}
+
+/// Reads one request (head, then a `Content-Length` body) and answers `200 OK`.
+fn read_request(conn: TcpStream) -> std::io::Result<ReceivedWebhook> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let target = line
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| bad("no request line"))?
+        .to_owned();
+    let mut headers = http::HeaderMap::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(bad("head cut short"));
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            break;
+        }
+        let (name, value) = l.split_once(':').ok_or_else(|| bad("bad header"))?;
+        headers.append(
+            http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad("bad name"))?,
+            http::HeaderValue::from_str(value.trim()).map_err(|_| bad("bad value"))?,
+        );
+    }
+    let len = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    let mut conn = conn;
+    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")?;
+    conn.flush()?;
+    Ok(ReceivedWebhook {
+        target,
+        headers,
+        body,
+    })
 }

@@ -7,33 +7,8 @@ use replicate_fake::{Fault, FaultRule, Matcher, ModelScript, Options, Origin};
 use replicate_protocol::{
     CreatePrediction, Error, ModelRef, PollPolicy, Status, SyncWait, Target, WaitOptions,
 };
-use replicate_tests::{Env, Which, fast_options};
+use replicate_tests::{Env, fast_options, scenario};
 use serde_json::{Value, json};
-
-/// Declares a scenario once; it runs as one test per client.
-macro_rules! scenario {
-    ($name:ident, |$env:ident| $body:block) => {
-        scenario!($name, fast_options(), |$env| $body);
-    };
-    ($name:ident, $opts:expr, |$env:ident| $body:block) => {
-        mod $name {
-            use super::*;
-            fn body(which: Which) {
-                #[allow(unused_mut)]
-                let mut $env = Env::with(which, $opts, |_, _| {});
-                $body
-            }
-            #[test]
-            fn ureq() {
-                body(Which::Ureq)
-            }
-            #[test]
-            fn reqwest() {
-                body(Which::Reqwest)
-            }
-        }
-    };
-}
 
 const SEED_PROMPT: &str = "Japanese cartoon anime style, (1 person) (Gender: Male, Age: 30, Hair: Short black hair, Outfit: Dark blue hunting attire, includes a fitted jacket and trousers.) (A dimly lit room filled with tension, is questioning Female, 27 years old, long black hair, pink tulle dress., who stands nervously in her pink dress, the sound of rain pattering against the window.)";
 const LORA_VERSION: &str = "2a6b576af31790b470f0a8442e1e9791213fa13799cbb65a9fc1436e96389574";

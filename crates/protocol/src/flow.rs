@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 
 use crate::endpoint::{Endpoint, RetryClass};
-use crate::{Config, Error, TransportError};
+use crate::{Config, Error, TransportError, TransportErrorKind};
 
 /// Extra time allowed on top of a server's deliberate hold (`Prefer: wait=N`) before a read
 /// times out.
@@ -127,9 +127,14 @@ impl RetryPolicy {
     /// - 429: retried by every class, after `Retry-After` (header or body) or the backoff.
     /// - 500, 502, 503, 504: retried for idempotent requests only.
     /// - A connection never established: retried by every class.
+    /// - A body over the size cap ([`TransportErrorKind::BodyTooLarge`]): never retried, the
+    ///   same answer would be read again up to the cap.
     /// - Any other transport failure: retried for idempotent requests only.
     pub fn decide(&self, class: RetryClass, retries: u32, failure: &Error) -> Option<Duration> {
         if retries >= self.max_retries {
+            return None;
+        }
+        if matches!(failure, Error::Transport(t) if t.kind == TransportErrorKind::BodyTooLarge) {
             return None;
         }
         let backoff = self.backoff(retries);
@@ -190,13 +195,15 @@ impl Retrier {
                 other => other,
             });
         };
-        let at = now + delay;
-        if self.deadline.is_some_and(|d| at > d) {
+        // A delay too long to add to `now` (a huge `Retry-After` under a policy whose
+        // `max_retry_after` allows it) is past any deadline: give up rather than overflow.
+        let at = now.checked_add(delay);
+        let Some(at) = at.filter(|&at| self.deadline.is_none_or(|d| at <= d)) else {
             return Err(match failure {
                 Error::Transport(t) => transport_failure(class, t),
                 other => other,
             });
-        }
+        };
         self.retries += 1;
         Ok(at)
     }

@@ -265,12 +265,19 @@ fn decide_transport_errors() {
             None,
             "{kind:?}"
         );
+    }
+    for kind in [Timeout, Io, Other] {
         assert_eq!(
             policy().decide(RetryClass::Idempotent, 1, &transport(kind)),
             Some(ms(500)),
             "{kind:?}"
         );
     }
+    // A body over the cap would be read again up to the cap: never retried.
+    assert_eq!(
+        policy().decide(RetryClass::Idempotent, 0, &transport(BodyTooLarge)),
+        None
+    );
     // A lost create answer is reported as such; everything else stays a transport error.
     for kind in [Timeout, Io, BodyTooLarge, Other] {
         let t = TransportError::new(kind, "reset");

@@ -11,7 +11,7 @@ use replicate_protocol::{DownloadLimits, Error, OutputRef, Prediction};
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use crate::{Client, classify, idle_timeout};
+use crate::{Client, classify, idle_timeout, loggable_uri, loggable_url, millis};
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
@@ -159,8 +159,15 @@ impl Client {
                 Err(e) => e,
             };
             let Some(delay) = plan.retry_delay(&error) else {
+                tracing::debug!(error = %error, "replicate: download failed");
                 return Err(error);
             };
+            tracing::debug!(
+                delay_ms = millis(delay),
+                retry = plan.retries(),
+                error = %error,
+                "replicate: retrying download"
+            );
             tokio::time::sleep(delay).await;
             sink.reset()
                 .await
@@ -178,8 +185,15 @@ impl Client {
         let timeout = self.inner.settings.timeout;
         loop {
             // Built again for every hop: the token only ever goes to the API's origin.
-            let request = reqwest::Request::try_from(plan.request()?)
-                .map_err(|e| Error::Transport(classify(e)))?;
+            let request = plan.request()?;
+            let url = loggable_uri(request.uri());
+            tracing::debug!(
+                %url,
+                authorized = request.headers().contains_key(http::header::AUTHORIZATION),
+                "replicate: downloading"
+            );
+            let request =
+                reqwest::Request::try_from(request).map_err(|e| Error::Transport(classify(e)))?;
             let mut response =
                 match tokio::time::timeout(timeout, self.inner.http.execute(request)).await {
                     Ok(response) => response.map_err(|e| Error::Transport(classify(e)))?,
@@ -190,11 +204,18 @@ impl Client {
                         )));
                     }
                 };
-            let content_type =
-                match plan.handle_head(response.status(), response.headers(), prediction)? {
-                    DownloadHead::Redirect => continue,
-                    DownloadHead::Body { content_type } => content_type,
-                };
+            tracing::debug!(%url, status = response.status().as_u16(), "replicate: download answered");
+            let content_type = match plan.handle_head(
+                response.status(),
+                response.headers(),
+                prediction,
+            )? {
+                DownloadHead::Redirect => {
+                    tracing::debug!(to = %loggable_url(plan.url()), "replicate: following a download redirect");
+                    continue;
+                }
+                DownloadHead::Body { content_type } => content_type,
+            };
             loop {
                 let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
                     Ok(chunk) => chunk.map_err(|e| Error::Transport(classify(e)))?,

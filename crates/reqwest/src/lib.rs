@@ -94,9 +94,17 @@
 //! name: the *sensitive* mark `replicate-protocol` puts on `Authorization` is not what strips it,
 //! it keeps the value out of `Debug` output and out of HTTP/2 header compression tables.
 //!
+//! # Logging
+//!
+//! The client emits [`tracing`](https://docs.rs/tracing) events under the target
+//! `replicate_reqwest`: at `debug`, each request's method and URL (without its query), its
+//! status or failure, retries, stream connections and download hops (with whether they carry
+//! the token); at `trace`, the waits between polls. Headers are never logged, so neither is the
+//! token; reqwest and hyper do not log headers either.
+//!
 //! # Retries
 //!
-//! Retries are decided by [`RetryPolicy`]. Below it, the transport re-sends only requests it knows
+//! Retries are decided by [`RetryPolicy`](replicate_protocol::RetryPolicy). Below it, the transport re-sends only requests it knows
 //! the server never processed: hyper re-sends a request that could not be written on a reused
 //! pooled connection, and reqwest re-sends an HTTP/2 request the server refused
 //! (`REFUSED_STREAM`) or declined with a graceful `GOAWAY`.
@@ -307,13 +315,33 @@ impl Client {
     pub async fn drive<F: Flow>(&self, mut flow: F) -> F::Output {
         let mut watcher: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
         let mut watched = false;
+        // Whether the last exchange failed, so that the next sleep is a retry's backoff.
+        let mut failed = false;
         loop {
             match flow.poll(now()) {
                 Step::Send(out) => match self.send(out).await {
-                    Ok(response) => flow.handle_response(response, now()),
-                    Err(error) => flow.handle_error(error, now()),
+                    Ok(response) => {
+                        failed = !response.status().is_success();
+                        flow.handle_response(response, now());
+                    }
+                    Err(error) => {
+                        failed = true;
+                        flow.handle_error(error, now());
+                    }
                 },
                 Step::Sleep(until) => {
+                    let delay = until.saturating_duration_since(now());
+                    if failed {
+                        tracing::debug!(
+                            delay_ms = millis(delay),
+                            "replicate: retrying after a failure"
+                        );
+                    } else {
+                        tracing::trace!(
+                            delay_ms = millis(delay),
+                            "replicate: waiting before the next poll"
+                        );
+                    }
                     if !watched
                         && self.inner.settings.follow_stream
                         && let Some(url) = flow.stream_hint()
@@ -446,8 +474,39 @@ impl Client {
     }
 
     /// Sends one request of the protocol and reads its whole body (up to the cap).
+    ///
+    /// Logs the method, the URL without its query, the status and failures at `debug` level
+    /// (target `replicate_reqwest`); never a header, so never the token.
     async fn send(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
         let timeout = out.timeout(self.inner.settings.timeout);
+        let method = out.request.method().clone();
+        let url = loggable_uri(out.request.uri());
+        tracing::debug!(%method, %url, timeout_ms = millis(timeout), "replicate: sending request");
+        let result = self.send_inner(out, timeout).await;
+        match &result {
+            Ok(resp) => tracing::debug!(
+                %method,
+                %url,
+                status = resp.status().as_u16(),
+                bytes = resp.body().len(),
+                "replicate: response"
+            ),
+            Err(e) => tracing::debug!(
+                %method,
+                %url,
+                kind = ?e.kind,
+                error = %e.message,
+                "replicate: request failed"
+            ),
+        }
+        result
+    }
+
+    async fn send_inner(
+        &self,
+        out: Outgoing,
+        timeout: Duration,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
         let mut request = reqwest::Request::try_from(out.request).map_err(classify)?;
         *request.timeout_mut() = Some(timeout);
         let mut response = self.inner.http.execute(request).await.map_err(classify)?;
@@ -461,6 +520,29 @@ impl Client {
         *response.headers_mut() = headers;
         Ok(response)
     }
+}
+
+/// A URL as logged: scheme, host, port and path, without the query (download links may be
+/// signed) and without anything else.
+pub(crate) fn loggable_uri(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("");
+    let host = uri.host().unwrap_or("");
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
+        None => format!("{scheme}://{host}{}", uri.path()),
+    }
+}
+
+/// [`loggable_uri`] of a URL string.
+pub(crate) fn loggable_url(url: &str) -> String {
+    url.parse::<http::Uri>()
+        .map(|uri| loggable_uri(&uri))
+        .unwrap_or_else(|_| "<invalid URL>".to_owned())
+}
+
+/// A duration in whole milliseconds, for logs.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Reads a body of at most `cap` bytes, failing as soon as it is known to be larger: from its

@@ -15,7 +15,7 @@ use replicate_protocol::{
     Error, OutputText, Prediction, StreamOptions, StreamSession, StreamStep, TransportError,
 };
 
-use crate::{Client, classify, idle_timeout, now, tokio_instant};
+use crate::{Client, classify, idle_timeout, loggable_uri, millis, now, tokio_instant};
 
 type Connecting =
     Pin<Box<dyn Future<Output = Result<reqwest::Response, TransportError>> + Send + 'static>>;
@@ -176,10 +176,11 @@ impl EventStream {
             }
             match self.session.poll(now()) {
                 StreamStep::Connect(request) => {
-                    let response = self.client.open_stream(request).await;
+                    let response = self.connect(request).await;
                     self.connected(response);
                 }
                 StreamStep::Sleep(until) => {
+                    self.log_reconnect(until);
                     tokio::time::sleep_until(tokio_instant(until)).await;
                 }
                 StreamStep::Done(Ok(())) => return Ok(()),
@@ -191,10 +192,40 @@ impl EventStream {
         }
     }
 
+    /// Opens a connection (see [`Client::open_stream`]).
+    fn connect(&self, request: http::Request<Vec<u8>>) -> Connecting {
+        tracing::debug!(
+            url = %loggable_uri(request.uri()),
+            authorized = self.session.sends_token(),
+            last_event_id = self.session.last_event_id().is_some(),
+            "replicate: opening event stream"
+        );
+        self.client.open_stream(request)
+    }
+
+    fn log_reconnect(&self, until: std::time::Instant) {
+        tracing::debug!(
+            delay_ms = millis(until.saturating_duration_since(now())),
+            reconnects = self.session.reconnects(),
+            "replicate: reconnecting event stream"
+        );
+    }
+
     /// Hands the outcome of a connection to the session, and keeps the body when it is to be
     /// read.
     fn connected(&mut self, response: Result<reqwest::Response, TransportError>) {
         self.state = State::Idle;
+        match &response {
+            Ok(response) => tracing::debug!(
+                status = response.status().as_u16(),
+                "replicate: event stream answered"
+            ),
+            Err(e) => tracing::debug!(
+                kind = ?e.kind,
+                error = %e.message,
+                "replicate: event stream connection failed"
+            ),
+        }
         match response {
             Ok(response) => {
                 self.session
@@ -231,10 +262,13 @@ impl EventStream {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.state = State::Idle;
-                self.session.handle_error(classify(e), now());
+                let e = classify(e);
+                tracing::debug!(kind = ?e.kind, error = %e.message, "replicate: event stream read failed");
+                self.session.handle_error(e, now());
             }
             Poll::Ready(None) => {
                 self.state = State::Idle;
+                tracing::debug!("replicate: event stream body ended");
                 self.session.handle_eof(now());
             }
             Poll::Pending => {
@@ -244,6 +278,10 @@ impl EventStream {
                 // Silent for a whole timeout: the session decides (an idle stream is reopened).
                 let timeout = self.client.inner.settings.timeout;
                 self.state = State::Idle;
+                tracing::debug!(
+                    timeout_ms = millis(timeout),
+                    "replicate: event stream idle for a whole timeout"
+                );
                 self.session
                     .handle_error(idle_timeout(timeout, "the stream"), now());
             }
@@ -284,9 +322,10 @@ impl Stream for EventStream {
                 },
                 State::Idle => match this.session.poll(now()) {
                     StreamStep::Connect(request) => {
-                        this.state = State::Connecting(this.client.open_stream(request));
+                        this.state = State::Connecting(this.connect(request));
                     }
                     StreamStep::Sleep(until) => {
+                        this.log_reconnect(until);
                         this.state = State::Sleeping(Box::pin(tokio::time::sleep_until(
                             tokio_instant(until),
                         )));

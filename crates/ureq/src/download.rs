@@ -10,7 +10,7 @@ use replicate_protocol::download_plan::{self, DownloadHead, DownloadPlan};
 use replicate_protocol::output::{self, FileNames};
 use replicate_protocol::{DownloadLimits, Error, OutputRef, Prediction};
 
-use crate::{Client, classify, classify_io};
+use crate::{Client, classify, classify_io, loggable_uri, loggable_url, millis};
 
 /// Bytes asked for per read of a download body.
 const READ_CHUNK: usize = 64 * 1024;
@@ -56,9 +56,9 @@ impl Client {
     /// The request carries no `Authorization` unless the URL is on the API base URL's origin;
     /// redirects (at most 5) are followed by hand under the same rule. A body over the client's
     /// download cap (512 MiB by default) fails with a transport error of kind
-    /// [`TransportErrorKind::BodyTooLarge`]; an expired link (403, 404, 410) with
-    /// [`Error::Output`] explaining that outputs are kept about an hour. 429, 5xx and network
-    /// failures are retried with the client's retry policy.
+    /// [`TransportErrorKind::BodyTooLarge`](replicate_protocol::TransportErrorKind::BodyTooLarge);
+    /// an expired link (403, 404, 410) with [`Error::Output`] explaining that outputs are kept
+    /// about an hour. 429, 5xx and network failures are retried with the client's retry policy.
     pub fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error> {
         match OutputRef::parse(url_or_data_uri)? {
             OutputRef::DataUri { bytes, .. } => {
@@ -138,8 +138,15 @@ impl Client {
                 Err(e) => e,
             };
             let Some(delay) = plan.retry_delay(&error) else {
+                tracing::debug!(error = %error, "replicate: download failed");
                 return Err(error);
             };
+            tracing::debug!(
+                delay_ms = millis(delay),
+                retry = plan.retries(),
+                error = %error,
+                "replicate: retrying download"
+            );
             std::thread::sleep(delay);
             sink.reset()
                 .map_err(|e| Error::Output(format!("cannot restart the download of {url}: {e}")))?;
@@ -157,8 +164,14 @@ impl Client {
         let timeout = self.inner.settings.timeout;
         loop {
             // Built again for every hop: the token only ever goes to the API's origin.
-            let response = plan
-                .request()?
+            let request = plan.request()?;
+            let url = loggable_uri(request.uri());
+            tracing::debug!(
+                %url,
+                authorized = request.headers().contains_key(http::header::AUTHORIZATION),
+                "replicate: downloading"
+            );
+            let response = request
                 .with_agent(&self.inner.agent)
                 .configure()
                 .http_status_as_error(false)
@@ -170,11 +183,18 @@ impl Client {
                 .timeout_per_read(Some(timeout))
                 .run()
                 .map_err(|e| Error::Transport(classify(e)))?;
-            let content_type =
-                match plan.handle_head(response.status(), response.headers(), prediction)? {
-                    DownloadHead::Redirect => continue,
-                    DownloadHead::Body { content_type } => content_type,
-                };
+            tracing::debug!(%url, status = response.status().as_u16(), "replicate: download answered");
+            let content_type = match plan.handle_head(
+                response.status(),
+                response.headers(),
+                prediction,
+            )? {
+                DownloadHead::Redirect => {
+                    tracing::debug!(to = %loggable_url(plan.url()), "replicate: following a download redirect");
+                    continue;
+                }
+                DownloadHead::Body { content_type } => content_type,
+            };
             let mut reader = response.into_body().into_reader();
             let mut buf = vec![0u8; READ_CHUNK];
             loop {

@@ -25,6 +25,20 @@
 //!     .build()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Logging
+//!
+//! The client emits [`tracing`](https://docs.rs/tracing) events under the target
+//! `replicate_ureq`: at `debug`, each request's method and URL (without its query), its status
+//! or failure, retries, stream connections and download hops (with whether they carry the
+//! token); at `trace`, the waits between polls. Headers are never logged, so neither is the
+//! token.
+//!
+//! ureq itself logs through the `log` crate with the `Authorization` header redacted, **except**
+//! its HTTP/1.1 codec, `ureq_proto`, which at `trace` level hex-dumps every byte it writes, the
+//! request head and its `Authorization` header included. Never keep `trace` logs of
+//! `ureq_proto` (with `env_logger` or `tracing-subscriber`'s filter:
+//! `RUST_LOG=trace,ureq_proto=debug`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -147,13 +161,33 @@ impl Client {
     pub fn drive<F: Flow>(&self, mut flow: F) -> F::Output {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let mut watching = false;
+        // Whether the last exchange failed, so that the next sleep is a retry's backoff.
+        let mut failed = false;
         loop {
             match flow.poll(Instant::now()) {
                 Step::Send(out) => match self.send(out) {
-                    Ok(resp) => flow.handle_response(resp, Instant::now()),
-                    Err(err) => flow.handle_error(err, Instant::now()),
+                    Ok(resp) => {
+                        failed = !resp.status().is_success();
+                        flow.handle_response(resp, Instant::now());
+                    }
+                    Err(err) => {
+                        failed = true;
+                        flow.handle_error(err, Instant::now());
+                    }
                 },
                 Step::Sleep(until) => {
+                    let delay = until.saturating_duration_since(Instant::now());
+                    if failed {
+                        tracing::debug!(
+                            delay_ms = millis(delay),
+                            "replicate: retrying after a failure"
+                        );
+                    } else {
+                        tracing::trace!(
+                            delay_ms = millis(delay),
+                            "replicate: waiting before the next poll"
+                        );
+                    }
                     if !watching
                         && self.inner.settings.follow_stream
                         && let Some(url) = flow.stream_hint()
@@ -262,9 +296,40 @@ impl Client {
     }
 
     /// Sends one request of the protocol and reads its whole body (up to the cap).
+    ///
+    /// Logs the method, the URL without its query, the status and failures at `debug` level
+    /// (target `replicate_ureq`); never a header, so never the token.
     fn send(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
-        use ureq::RequestExt;
         let timeout = out.timeout(self.inner.settings.timeout);
+        let method = out.request.method().clone();
+        let url = loggable_uri(out.request.uri());
+        tracing::debug!(%method, %url, timeout_ms = millis(timeout), "replicate: sending request");
+        let result = self.send_inner(out, timeout);
+        match &result {
+            Ok(resp) => tracing::debug!(
+                %method,
+                %url,
+                status = resp.status().as_u16(),
+                bytes = resp.body().len(),
+                "replicate: response"
+            ),
+            Err(e) => tracing::debug!(
+                %method,
+                %url,
+                kind = ?e.kind,
+                error = %e.message,
+                "replicate: request failed"
+            ),
+        }
+        result
+    }
+
+    fn send_inner(
+        &self,
+        out: Outgoing,
+        timeout: Duration,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        use ureq::RequestExt;
         let resp = out
             .request
             .with_agent(&self.inner.agent)
@@ -277,13 +342,66 @@ impl Client {
             .run()
             .map_err(classify)?;
         let (parts, mut body) = resp.into_parts();
+        let cap = self.inner.settings.max_response_bytes;
+        // Fail before reading when the announced length is over the cap, rather than after
+        // buffering `cap` bytes (the body is then dropped and its connection closed).
+        if let Some(len) = announced_length(&parts.headers)
+            && len > cap
+        {
+            return Err(TransportError::new(
+                TransportErrorKind::BodyTooLarge,
+                format!("the response body ({len} bytes) is larger than the limit of {cap} bytes"),
+            ));
+        }
         let bytes = body
             .with_config()
-            .limit(self.inner.settings.max_response_bytes)
+            .limit(cap)
             .read_to_vec()
             .map_err(classify)?;
         Ok(http::Response::from_parts(parts, bytes))
     }
+}
+
+/// The `Content-Length` of a response whose body is not content-encoded (the cap applies to the
+/// decoded body, whose length an encoded body's `Content-Length` does not give).
+fn announced_length(headers: &http::HeaderMap) -> Option<u64> {
+    let encoded = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"));
+    if encoded {
+        return None;
+    }
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A URL as logged: scheme, host, port and path, without the query (download links may be
+/// signed) and without anything else.
+pub(crate) fn loggable_uri(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("");
+    let host = uri.host().unwrap_or("");
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
+        None => format!("{scheme}://{host}{}", uri.path()),
+    }
+}
+
+/// [`loggable_uri`] of a URL string.
+pub(crate) fn loggable_url(url: &str) -> String {
+    url.parse::<http::Uri>()
+        .map(|uri| loggable_uri(&uri))
+        .unwrap_or_else(|_| "<invalid URL>".to_owned())
+}
+
+/// A duration in whole milliseconds, for logs.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Maps a ureq error to the protocol's transport error kinds.
@@ -299,11 +417,28 @@ fn classify(err: ureq::Error) -> TransportError {
         E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             TransportErrorKind::Connect
         }
+        // ureq reports a failed certificate check as an I/O error of the handshake: nothing was
+        // sent (certificates are only checked during the handshake).
+        E::Io(io) if is_certificate_error(io) => TransportErrorKind::Connect,
         E::Io(_) | E::Protocol(_) | E::BodyStalled => TransportErrorKind::Io,
         E::BodyExceedsLimit(_) => TransportErrorKind::BodyTooLarge,
         _ => TransportErrorKind::Other,
     };
     TransportError::new(kind, err.to_string())
+}
+
+/// Whether an I/O error is rustls refusing the server's certificate.
+fn is_certificate_error(io: &std::io::Error) -> bool {
+    use rustls::Error as R;
+    matches!(
+        io.get_ref().and_then(|e| e.downcast_ref::<R>()),
+        Some(
+            R::InvalidCertificate(_)
+                | R::NoCertificatesPresented
+                | R::UnsupportedNameType
+                | R::InvalidCertRevocationList(_)
+        )
+    )
 }
 
 /// Maps an error of a body reader (which wraps ureq's errors) to a transport error.

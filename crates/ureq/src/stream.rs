@@ -10,7 +10,7 @@ use replicate_protocol::{
     Error, OutputText, Prediction, StreamOptions, StreamSession, StreamStep, TransportError,
 };
 
-use crate::{Client, classify, classify_io};
+use crate::{Client, classify, classify_io, loggable_uri, millis};
 
 /// Bytes asked for per read of a stream body.
 const READ_CHUNK: usize = 16 * 1024;
@@ -153,7 +153,7 @@ impl EventStream {
             }
             match self.session.poll(Instant::now()) {
                 StreamStep::Connect(request) => self.connect(request),
-                StreamStep::Sleep(until) => sleep_until(until),
+                StreamStep::Sleep(until) => self.sleep_until(until),
                 StreamStep::Done(Ok(())) => return Ok(()),
                 StreamStep::Done(Err(e)) => {
                     self.fused = true;
@@ -164,17 +164,39 @@ impl EventStream {
     }
 
     fn connect(&mut self, request: http::Request<Vec<u8>>) {
+        let url = loggable_uri(request.uri());
+        tracing::debug!(
+            %url,
+            authorized = self.session.sends_token(),
+            last_event_id = self.session.last_event_id().is_some(),
+            "replicate: opening event stream"
+        );
         match self.client.open_stream(request) {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
+                tracing::debug!(%url, status = parts.status.as_u16(), "replicate: event stream answered");
                 self.session
                     .handle_connected(parts.status, &parts.headers, Instant::now());
                 if self.session.is_reading() {
                     self.body = Some(body.into_reader());
                 }
             }
-            Err(e) => self.session.handle_error(e, Instant::now()),
+            Err(e) => {
+                tracing::debug!(%url, kind = ?e.kind, error = %e.message, "replicate: event stream connection failed");
+                self.session.handle_error(e, Instant::now());
+            }
         }
+    }
+
+    /// Waits before reconnecting.
+    fn sleep_until(&self, until: Instant) {
+        let delay = until.saturating_duration_since(Instant::now());
+        tracing::debug!(
+            delay_ms = millis(delay),
+            reconnects = self.session.reconnects(),
+            "replicate: reconnecting event stream"
+        );
+        std::thread::sleep(delay);
     }
 
     /// Reads the open body once and feeds the session.
@@ -190,6 +212,7 @@ impl EventStream {
         match body.read(&mut self.buf) {
             Ok(0) => {
                 self.body = None;
+                tracing::debug!("replicate: event stream body ended");
                 self.session.handle_eof(Instant::now());
             }
             Ok(n) => {
@@ -199,7 +222,9 @@ impl EventStream {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 self.body = None;
-                self.session.handle_error(classify_io(e), Instant::now());
+                let e = classify_io(e);
+                tracing::debug!(kind = ?e.kind, error = %e.message, "replicate: event stream read failed");
+                self.session.handle_error(e, Instant::now());
             }
         }
     }
@@ -226,7 +251,7 @@ impl Iterator for EventStream {
             }
             match self.session.poll(Instant::now()) {
                 StreamStep::Connect(request) => self.connect(request),
-                StreamStep::Sleep(until) => sleep_until(until),
+                StreamStep::Sleep(until) => self.sleep_until(until),
                 StreamStep::Done(result) => {
                     self.fused = true;
                     return result.err().map(Err);
@@ -237,7 +262,3 @@ impl Iterator for EventStream {
 }
 
 impl std::iter::FusedIterator for EventStream {}
-
-fn sleep_until(until: Instant) {
-    std::thread::sleep(until.saturating_duration_since(Instant::now()));
-}
