@@ -612,7 +612,7 @@ async fn wait_terminal(pred: &Pred, limit: Duration) {
             return;
         }
         tokio::select! {
-            _ = tokio::time::sleep_until(end_at.min(until).into()) => {}
+            _ = util::sleep_until_precise(end_at.min(until)) => {}
             _ = &mut notified => {}
         }
     }

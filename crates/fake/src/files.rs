@@ -131,7 +131,7 @@ async fn stream_task(
         }
         let at = pred.created + events[idx].at;
         tokio::select! {
-            _ = tokio::time::sleep_until(at.into()) => {}
+            _ = util::sleep_until_precise(at) => {}
             _ = &mut notified => {}
             _ = tx.closed() => return,
             _ = &mut stop => return,

@@ -187,6 +187,26 @@ pub(crate) fn query_value(query: Option<&str>, key: &str) -> Option<String> {
         .map(|(_, v)| percent_decode(v))
 }
 
+/// Sleeps until `at` with sub-millisecond precision. A tokio timer fires on the first
+/// millisecond tick after its deadline, up to about 1 ms late (more on a busy runtime), which is
+/// more than the whole notice latency a client is expected to reach: sleep on the timer until
+/// shortly before `at`, then the rest on a blocking thread, whose `nanosleep` is precise.
+pub(crate) async fn sleep_until_precise(at: std::time::Instant) {
+    let coarse = at.checked_sub(std::time::Duration::from_millis(2));
+    if let Some(coarse) = coarse
+        && coarse > std::time::Instant::now()
+    {
+        tokio::time::sleep_until(coarse.into()).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        let now = std::time::Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -319,7 +319,10 @@ impl Client {
         let mut failed = false;
         loop {
             match flow.poll(now()) {
-                Step::Send(out) => match self.send(out).await {
+                // Boxed: a request's future is large (reqwest's `Pending`, the body read) and
+                // lives only while the request is out, whereas a waiting flow spends most of
+                // its life asleep; inline, its size would be paid for the whole wait.
+                Step::Send(out) => match Box::pin(self.send(out)).await {
                     Ok(response) => {
                         failed = !response.status().is_success();
                         flow.handle_response(response, now());

@@ -57,6 +57,7 @@ pub use replicate_protocol::{Error, FileInput, Prediction, Status, StreamAuth, S
 
 mod download;
 mod files;
+mod resolve;
 mod stream;
 
 pub use stream::EventStream;
@@ -103,13 +104,18 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, Error> {
         let settings = self.settings.resolve()?;
         let agent = self.agent.unwrap_or_else(|| {
-            ureq::Agent::config_builder()
+            let config = ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .max_redirects(0)
                 .timeout_connect(Some(settings.connect_timeout))
                 .user_agent(settings.cfg.user_agent())
-                .build()
-                .new_agent()
+                .build();
+            // Not `new_agent()`: its resolver spawns a thread per request (see `resolve`).
+            ureq::Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::default(),
+                resolve::CachingResolver::default(),
+            )
         });
         Ok(Client {
             inner: Arc::new(Inner { settings, agent }),
