@@ -302,12 +302,7 @@ impl CreatePrediction {
 
     /// Sets one input field.
     pub fn input_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        if !self.input.is_object() {
-            self.input = Value::Object(Map::new());
-        }
-        if let Value::Object(map) = &mut self.input {
-            map.insert(key.into(), value.into());
-        }
+        insert_field(&mut self.input, key.into(), value.into());
         self
     }
 
@@ -408,5 +403,15 @@ impl Endpoint for CreatePrediction {
 
     fn server_hold(&self) -> Option<Duration> {
         CreatePrediction::server_hold(self)
+    }
+}
+
+/// Sets `key` in an input object, replacing a non-object input by an object first.
+pub(crate) fn insert_field(input: &mut Value, key: String, value: Value) {
+    if !input.is_object() {
+        *input = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = input {
+        map.insert(key, value);
     }
 }

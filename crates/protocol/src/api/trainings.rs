@@ -108,12 +108,7 @@ impl CreateTraining {
 
     /// Sets one input field.
     pub fn input_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        if !self.input.is_object() {
-            self.input = Value::Object(Map::new());
-        }
-        if let Value::Object(map) = &mut self.input {
-            map.insert(key.into(), value.into());
-        }
+        crate::create::insert_field(&mut self.input, key.into(), value.into());
         self
     }
 
