@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Conn, split_url};
 use replicate_fake::{FakeServer, Options};
@@ -61,7 +61,6 @@ async fn many_concurrent_predictions_over_keep_alive() {
     .await
     .unwrap();
     let handle = server.handle();
-    let started = Instant::now();
     let workers: Vec<_> = (0..8)
         .map(|_| {
             let h = handle.clone();
@@ -106,7 +105,6 @@ async fn many_concurrent_predictions_over_keep_alive() {
     assert_eq!(handle.prediction_count(), 2000);
     assert_eq!(handle.connections_accepted(), 8);
     assert!(handle.requests().is_empty());
-    assert!(started.elapsed() < Duration::from_secs(15));
     drop(server);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (host, _) = split_url(&handle.base_url());

@@ -490,8 +490,13 @@ impl StreamSession {
             }
         }
         let delay = delay.unwrap_or_else(|| self.backoff());
+        // A delay past any representable instant (an absurd `Retry-After`) means never.
+        let Some(at) = now.checked_add(delay) else {
+            self.finish(Err(cause));
+            return;
+        };
         self.reconnects = self.reconnects.saturating_add(1);
-        self.state = State::Idle(Some(now + delay));
+        self.state = State::Idle(Some(at));
     }
 
     /// The delay before the next attempt: the `retry` field or the initial backoff, doubled

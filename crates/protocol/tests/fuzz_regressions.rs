@@ -107,11 +107,8 @@ fn huge_retry_after_under_a_patient_policy_ends_the_call() {
 /// fuzz targets `page` and `prediction`: a parsed prediction, serialised and parsed again, was not
 /// equal to itself. serde_json's default float parser may round a long or exponent-heavy number
 /// (here `0.011e-162`) to a neighbouring double; its `float_roundtrip` feature parses correctly.
-/// Not fixed here: it needs `features = ["preserve_order", "float_roundtrip"]` on `serde_json` in
-/// the workspace `Cargo.toml` (`cargo test -p replicate-protocol --test fuzz_regressions
-/// --features serde_json/float_roundtrip -- --ignored` passes).
+/// Fixed by enabling that feature in the workspace `Cargo.toml`.
 #[test]
-#[ignore = "needs serde_json's float_roundtrip feature (workspace Cargo.toml)"]
 fn floats_survive_a_json_round_trip() {
     for number in [
         "0.011e-162",
@@ -134,4 +131,23 @@ fn floats_survive_a_json_round_trip() {
         let again = parse_prediction(&Response::new(serde_json::to_vec(first).unwrap())).unwrap();
         assert_eq!(&again, first, "{number}");
     }
+}
+
+/// Found by reading after the `error` target's overflow: a stream told to wait an absurd
+/// `Retry-After` under a patient policy overflowed `Instant + Duration`. It now ends the session.
+#[test]
+fn huge_retry_after_ends_a_stream_session() {
+    use replicate_protocol::{StreamOptions, StreamSession, StreamStep};
+    let cfg = Config::new("r8_token");
+    let opts = StreamOptions {
+        max_retry_after: Duration::MAX,
+        ..StreamOptions::default()
+    };
+    let mut session = StreamSession::new(&cfg, "https://stream.example/v1/s/1", opts).unwrap();
+    let now = Instant::now();
+    assert!(matches!(session.poll(now), StreamStep::Connect(_)));
+    let mut headers = http::HeaderMap::new();
+    headers.insert("retry-after", "18446744073709551615".parse().unwrap());
+    session.handle_connected(StatusCode::TOO_MANY_REQUESTS, &headers, now);
+    assert!(matches!(session.poll(now), StreamStep::Done(Err(_))));
 }
