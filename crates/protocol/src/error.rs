@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::prediction::{Prediction, Status};
+use crate::text::{redact_in_place, redact_value};
 
 /// Everything that can go wrong, from a bad argument to a failed prediction.
 ///
@@ -89,6 +90,44 @@ pub enum Error {
     /// An output could not be downloaded or decoded.
     #[error("output error: {0}")]
     Output(String),
+    /// The prediction was created, then following it failed (a throttled or failing poll, a
+    /// broken connection). It exists and may still be running (and billing): do not create it
+    /// again; resume with its id (`wait`), or cancel it.
+    #[error("prediction {} was created; waiting for it failed: {source}", .prediction.id)]
+    AfterCreate {
+        /// The last known state of the prediction (at least its id).
+        prediction: Box<Prediction>,
+        /// Why following it failed.
+        source: Box<Error>,
+    },
+    /// A paginated list went on past its page cap, or its server sent a cursor it had already
+    /// sent (a cycle): the listing stops rather than loop forever.
+    #[error("{0}")]
+    Pagination(PaginationError),
+}
+
+/// Why a listing was stopped (see [`Error::Pagination`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaginationError {
+    /// The server sent a `next` cursor it had already sent in this listing.
+    #[error(
+        "the list's next cursor {cursor:?} was already visited (page {page}): the server's pages form a cycle; stopped"
+    )]
+    CursorCycle {
+        /// The repeated cursor.
+        cursor: String,
+        /// How many pages were read.
+        page: usize,
+    },
+    /// More pages than the cap allow.
+    #[error(
+        "the list has more than {max_pages} pages: stopped at the cap (raise it to read further)"
+    )]
+    TooManyPages {
+        /// The cap.
+        max_pages: usize,
+    },
 }
 
 impl Error {
@@ -110,14 +149,73 @@ impl Error {
     }
 
     /// The prediction this error is about, when it carries one (failed, canceled, aborted,
-    /// deadline).
+    /// deadline, a failure after the create).
     pub fn prediction(&self) -> Option<&Prediction> {
         match self {
             Error::PredictionFailed(p)
             | Error::PredictionCanceled(p)
-            | Error::PredictionAborted(p) => Some(p),
+            | Error::PredictionAborted(p)
+            | Error::AfterCreate { prediction: p, .. } => Some(p),
             Error::DeadlineExceeded { last, .. } => last.as_deref(),
             _ => None,
+        }
+    }
+
+    /// The id of a prediction that this error shows to exist: when it is `Some`, the prediction
+    /// was created, and creating it again would run (and bill) it twice.
+    pub fn prediction_id(&self) -> Option<&str> {
+        match self {
+            Error::DeadlineExceeded { id, .. } => Some(id),
+            _ => self
+                .prediction()
+                .map(|p| p.id.as_str())
+                .filter(|id| !id.is_empty()),
+        }
+    }
+
+    /// The error with every occurrence of `secret` (the API token) removed from the text it
+    /// carries: problem details, body excerpts, transport, stream and output messages, and the
+    /// logs, error and output of a carried prediction (see [`crate::text::redact`]). Every flow
+    /// of this crate applies it with its configured token before handing an error out.
+    pub fn redact(mut self, secret: &str) -> Error {
+        self.redact_in_place(secret);
+        self
+    }
+
+    fn redact_in_place(&mut self, secret: &str) {
+        let r = |s: &mut String| redact_in_place(s, secret);
+        match self {
+            Error::InvalidBaseUrl(s)
+            | Error::InvalidInput(s)
+            | Error::Stream(s)
+            | Error::PredictionStreamError(s)
+            | Error::Output(s) => r(s),
+            Error::Api(api) => api.redact_in_place(secret),
+            Error::Decode {
+                reason, excerpt, ..
+            } => {
+                r(reason);
+                r(excerpt);
+            }
+            Error::Transport(t) | Error::CreateOutcomeUnknown(t) => r(&mut t.message),
+            Error::PredictionFailed(p)
+            | Error::PredictionCanceled(p)
+            | Error::PredictionAborted(p) => p.redact(secret),
+            Error::DeadlineExceeded { id, last, .. } => {
+                r(id);
+                if let Some(p) = last {
+                    p.redact(secret);
+                }
+            }
+            Error::AfterCreate { prediction, source } => {
+                prediction.redact(secret);
+                source.redact_in_place(secret);
+            }
+            Error::Pagination(PaginationError::CursorCycle { cursor, .. }) => r(cursor),
+            Error::Pagination(_)
+            | Error::InvalidToken
+            | Error::NotFinished { .. }
+            | Error::InvalidState(_) => {}
         }
     }
 
@@ -170,13 +268,19 @@ impl TransportErrorKind {
 }
 
 /// A failure below HTTP: connection, timeout, broken body.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind:?} error: {message}")]
+///
+/// Its message says what failed; once a flow gives up, [`TransportError::context`] also says
+/// which request it was and after how many attempts:
+/// `timed out (GET /v1/predictions/abc, 3 attempts): no response within 30 s`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportError {
     /// The classification that drives retries.
     pub kind: TransportErrorKind,
     /// A human-readable description (never containing the token).
     pub message: String,
+    /// Which request failed and how many attempts were made, set by the flow that gave up
+    /// (`GET /v1/predictions/abc, 3 attempts`).
+    pub context: Option<String>,
 }
 
 impl TransportError {
@@ -185,9 +289,34 @@ impl TransportError {
         TransportError {
             kind,
             message: message.into(),
+            context: None,
         }
     }
+
+    /// The same error, saying which request failed after how many attempts.
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
 }
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.kind {
+            TransportErrorKind::Connect => "could not connect",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::Io => "the connection broke",
+            TransportErrorKind::BodyTooLarge => "the response body is too large",
+            TransportErrorKind::Other => "transport error",
+        })?;
+        if let Some(c) = &self.context {
+            write!(f, " ({c})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for TransportError {}
 
 /// A non-success answer from the API.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +333,8 @@ pub struct ApiError {
     pub date: Option<SystemTime>,
     /// `ratelimit-remaining` / `ratelimit-reset` headers.
     pub rate_limit: RateLimit,
+    /// The `Location` header of a redirect (3xx) answer, cleaned for display.
+    pub location: Option<String>,
 }
 
 impl ApiError {
@@ -228,6 +359,32 @@ impl ApiError {
                 remaining: header("ratelimit-remaining").and_then(|v| v.trim().parse().ok()),
                 reset: header("ratelimit-reset").and_then(|v| v.trim().parse().ok()),
             },
+            location: status
+                .is_redirection()
+                .then(|| header("location"))
+                .flatten()
+                .map(|l| excerpt(l.as_bytes())),
+        }
+    }
+
+    fn redact_in_place(&mut self, secret: &str) {
+        let r = |s: &mut String| redact_in_place(s, secret);
+        if let Some(p) = &mut self.problem {
+            for field in [&mut p.type_, &mut p.title, &mut p.detail, &mut p.instance]
+                .into_iter()
+                .flatten()
+            {
+                r(field);
+            }
+            for v in p.extra.values_mut() {
+                redact_value(v, secret);
+            }
+        }
+        for field in [&mut self.body_excerpt, &mut self.location]
+            .into_iter()
+            .flatten()
+        {
+            r(field);
         }
     }
 
@@ -274,6 +431,12 @@ impl std::fmt::Display for ApiError {
             }
         } else if let Some(e) = &self.body_excerpt {
             write!(f, "; body starts with {e:?}")?;
+        }
+        if let Some(l) = &self.location {
+            write!(
+                f,
+                " (redirecting to {l:?}; the API does not redirect: check the base URL)"
+            )?;
         }
         if let Some(d) = self.retry_delay() {
             write!(f, " (retry after {}s)", d.as_secs())?;

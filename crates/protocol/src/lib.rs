@@ -50,6 +50,7 @@ pub mod prediction;
 pub mod settings;
 pub mod sse;
 pub mod stream;
+pub mod text;
 pub mod wait;
 pub mod webhook;
 
@@ -62,12 +63,13 @@ pub use endpoint::{
     check_status, cursor_of, parse_empty, parse_json, parse_prediction,
 };
 pub use error::{
-    ApiError, Error, Problem, RateLimit, RetryAfter, TransportError, TransportErrorKind,
+    ApiError, Error, PaginationError, Problem, RateLimit, RetryAfter, TransportError,
+    TransportErrorKind,
 };
 pub use flow::{Call, Flow, Outgoing, RetryPolicy, SERVER_HOLD_MARGIN, Step, transport_failure};
 pub use input::{FileInput, Prepared};
 pub use output::{DownloadLimits, OutputRef};
 pub use prediction::{Metrics, ModelRef, Prediction, PredictionUrls, Status, is_version_id};
-pub use settings::{ClientSettings, Pager, PagerStep, Resolved};
+pub use settings::{ClientSettings, DEFAULT_MAX_PAGES, Pager, PagerStep, Resolved};
 pub use stream::{OutputText, StreamAuth, StreamOptions, StreamSession, StreamStep};
 pub use wait::{JobKind, PollPolicy, Run, Wait, WaitOptions};

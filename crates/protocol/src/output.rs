@@ -220,10 +220,69 @@ fn decode_base64(data: &[u8]) -> Option<Vec<u8>> {
 /// Fails before anything is downloaded when the prediction's data was removed
 /// (`data_removed: true`), and on a malformed `data:` URI.
 pub fn output_refs(prediction: &Prediction) -> Result<Vec<OutputRef>, Error> {
+    output_refs_capped(prediction, usize::MAX)
+}
+
+/// The default cap on how many files one prediction's outputs may write
+/// ([`SaveOptions::max_files`]).
+pub const DEFAULT_MAX_OUTPUT_FILES: usize = 1_000;
+
+/// [`output_refs`], failing before anything is decoded when the output holds more than
+/// `max_files` files (a runaway output list would otherwise write thousands of files).
+pub fn output_refs_capped(
+    prediction: &Prediction,
+    max_files: usize,
+) -> Result<Vec<OutputRef>, Error> {
     check_outputs_available(prediction)?;
-    let mut refs = Vec::new();
+    let count = count_refs(&prediction.output, 0);
+    if count > max_files {
+        return Err(Error::Output(format!(
+            "prediction {} has {count} output files, more than the cap of {max_files}: nothing was written (raise the cap to save them)",
+            prediction.id
+        )));
+    }
+    let mut refs = Vec::with_capacity(count);
     collect_refs(&prediction.output, &mut refs, 0)?;
     Ok(refs)
+}
+
+/// How outputs are saved to a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaveOptions {
+    /// Replace an existing file of the same name (default: no: the output is written as
+    /// `name-1.ext`, `name-2.ext`, ... instead, and the path actually written is returned).
+    pub overwrite: bool,
+    /// The most files one prediction may write (default [`DEFAULT_MAX_OUTPUT_FILES`]); over it,
+    /// nothing is written and the save fails.
+    pub max_files: usize,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            overwrite: false,
+            max_files: DEFAULT_MAX_OUTPUT_FILES,
+        }
+    }
+}
+
+fn is_file_ref(s: &str) -> bool {
+    let t = s.trim();
+    has_prefix_ignore_case(t, "data:")
+        || has_prefix_ignore_case(t, "http://")
+        || has_prefix_ignore_case(t, "https://")
+}
+
+fn count_refs(value: &Value, depth: usize) -> usize {
+    if depth > 64 {
+        return 0;
+    }
+    match value {
+        Value::String(s) => usize::from(is_file_ref(s)),
+        Value::Array(items) => items.iter().map(|v| count_refs(v, depth + 1)).sum(),
+        Value::Object(map) => map.values().map(|v| count_refs(v, depth + 1)).sum(),
+        _ => 0,
+    }
 }
 
 /// Fails with a clear message when the prediction's output was removed (`data_removed`).
@@ -244,12 +303,8 @@ fn collect_refs(value: &Value, refs: &mut Vec<OutputRef>, depth: usize) -> Resul
     }
     match value {
         Value::String(s) => {
-            let t = s.trim();
-            if has_prefix_ignore_case(t, "data:")
-                || has_prefix_ignore_case(t, "http://")
-                || has_prefix_ignore_case(t, "https://")
-            {
-                refs.push(OutputRef::parse(t)?);
+            if is_file_ref(s) {
+                refs.push(OutputRef::parse(s.trim())?);
             }
         }
         Value::Array(items) => {
@@ -450,7 +505,7 @@ pub const MAX_FILE_NAME_BYTES: usize = 200;
 
 /// Makes a string safe as one local file name, or `None` when nothing usable is left.
 ///
-/// Path separators, control characters and characters Windows forbids (`<>:"|?*`) become `_`;
+/// Path separators, control characters, invisible direction overrides (U+202E...) and characters Windows forbids (`<>:"|?*`) become `_`;
 /// leading dots (so `.`, `..` and hidden files), surrounding spaces and trailing dots are
 /// removed; Windows device names (`CON`, `NUL`, `COM1`, ...) get a `_` prefix; names are cut to
 /// [`MAX_FILE_NAME_BYTES`], keeping a short extension.
@@ -458,7 +513,9 @@ pub fn sanitize_file_name(name: &str) -> Option<String> {
     let mapped: String = name
         .chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*') {
+            if crate::text::is_unsafe_char(c)
+                || matches!(c, '/' | '\\' | '<' | '>' | ':' | '"' | '|' | '?' | '*')
+            {
                 '_'
             } else {
                 c

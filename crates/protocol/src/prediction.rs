@@ -215,6 +215,20 @@ pub struct Metrics {
 }
 
 impl Prediction {
+    /// Removes every occurrence of `secret` (the API token) from the text the server wrote:
+    /// `logs`, `error`, `output`, `input` and unknown fields ([`crate::text::redact`]).
+    pub fn redact(&mut self, secret: &str) {
+        if let Some(logs) = &mut self.logs {
+            crate::text::redact_in_place(logs, secret);
+        }
+        for v in [&mut self.error, &mut self.output, &mut self.input] {
+            crate::text::redact_value(v, secret);
+        }
+        for v in self.extra.values_mut() {
+            crate::text::redact_value(v, secret);
+        }
+    }
+
     /// The error message, when `error` is a string (or the JSON text of a structured error).
     pub fn error_message(&self) -> Option<&str> {
         match &self.error {

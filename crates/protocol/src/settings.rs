@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::endpoint::Paginated;
 use crate::{
-    ApiToken, Config, CreatePrediction, Error, Page, PollPolicy, RetryPolicy, SyncWait, Target,
-    WaitOptions,
+    ApiToken, Config, CreatePrediction, Error, Page, PaginationError, PollPolicy, RetryPolicy,
+    SyncWait, Target, WaitOptions,
 };
 
 /// The environment variable holding the API token.
@@ -55,6 +55,8 @@ pub struct ClientSettings {
     /// on the stream's `done` event instead of the next poll (default: yes). The stream is read
     /// without the API token unless it is on the API's own origin.
     pub follow_stream: Option<bool>,
+    /// How many pages a listing reads at most (default [`DEFAULT_MAX_PAGES`]).
+    pub max_pages: Option<usize>,
 }
 
 impl ClientSettings {
@@ -106,6 +108,7 @@ impl ClientSettings {
                 .upload_threshold
                 .unwrap_or(crate::input::DEFAULT_UPLOAD_THRESHOLD),
             follow_stream: self.follow_stream.unwrap_or(true),
+            max_pages: self.max_pages.unwrap_or(DEFAULT_MAX_PAGES).max(1),
         })
     }
 }
@@ -133,9 +136,16 @@ pub struct Resolved {
     pub upload_threshold: usize,
     /// Whether `run` finishes on a stream's `done` event.
     pub follow_stream: bool,
+    /// How many pages a listing reads at most.
+    pub max_pages: usize,
 }
 
 impl Resolved {
+    /// A pager over the list `first`, with the configured page cap.
+    pub fn pager<P: Paginated>(&self, first: P) -> Pager<P> {
+        Pager::new(first).max_pages(self.max_pages)
+    }
+
     /// Wait options with these policies and, when `timeout` is given, a deadline that long after
     /// `now`.
     pub fn wait_options(&self, now: Instant, timeout: Option<Duration>) -> WaitOptions {
@@ -156,6 +166,11 @@ impl Resolved {
     }
 }
 
+/// How many pages a [`Pager`] reads by default before it stops with
+/// [`PaginationError::TooManyPages`] (at the API's 100 items a page, 100,000 items). Raise it with
+/// [`Pager::max_pages`].
+pub const DEFAULT_MAX_PAGES: usize = 1_000;
+
 /// What a [`Pager`] wants next.
 #[derive(Debug)]
 pub enum PagerStep<'a, T, P> {
@@ -164,12 +179,20 @@ pub enum PagerStep<'a, T, P> {
     /// Fetch this page (execute the endpoint), then call [`Pager::push_page`] or
     /// [`Pager::fail`].
     Fetch(&'a P),
+    /// The listing stopped: the server's cursors form a cycle, or the page cap was reached
+    /// ([`Error::Pagination`]). Every item of the pages read before was handed out; the next
+    /// step is [`PagerStep::End`].
+    Failed(Error),
     /// The listing is over.
     End,
 }
 
 /// Walks every item of a paginated list, one page at a time, each page requested from the
 /// configured base URL with only the previous page's cursor.
+///
+/// Memory is bounded by one page; time by the page cap ([`DEFAULT_MAX_PAGES`], see
+/// [`Pager::max_pages`]). A server whose `next` cursor names a page already read (A → B → A) ends
+/// the listing with [`PaginationError::CursorCycle`] instead of looping.
 ///
 /// ```
 /// use replicate_protocol::{ListPredictions, Page, Pager, PagerStep};
@@ -181,6 +204,10 @@ pub enum PagerStep<'a, T, P> {
 pub struct Pager<P: Paginated> {
     next: Option<P>,
     buffer: std::collections::VecDeque<P::Item>,
+    seen: std::collections::HashSet<String>,
+    pages: usize,
+    max_pages: usize,
+    failure: Option<Error>,
 }
 
 impl<P: Paginated + std::fmt::Debug> std::fmt::Debug for Pager<P> {
@@ -188,23 +215,48 @@ impl<P: Paginated + std::fmt::Debug> std::fmt::Debug for Pager<P> {
         f.debug_struct("Pager")
             .field("next", &self.next)
             .field("buffered", &self.buffer.len())
+            .field("pages", &self.pages)
+            .field("max_pages", &self.max_pages)
             .finish()
     }
 }
 
 impl<P: Paginated> Pager<P> {
-    /// A pager starting at `first`.
+    /// A pager starting at `first`, with the default page cap ([`DEFAULT_MAX_PAGES`]).
     pub fn new(first: P) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(c) = first.cursor() {
+            seen.insert(c.to_owned());
+        }
         Pager {
             next: Some(first),
             buffer: Default::default(),
+            seen,
+            pages: 0,
+            max_pages: DEFAULT_MAX_PAGES,
+            failure: None,
         }
     }
 
-    /// The next item, the next page to fetch, or the end.
+    /// The same pager, reading at most `max_pages` pages (at least 1) before it stops with
+    /// [`PaginationError::TooManyPages`].
+    pub fn max_pages(mut self, max_pages: usize) -> Self {
+        self.max_pages = max_pages.max(1);
+        self
+    }
+
+    /// How many pages were read so far.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// The next item, the next page to fetch, the reason the listing stopped, or the end.
     pub fn next_step(&mut self) -> PagerStep<'_, P::Item, P> {
         if let Some(item) = self.buffer.pop_front() {
             return PagerStep::Item(item);
+        }
+        if let Some(e) = self.failure.take() {
+            return PagerStep::Failed(e);
         }
         match &self.next {
             Some(p) => PagerStep::Fetch(p),
@@ -214,8 +266,23 @@ impl<P: Paginated> Pager<P> {
 
     /// The page fetched for the last [`PagerStep::Fetch`].
     pub fn push_page(&mut self, page: Page<P::Item>) {
-        self.next = self.next.take().and_then(|p| p.next_page(&page));
+        self.pages += 1;
+        let next = self.next.take().and_then(|p| p.next_page(&page));
         self.buffer.extend(page.results);
+        let Some(next) = next else { return };
+        let cursor = next.cursor().unwrap_or_default().to_owned();
+        if !self.seen.insert(cursor.clone()) {
+            self.failure = Some(Error::Pagination(PaginationError::CursorCycle {
+                cursor,
+                page: self.pages,
+            }));
+        } else if self.pages >= self.max_pages {
+            self.failure = Some(Error::Pagination(PaginationError::TooManyPages {
+                max_pages: self.max_pages,
+            }));
+        } else {
+            self.next = Some(next);
+        }
     }
 
     /// The fetch failed: the listing ends after this error.
@@ -312,6 +379,14 @@ macro_rules! client_settings_setters {
         /// unless it is on the API's own origin.
         pub fn follow_stream(mut self, follow: bool) -> Self {
             self.settings.follow_stream = Some(follow);
+            self
+        }
+
+        /// How many pages a listing reads at most (default 1,000): past it, the listing ends
+        /// with [`Error::Pagination`]. A listing also stops when the server sends a cursor it
+        /// already sent (a cycle).
+        pub fn max_pages(mut self, pages: usize) -> Self {
+            self.settings.max_pages = Some(pages);
             self
         }
     };

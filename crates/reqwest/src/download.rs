@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use replicate_protocol::download_plan::{self, DownloadHead, DownloadPlan};
-use replicate_protocol::output::{self, FileNames};
+use replicate_protocol::output::{self, FileNames, SaveOptions};
 use replicate_protocol::{DownloadLimits, Error, OutputRef, Prediction};
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
@@ -95,7 +95,10 @@ impl Client {
     ///
     /// Each file is streamed to a temporary file in `dir` (the cap enforced while streaming),
     /// then renamed to a safe name derived from the URL ([`output::file_name_for`]), made
-    /// unique within the batch; an existing file of that name is replaced. A prediction whose
+    /// unique within the batch. An existing file is never replaced: the output is written as
+    /// `name-1.ext`, `name-2.ext`, ... instead (the paths returned are the ones written). At most
+    /// [`output::DEFAULT_MAX_OUTPUT_FILES`] files are written; over that, nothing is. See
+    /// [`Client::download_outputs_with`] to change either. A prediction whose
     /// data was removed fails before any request. On an error, files already downloaded stay
     /// and the partial one is removed (also when the future is dropped).
     pub async fn download_outputs(
@@ -103,7 +106,19 @@ impl Client {
         prediction: &Prediction,
         dir: &Path,
     ) -> Result<Vec<PathBuf>, Error> {
-        let refs = output::output_refs(prediction)?;
+        self.download_outputs_with(prediction, dir, SaveOptions::default())
+            .await
+    }
+
+    /// [`Client::download_outputs`] with explicit options: whether existing files are replaced,
+    /// and how many files one prediction may write.
+    pub async fn download_outputs_with(
+        &self,
+        prediction: &Prediction,
+        dir: &Path,
+        options: SaveOptions,
+    ) -> Result<Vec<PathBuf>, Error> {
+        let refs = output::output_refs_capped(prediction, options.max_files)?;
         if refs.is_empty() {
             return Ok(Vec::new());
         }
@@ -133,9 +148,10 @@ impl Client {
             };
             let name =
                 download_plan::output_file_name(&mut names, output, index, content_type.as_deref());
-            let path = dir.join(name);
-            temp.persist(&path).await?;
-            paths.push(path);
+            paths.push(
+                temp.persist(dir, name, &mut names, options.overwrite)
+                    .await?,
+            );
         }
         Ok(paths)
     }
@@ -286,8 +302,16 @@ impl TempFile {
         ))
     }
 
-    /// Flushes to disk, closes, and renames to `path` (replacing a file there).
-    async fn persist(mut self, path: &Path) -> Result<(), Error> {
+    /// Flushes to disk, closes, and gives the file its name in `dir`: `name`, or (unless
+    /// `overwrite`) the next free `name-N.ext` when a file of that name exists. Returns the path
+    /// written.
+    async fn persist(
+        mut self,
+        dir: &Path,
+        mut name: String,
+        names: &mut FileNames,
+        overwrite: bool,
+    ) -> Result<PathBuf, Error> {
         if let Some(mut file) = self.file.take() {
             file.flush()
                 .await
@@ -296,11 +320,29 @@ impl TempFile {
                 .await
                 .map_err(|e| write_error(&self.path, &e))?;
         }
-        fs::rename(&self.path, path)
-            .await
-            .map_err(|e| write_error(path, &e))?;
-        self.persisted = true;
-        Ok(())
+        loop {
+            let path = dir.join(&name);
+            if overwrite {
+                fs::rename(&self.path, &path)
+                    .await
+                    .map_err(|e| write_error(&path, &e))?;
+            } else {
+                // A hard link fails when the name is taken, so no existing file is replaced,
+                // whoever created it and whenever.
+                match fs::hard_link(&self.path, &path).await {
+                    Ok(()) => {
+                        let _ = fs::remove_file(&self.path).await;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        name = names.unique(name);
+                        continue;
+                    }
+                    Err(e) => return Err(write_error(&path, &e)),
+                }
+            }
+            self.persisted = true;
+            return Ok(path);
+        }
     }
 }
 

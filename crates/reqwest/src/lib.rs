@@ -120,13 +120,14 @@ use futures_util::future::{Either, select};
 use futures_util::stream::{BoxStream, Stream};
 use replicate_protocol::{
     Call, CancelPrediction, ClientSettings, Config, CreatePrediction, Endpoint, Flow,
-    GetPrediction, ListPredictions, Outgoing, Pager, PagerStep, Paginated, Resolved, Run, Step,
+    GetPrediction, ListPredictions, Outgoing, PagerStep, Paginated, Resolved, Run, Step,
     TransportError, TransportErrorKind, Wait, WaitOptions,
 };
 use serde_json::Value;
 
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;
+pub use replicate_protocol::output::SaveOptions;
 pub use replicate_protocol::sse::ReplicateEvent;
 pub use replicate_protocol::{Error, FileInput, Prediction, Status, StreamAuth, StreamOptions};
 
@@ -418,12 +419,13 @@ impl Client {
         P: Paginated + Send + Sync + 'static,
         P::Item: Send + 'static,
     {
-        let state = (self.clone(), Pager::new(first));
+        let state = (self.clone(), self.inner.settings.pager(first));
         let stream = futures_util::stream::unfold(state, |(client, mut pager)| async move {
             loop {
                 let request = match pager.next_step() {
                     PagerStep::Item(item) => return Some((Ok(item), (client, pager))),
                     PagerStep::End => return None,
+                    PagerStep::Failed(e) => return Some((Err(e), (client, pager))),
                     PagerStep::Fetch(request) => client.execute(request),
                 };
                 match request.await {

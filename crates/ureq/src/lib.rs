@@ -52,6 +52,7 @@ use serde_json::Value;
 
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;
+pub use replicate_protocol::output::SaveOptions;
 pub use replicate_protocol::sse::ReplicateEvent;
 pub use replicate_protocol::{Error, FileInput, Prediction, Status, StreamAuth, StreamOptions};
 
@@ -263,7 +264,7 @@ impl Client {
     pub fn paginate<P: Paginated>(&self, first: P) -> Pages<P> {
         Pages {
             client: self.clone(),
-            pager: Pager::new(first),
+            pager: self.inner.settings.pager(first),
         }
     }
 
@@ -475,6 +476,7 @@ impl<P: Paginated> Iterator for Pages<P> {
             let page = match self.pager.next_step() {
                 PagerStep::Item(item) => return Some(Ok(item)),
                 PagerStep::End => return None,
+                PagerStep::Failed(e) => return Some(Err(e)),
                 PagerStep::Fetch(request) => self.client.execute(request),
             };
             match page {
