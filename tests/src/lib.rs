@@ -157,6 +157,7 @@ impl Settings {
                 initial_backoff: Duration::from_millis(10),
                 max_backoff: Duration::from_millis(100),
                 max_retry_after: Duration::from_secs(5),
+                ..RetryPolicy::default()
             },
             follow_stream: None,
             upload_threshold: None,

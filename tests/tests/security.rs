@@ -100,6 +100,7 @@ impl Knobs {
                 initial_backoff: Duration::from_millis(10),
                 max_backoff: Duration::from_millis(50),
                 max_retry_after: Duration::from_secs(5),
+                ..RetryPolicy::default()
             },
             max_response_bytes: None,
             max_download_bytes: None,

@@ -35,14 +35,15 @@
 //! # Ok::<(), replicate_protocol::Error>(())
 //! ```
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Request, StatusCode};
 
 use crate::output::{self, FileNames, OutputRef};
 use crate::{
-    Config, DownloadLimits, Error, Prediction, RetryClass, RetryPolicy, TransportErrorKind,
+    Config, DownloadLimits, Error, Prediction, RetryClass, RetryPolicy, TransportError,
+    TransportErrorKind,
 };
 
 /// What the response head of a [`DownloadPlan`] hop means.
@@ -68,6 +69,12 @@ pub struct DownloadPlan {
     redirects: u32,
     retries: u32,
     received: u64,
+    /// Whether a hop of this attempt left the API origin: from then on no hop carries the
+    /// token, even one that comes back to the API origin.
+    left_origin: bool,
+    /// The minimum-progress window: when it started and how many bytes arrived in it.
+    window: Option<(Instant, u64)>,
+    rng: fastrand::Rng,
 }
 
 impl DownloadPlan {
@@ -90,6 +97,9 @@ impl DownloadPlan {
             redirects: 0,
             retries: 0,
             received: 0,
+            left_origin: !cfg.base_url().is_same_origin(url),
+            window: None,
+            rng: fastrand::Rng::new(),
         })
     }
 
@@ -114,9 +124,15 @@ impl DownloadPlan {
     }
 
     /// The request of the current hop ([`output::download_request`]: the token only for the API's
-    /// origin).
+    /// origin, and only while no earlier hop of the chain left it: a redirect chain that starts
+    /// on, or passes through, another host never gets the token, wherever it ends).
     pub fn request(&self) -> Result<Request<Vec<u8>>, Error> {
-        output::download_request(&self.cfg, &self.url)
+        output::download_request_with(&self.cfg, &self.url, !self.left_origin)
+    }
+
+    /// Whether the request of the current hop carries the API token.
+    pub fn sends_token(&self) -> bool {
+        !self.left_origin && self.cfg.base_url().is_same_origin(&self.url)
     }
 
     /// The response head of the current hop: a redirect to follow (at most
@@ -138,6 +154,9 @@ impl DownloadPlan {
                 )));
             }
             self.url = next?;
+            if !self.cfg.base_url().is_same_origin(&self.url) {
+                self.left_origin = true;
+            }
             return Ok(DownloadHead::Redirect);
         }
         output::check_download_response(status, headers, prediction)?;
@@ -159,6 +178,34 @@ impl DownloadPlan {
         self.limits.check_received(self.received)
     }
 
+    /// Counts a chunk of `len` bytes received at `now`: [`DownloadPlan::handle_bytes`] plus the
+    /// minimum-progress rule ([`DownloadLimits::min_progress`]): once a window has passed with
+    /// fewer bytes than the minimum, the attempt fails with a [`TransportErrorKind::Timeout`]
+    /// (a body dripped a byte at a time would otherwise never end, each read arriving within
+    /// the idle timeout). Drivers call it for every chunk, with the time it arrived.
+    pub fn handle_chunk(&mut self, len: usize, now: Instant) -> Result<(), Error> {
+        self.handle_bytes(len)?;
+        let Some((min_bytes, window)) = self.limits.min_progress else {
+            return Ok(());
+        };
+        let (start, bytes) = self.window.get_or_insert((now, 0));
+        *bytes = bytes.saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+        if now.saturating_duration_since(*start) >= window {
+            if *bytes < min_bytes {
+                return Err(Error::Transport(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    format!(
+                        "the download made too little progress: {bytes} bytes in {} s (the minimum is {min_bytes} bytes per {} s)",
+                        now.saturating_duration_since(*start).as_secs(),
+                        window.as_secs()
+                    ),
+                )));
+            }
+            self.window = Some((now, 0));
+        }
+        Ok(())
+    }
+
     /// After a failed attempt: how long to wait before trying again from the original URL
     /// (the plan is reset for it: drop what was received), or `None` to give up with `error`.
     ///
@@ -171,10 +218,15 @@ impl DownloadPlan {
         let delay = self
             .retry
             .decide(RetryClass::Idempotent, self.retries, error)?;
+        let delay = self
+            .retry
+            .jittered(delay, self.retries, error, self.rng.f64());
         self.retries += 1;
         self.url.clone_from(&self.start);
         self.redirects = 0;
         self.received = 0;
+        self.left_origin = !self.cfg.base_url().is_same_origin(&self.start);
+        self.window = None;
         Some(delay)
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use http::{Request, Response};
 
 use crate::endpoint::{Endpoint, RetryClass};
+use crate::error::RateLimit;
 use crate::{Config, Error, TransportError, TransportErrorKind};
 
 /// Extra time allowed on top of a server's deliberate hold (`Prefer: wait=N`) before a read
@@ -44,14 +45,39 @@ pub struct Outgoing {
     /// When set, the exchange may legitimately take this long (sync mode): use at least this as
     /// the timeout for this request.
     pub min_timeout: Option<Duration>,
+    /// When set, the flow's deadline is this close: use at most this as the timeout, whatever
+    /// the client's usual one or `min_timeout` say.
+    pub max_timeout: Option<Duration>,
 }
 
 impl Outgoing {
-    /// The timeout to use for this request, given the client's usual one.
+    /// A request with no timeout requirement of its own.
+    pub fn new(request: Request<Vec<u8>>) -> Self {
+        Outgoing {
+            request,
+            min_timeout: None,
+            max_timeout: None,
+        }
+    }
+
+    /// The timeout to use for this request, given the client's usual one: at least
+    /// `min_timeout`, at most `max_timeout` (never below one millisecond).
     pub fn timeout(&self, default: Duration) -> Duration {
-        self.min_timeout.map_or(default, |t| t.max(default))
+        let t = self.min_timeout.map_or(default, |t| t.max(default));
+        self.max_timeout
+            .map_or(t, |max| t.min(max))
+            .max(Duration::from_millis(1))
     }
 }
+
+/// How long a request sent at `now` may take so that it ends by `deadline` (plus a short grace
+/// to read an answer that is on its way): `None` without a deadline.
+pub(crate) fn time_left(deadline: Option<Instant>, now: Instant) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(now) + DEADLINE_GRACE)
+}
+
+/// How far past its deadline a request may run, so that an answer already on its way is read.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// A sans-IO multi-step operation. See the module documentation for the driver loop.
 pub trait Flow {
@@ -91,6 +117,16 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// A `Retry-After` longer than this is not waited for: the 429 is returned instead.
     pub max_retry_after: Duration,
+    /// Retries after a 429 (throttled) answer, counted apart from `max_retries` (default 30):
+    /// a throttled request certainly had no effect, and under a shared rate limit many clients
+    /// need several windows to get through. Each wait is still bounded by `max_retry_after`
+    /// and by the flow's deadline.
+    pub max_throttled_retries: u32,
+    /// Whether delays get random jitter (default: yes). A backoff of `d` becomes a uniform draw
+    /// in `[0, d]` ("full jitter"); a delay the server asked for (`Retry-After`, or the
+    /// `ratelimit-reset` of an exhausted window) is waited in full, plus a uniform draw in
+    /// `[0, backoff]`, so that clients throttled together do not come back together.
+    pub jitter: bool,
 }
 
 impl Default for RetryPolicy {
@@ -100,6 +136,8 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(120),
+            max_throttled_retries: 30,
+            jitter: true,
         }
     }
 }
@@ -109,6 +147,7 @@ impl RetryPolicy {
     pub fn none() -> Self {
         RetryPolicy {
             max_retries: 0,
+            max_throttled_retries: 0,
             ..Self::default()
         }
     }
@@ -121,17 +160,34 @@ impl RetryPolicy {
             .min(self.max_backoff)
     }
 
-    /// Whether a failed attempt is retried, and after how long. `retries` is how many retries
-    /// were already made. This is the single place where the SDK decides retries.
+    /// The same policy without jitter: every delay is exactly what [`RetryPolicy::decide`] says
+    /// (for tests and reproducible runs).
+    pub fn without_jitter(mut self) -> Self {
+        self.jitter = false;
+        self
+    }
+
+    /// Whether a failed attempt is retried, and after how long (before jitter, see
+    /// [`RetryPolicy::jittered`]). `retries` is how many retries of the same kind were already
+    /// made: throttled ones for a 429 (capped by `max_throttled_retries`), others otherwise
+    /// (capped by `max_retries`). This is the single place where the SDK decides retries.
     ///
-    /// - 429: retried by every class, after `Retry-After` (header or body) or the backoff.
+    /// - 429: retried by every class, after the longest of `Retry-After` (header or body) and,
+    ///   when the window is exhausted (`ratelimit-remaining: 0`), `ratelimit-reset`; else after
+    ///   the backoff.
     /// - 500, 502, 503, 504: retried for idempotent requests only.
     /// - A connection never established: retried by every class.
     /// - A body over the size cap ([`TransportErrorKind::BodyTooLarge`]): never retried, the
     ///   same answer would be read again up to the cap.
     /// - Any other transport failure: retried for idempotent requests only.
     pub fn decide(&self, class: RetryClass, retries: u32, failure: &Error) -> Option<Duration> {
-        if retries >= self.max_retries {
+        let throttled = matches!(failure, Error::Api(api) if api.status == 429);
+        let cap = if throttled {
+            self.max_throttled_retries
+        } else {
+            self.max_retries
+        };
+        if retries >= cap {
             return None;
         }
         if matches!(failure, Error::Transport(t) if t.kind == TransportErrorKind::BodyTooLarge) {
@@ -140,7 +196,17 @@ impl RetryPolicy {
         let backoff = self.backoff(retries);
         match failure {
             Error::Api(api) if api.status == 429 => {
-                let delay = api.retry_delay().unwrap_or(backoff);
+                let reset = match api.rate_limit {
+                    RateLimit {
+                        remaining: Some(0),
+                        reset: Some(secs),
+                    } => Some(Duration::from_secs(secs)),
+                    _ => None,
+                };
+                let delay = match (api.retry_delay(), reset) {
+                    (Some(a), Some(b)) => a.max(b),
+                    (a, b) => a.or(b).unwrap_or(backoff),
+                };
                 (delay <= self.max_retry_after).then_some(delay)
             }
             Error::Api(api) if api.is_retryable() && class == RetryClass::Idempotent => {
@@ -154,6 +220,61 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The delay [`RetryPolicy::decide`] chose, with jitter: `unit` is a uniform draw in
+    /// `[0, 1)` supplied by the flow. A delay the server asked for (see `decide`) is kept and a
+    /// share of the backoff is added; a plain backoff is scaled down ("full jitter"). Without
+    /// [`RetryPolicy::jitter`], `delay` unchanged.
+    pub fn jittered(&self, delay: Duration, retries: u32, failure: &Error, unit: f64) -> Duration {
+        if !self.jitter {
+            return delay;
+        }
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let server_asked = matches!(failure, Error::Api(api)
+            if api.retry_delay().is_some()
+                || (api.status == 429 && api.rate_limit.remaining == Some(0) && api.rate_limit.reset.is_some()));
+        if server_asked {
+            delay.saturating_add(self.backoff(retries).mul_f64(unit))
+        } else {
+            delay.mul_f64(unit)
+        }
+    }
+}
+
+/// The error a failure becomes for a request of this class once it is not retried: a create
+/// whose request may have been acted on becomes [`Error::CreateOutcomeUnknown`]. That is any
+/// failure other than a well-formed 4xx answer: a transport failure after the request may have
+/// left, a 5xx (a proxy's HTML page, a gateway timeout), or a success whose body could not be
+/// read (truncated, not JSON).
+pub fn final_failure(class: RetryClass, failure: Error) -> Error {
+    match failure {
+        Error::Transport(t) => transport_failure(class, t),
+        Error::Api(api) if class == RetryClass::CreateOnce && api.status >= 500 => {
+            Error::CreateOutcomeUnknown(TransportError::new(
+                TransportErrorKind::Other,
+                format!("{api}; the server may have acted on it before failing"),
+            ))
+        }
+        Error::Decode {
+            status,
+            reason,
+            excerpt,
+        } if class == RetryClass::CreateOnce && (200..300).contains(&status) => {
+            Error::CreateOutcomeUnknown(TransportError::new(
+                TransportErrorKind::Io,
+                format!(
+                    "the answer (HTTP {status}) could not be read: {reason}; body starts with {excerpt:?}"
+                ),
+            ))
+        }
+        other => other,
+    }
+}
+
 /// The error a transport failure becomes for a request of this class: a create whose request may
 /// have left becomes [`Error::CreateOutcomeUnknown`].
 pub fn transport_failure(class: RetryClass, error: TransportError) -> Error {
@@ -164,13 +285,17 @@ pub fn transport_failure(class: RetryClass, error: TransportError) -> Error {
     }
 }
 
-/// The retry bookkeeping shared by every flow: how many retries were made and until when the flow
-/// may keep trying.
+/// The retry bookkeeping shared by every flow: how many retries were made, until when the flow
+/// may keep trying, and which request is being retried (for the final error's context).
 #[derive(Debug, Clone)]
 pub(crate) struct Retrier {
     pub(crate) policy: RetryPolicy,
     pub(crate) retries: u32,
+    pub(crate) throttled: u32,
     pub(crate) deadline: Option<Instant>,
+    attempts: u32,
+    request: Option<String>,
+    rng: fastrand::Rng,
 }
 
 impl Retrier {
@@ -178,8 +303,27 @@ impl Retrier {
         Retrier {
             policy,
             retries: 0,
+            throttled: 0,
             deadline,
+            attempts: 0,
+            request: None,
+            rng: fastrand::Rng::new(),
         }
+    }
+
+    /// Notes a request being sent: `GET /v1/predictions/abc` (no host, no query).
+    pub(crate) fn sent<B>(&mut self, request: &http::Request<B>) {
+        let (method, path) = (request.method(), request.uri().path());
+        let same = self
+            .request
+            .as_deref()
+            .and_then(|r| r.split_once(' '))
+            .is_some_and(|(m, p)| m == method.as_str() && p == path);
+        if !same {
+            self.request = Some(format!("{method} {path}"));
+            self.attempts = 0;
+        }
+        self.attempts = self.attempts.saturating_add(1);
     }
 
     /// After a failure: `Ok(instant)` to retry at, or `Err(final error)`.
@@ -189,27 +333,50 @@ impl Retrier {
         failure: Error,
         now: Instant,
     ) -> Result<Instant, Error> {
-        let Some(delay) = self.policy.decide(class, self.retries, &failure) else {
-            return Err(match failure {
-                Error::Transport(t) => transport_failure(class, t),
-                other => other,
-            });
+        let throttled = matches!(&failure, Error::Api(api) if api.status == 429);
+        let count = if throttled {
+            self.throttled
+        } else {
+            self.retries
         };
+        let delay = self
+            .policy
+            .decide(class, count, &failure)
+            .map(|d| self.policy.jittered(d, count, &failure, self.rng.f64()));
         // A delay too long to add to `now` (a huge `Retry-After` under a policy whose
         // `max_retry_after` allows it) is past any deadline: give up rather than overflow.
-        let at = now.checked_add(delay);
-        let Some(at) = at.filter(|&at| self.deadline.is_none_or(|d| at <= d)) else {
-            return Err(match failure {
-                Error::Transport(t) => transport_failure(class, t),
-                other => other,
-            });
+        let at = delay
+            .and_then(|d| now.checked_add(d))
+            .filter(|&at| self.deadline.is_none_or(|d| at <= d));
+        let Some(at) = at else {
+            return Err(self.give_up(class, failure));
         };
-        self.retries += 1;
+        if throttled {
+            self.throttled += 1;
+        } else {
+            self.retries += 1;
+        }
         Ok(at)
+    }
+
+    fn give_up(&self, class: RetryClass, failure: Error) -> Error {
+        let mut error = final_failure(class, failure);
+        if let Error::Transport(t) | Error::CreateOutcomeUnknown(t) = &mut error
+            && t.context.is_none()
+            && let Some(request) = &self.request
+        {
+            let n = self.attempts.max(1);
+            t.context = Some(format!(
+                "{request}, {n} attempt{}",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        error
     }
 
     pub(crate) fn on_success(&mut self) {
         self.retries = 0;
+        self.throttled = 0;
     }
 }
 
@@ -268,9 +435,14 @@ impl<E: Endpoint> Call<E> {
         &self.endpoint
     }
 
-    /// How many retries were made so far.
+    /// The endpoint, to adjust it before its next attempt.
+    pub(crate) fn endpoint_mut(&mut self) -> &mut E {
+        &mut self.endpoint
+    }
+
+    /// How many retries were made so far (throttled ones included).
     pub fn retries(&self) -> u32 {
-        self.retrier.retries
+        self.retrier.retries + self.retrier.throttled
     }
 
     fn fail_or_retry(&mut self, failure: Error, now: Instant) {
@@ -293,9 +465,11 @@ impl<E: Endpoint> Flow for Call<E> {
             CallState::Ready(_) => match self.endpoint.request(&self.cfg) {
                 Ok(request) => {
                     self.state = CallState::InFlight;
+                    self.retrier.sent(&request);
                     Step::Send(Outgoing {
                         request,
                         min_timeout: self.endpoint.server_hold().map(|h| h + SERVER_HOLD_MARGIN),
+                        max_timeout: time_left(self.retrier.deadline, now),
                     })
                 }
                 Err(e) => {
@@ -309,7 +483,8 @@ impl<E: Endpoint> Flow for Call<E> {
             CallState::Done(result) => Step::Done(
                 result
                     .take()
-                    .unwrap_or(Err(Error::InvalidState("polled after it finished"))),
+                    .unwrap_or(Err(Error::InvalidState("polled after it finished")))
+                    .map_err(|e| e.redact(self.cfg.token().expose())),
             ),
         }
     }

@@ -174,6 +174,20 @@ pub fn check_input_size(path: &Path, len: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses a file input that is not a regular file (a FIFO, a device such as `/dev/zero`, a
+/// directory): its reported length says nothing of what a read would return. Call it with the
+/// metadata of the opened file, then read at most [`MAX_UPLOAD_BYTES`] + 1 bytes and check the
+/// count with [`check_input_size`]: a file that grew past the limit is refused too.
+pub fn check_input_file(path: &Path, metadata: &std::fs::Metadata) -> Result<(), Error> {
+    if !metadata.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a regular file (a pipe, a device or a directory): only regular files can be sent",
+            path.display()
+        )));
+    }
+    check_input_size(path, metadata.len())
+}
+
 /// The error for a file input that cannot be read.
 pub fn unreadable(path: &Path, error: &std::io::Error) -> Error {
     Error::InvalidInput(format!("cannot read {}: {error}", path.display()))

@@ -52,13 +52,23 @@ pub struct DownloadLimits {
     pub max_bytes: u64,
     /// How many redirects are followed.
     pub max_redirects: u32,
+    /// The minimum progress of a body: at least this many bytes in every window of this length
+    /// (default [`DEFAULT_MIN_PROGRESS`]: 4 KiB per 30 s), else the attempt fails as a timeout.
+    /// With the idle timeout (no byte at all for the client's timeout), it bounds the time a
+    /// download can take: at most `max_bytes / (bytes per window)` windows. `None` disables it.
+    pub min_progress: Option<(u64, std::time::Duration)>,
 }
+
+/// The default minimum download progress: 4 KiB in every 30 s.
+pub const DEFAULT_MIN_PROGRESS: (u64, std::time::Duration) =
+    (4096, std::time::Duration::from_secs(30));
 
 impl Default for DownloadLimits {
     fn default() -> Self {
         DownloadLimits {
             max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            min_progress: Some(DEFAULT_MIN_PROGRESS),
         }
     }
 }
@@ -328,6 +338,16 @@ fn collect_refs(value: &Value, refs: &mut Vec<OutputRef>, depth: usize) -> Resul
 /// same origin as the API base URL (see the [module documentation](self)). A `data:` URI is
 /// refused: it holds its content already ([`OutputRef::parse`]).
 pub fn download_request(cfg: &Config, url: &str) -> Result<Request<Vec<u8>>, Error> {
+    download_request_with(cfg, url, true)
+}
+
+/// [`download_request`], where `may_send_token: false` keeps the token off even on the API's
+/// origin (a redirect hop of a chain that started elsewhere).
+pub fn download_request_with(
+    cfg: &Config,
+    url: &str,
+    may_send_token: bool,
+) -> Result<Request<Vec<u8>>, Error> {
     if has_prefix_ignore_case(url.trim(), "data:") {
         return Err(Error::InvalidInput(
             "a data: URI holds its content; decode it with OutputRef::parse instead of downloading it"
@@ -342,7 +362,7 @@ pub fn download_request(cfg: &Config, url: &str) -> Result<Request<Vec<u8>>, Err
     if let Ok(ua) = HeaderValue::try_from(cfg.user_agent()) {
         builder = builder.header(USER_AGENT, ua);
     }
-    if cfg.base_url().is_same_origin(url) {
+    if may_send_token && cfg.base_url().is_same_origin(url) {
         builder = builder.header(AUTHORIZATION, bearer(cfg)?);
     }
     builder

@@ -215,6 +215,31 @@ pub struct Metrics {
 }
 
 impl Prediction {
+    /// A prediction known only by its id, status [`Status::Starting`] (e.g. the subject of an
+    /// error raised before any of its state was read).
+    pub fn with_id(id: impl Into<String>) -> Self {
+        Prediction {
+            id: id.into(),
+            model: None,
+            version: None,
+            input: Value::Null,
+            output: Value::Null,
+            logs: None,
+            error: Value::Null,
+            status: Status::Starting,
+            created_at: None,
+            started_at: None,
+            completed_at: None,
+            deadline: None,
+            urls: None,
+            metrics: None,
+            data_removed: false,
+            source: None,
+            deployment: None,
+            extra: Map::new(),
+        }
+    }
+
     /// Removes every occurrence of `secret` (the API token) from the text the server wrote:
     /// `logs`, `error`, `output`, `input` and unknown fields ([`crate::text::redact`]).
     pub fn redact(&mut self, secret: &str) {

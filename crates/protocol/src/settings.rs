@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::endpoint::Paginated;
 use crate::{
     ApiToken, Config, CreatePrediction, Error, Page, PaginationError, PollPolicy, RetryPolicy,
-    SyncWait, Target, WaitOptions,
+    StreamOptions, SyncWait, Target, WaitOptions,
 };
 
 /// The environment variable holding the API token.
@@ -57,6 +57,9 @@ pub struct ClientSettings {
     pub follow_stream: Option<bool>,
     /// How many pages a listing reads at most (default [`DEFAULT_MAX_PAGES`]).
     pub max_pages: Option<usize>,
+    /// How event streams are followed, by `stream` and by the stream watcher of waits and runs
+    /// (default [`StreamOptions::default`]).
+    pub stream: Option<StreamOptions>,
 }
 
 impl ClientSettings {
@@ -109,6 +112,7 @@ impl ClientSettings {
                 .unwrap_or(crate::input::DEFAULT_UPLOAD_THRESHOLD),
             follow_stream: self.follow_stream.unwrap_or(true),
             max_pages: self.max_pages.unwrap_or(DEFAULT_MAX_PAGES).max(1),
+            stream: self.stream.clone().unwrap_or_default(),
         })
     }
 }
@@ -138,6 +142,8 @@ pub struct Resolved {
     pub follow_stream: bool,
     /// How many pages a listing reads at most.
     pub max_pages: usize,
+    /// How event streams are followed.
+    pub stream: StreamOptions,
 }
 
 impl Resolved {
@@ -387,6 +393,13 @@ macro_rules! client_settings_setters {
         /// already sent (a cycle).
         pub fn max_pages(mut self, pages: usize) -> Self {
             self.settings.max_pages = Some(pages);
+            self
+        }
+
+        /// How event streams are followed (reconnections, backoff, who gets the token): used by
+        /// `stream` and by the watcher that finishes waits and runs on a stream's `done` event.
+        pub fn stream_options(mut self, options: $crate::StreamOptions) -> Self {
+            self.settings.stream = Some(options);
             self
         }
     };

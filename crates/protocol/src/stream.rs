@@ -44,8 +44,10 @@
 //! [`StreamOptions::max_backoff`]; a 429 or 5xx with `Retry-After` waits for that instead.
 //! At most [`StreamOptions::max_reconnects`] consecutive attempts are made; the count starts
 //! again once an event is received. A read timeout on a stream that was open (an idle stream,
-//! e.g. while the model boots) reopens it without counting as a failure: a dead network then
-//! shows up as failing connections, which do count.
+//! e.g. while the model boots) reopens it, and counts as an attempt too: a host that sends
+//! headers and then nothing ends the session after `max_reconnects` silent reopenings
+//! (bounded: at most `(max_reconnects + 1) × read timeout` plus the backoffs without an event)
+//! instead of being reopened forever.
 //!
 //! Events are deduplicated across reconnections: a server that replays events the session
 //! already delivered (same `id`) does not make them appear twice.
@@ -289,7 +291,11 @@ impl StreamSession {
     /// What to do now. Drain [`next_event`](Self::next_event) first.
     pub fn poll(&mut self, now: Instant) -> StreamStep {
         match &self.state {
-            State::Finished(result) => StreamStep::Done(result.clone()),
+            State::Finished(result) => StreamStep::Done(
+                result
+                    .clone()
+                    .map_err(|e| e.redact(self.cfg.token().expose())),
+            ),
             State::Connecting | State::Reading => StreamStep::Done(Err(Error::InvalidState(
                 "stream polled while a connection was open",
             ))),
@@ -451,7 +457,10 @@ impl StreamSession {
     /// The next event decoded, in stream order; `None` when more bytes are needed. An `Err`
     /// ends the session (and [`poll`](Self::poll) repeats it).
     pub fn next_event(&mut self) -> Option<Result<ReplicateEvent, Error>> {
-        self.events.pop_front()
+        let secret = self.cfg.token().expose();
+        self.events
+            .pop_front()
+            .map(|r| r.map_err(|e| e.redact(secret)))
     }
 
     /// The open body ended (or the connection closed before the response head).
@@ -470,14 +479,22 @@ impl StreamSession {
 
     /// The last request, or the reading of its body, failed below HTTP.
     pub fn handle_error(&mut self, error: TransportError, now: Instant) {
-        let counts = match self.state {
-            // An open stream that stayed silent for a whole read timeout is idle, not broken.
-            State::Reading => error.kind != TransportErrorKind::Timeout,
-            State::Connecting => true,
-            _ => return,
-        };
+        if !matches!(self.state, State::Reading | State::Connecting) {
+            return;
+        }
+        // An open stream that stayed silent for a whole read timeout is reopened, and that
+        // reopen counts as an attempt: a host that sends headers and then nothing would
+        // otherwise be reopened forever. The count starts again at each event.
         self.decoder.finish();
-        self.reconnect(now, None, Error::Transport(error), counts);
+        let cause = if self.is_reading() && error.kind == TransportErrorKind::Timeout {
+            Error::Stream(format!(
+                "the stream stayed silent (no event) through {} reopenings: {error}",
+                self.opts.max_reconnects
+            ))
+        } else {
+            Error::Transport(error)
+        };
+        self.reconnect(now, None, cause, true);
     }
 
     /// Schedules a reconnection, or ends the session with `cause` once attempts ran out.

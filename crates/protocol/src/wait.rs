@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use http::Response;
 
 use crate::endpoint::{RetryClass, checked_id, parse_json};
-use crate::flow::{Call, Flow, Outgoing, Retrier, RetryPolicy, Step};
-use crate::{Config, CreatePrediction, Error, Prediction, TransportError};
+use crate::flow::{Call, Flow, Outgoing, Retrier, RetryPolicy, Step, time_left};
+use crate::{Config, CreatePrediction, Error, Prediction, SyncWait, TransportError};
 
 /// How often a running prediction is polled.
 ///
@@ -256,8 +256,9 @@ impl Wait {
         }
     }
 
-    fn send(&mut self, next: WaitState) -> Step<Result<Prediction, Error>> {
-        let request = if matches!(next, WaitState::Canceling) {
+    fn send(&mut self, next: WaitState, now: Instant) -> Step<Result<Prediction, Error>> {
+        let canceling = matches!(next, WaitState::Canceling);
+        let request = if canceling {
             self.kind.cancel_request(&self.cfg, &self.id)
         } else {
             self.kind.get_request(&self.cfg, &self.id)
@@ -266,9 +267,17 @@ impl Wait {
             Ok(request) => {
                 self.requests += 1;
                 self.state = next;
+                self.retrier.sent(&request);
                 Step::Send(Outgoing {
                     request,
                     min_timeout: None,
+                    // A poll ends by the deadline; the cancel sent at the deadline gets the
+                    // client's usual timeout.
+                    max_timeout: if canceling {
+                        None
+                    } else {
+                        time_left(self.opts.deadline, now)
+                    },
                 })
             }
             Err(e) => {
@@ -306,10 +315,18 @@ impl Flow for Wait {
         }
         match &mut self.state {
             WaitState::Done(result) => {
+                let secret = self.cfg.token().expose();
                 return Step::Done(
-                    result
+                    match result
                         .take()
-                        .map_or(Err(Error::InvalidState("polled after it finished")), |r| *r),
+                        .map_or(Err(Error::InvalidState("polled after it finished")), |r| *r)
+                    {
+                        Ok(mut p) => {
+                            p.redact(secret);
+                            Ok(p)
+                        }
+                        Err(e) => Err(e.redact(secret)),
+                    },
                 );
             }
             WaitState::Polling | WaitState::Canceling => {
@@ -323,7 +340,7 @@ impl Flow for Wait {
             && now >= deadline
         {
             if self.opts.cancel_at_deadline {
-                return self.send(WaitState::Canceling);
+                return self.send(WaitState::Canceling, now);
             }
             let err = self.deadline_error(false);
             self.state = WaitState::Done(None);
@@ -333,7 +350,7 @@ impl Flow for Wait {
             WaitState::Idle(Some(at)) if at > now => {
                 Step::Sleep(self.opts.deadline.map_or(at, |d| at.min(d)))
             }
-            _ => self.send(WaitState::Polling),
+            _ => self.send(WaitState::Polling, now),
         }
     }
 
@@ -445,13 +462,53 @@ impl Run {
     }
 }
 
+/// Shrinks a create's `Prefer: wait=N` so that the server's hold ends by the deadline: the
+/// deadline bounds the sync-mode create as it bounds the polls (`N` rounds down to whole
+/// seconds; under one second left, no sync mode at all).
+fn clamp_sync_wait(create: &mut CreatePrediction, deadline: Option<Instant>, now: Instant) {
+    let (Some(wait), Some(deadline)) = (create.sync, deadline) else {
+        return;
+    };
+    let left = deadline.saturating_duration_since(now);
+    if wait.duration() > left {
+        create.sync = SyncWait::seconds(left.as_secs()).ok();
+    }
+}
+
+/// A failure of the wait after the create succeeded: the prediction exists, so the error says
+/// so and carries it ([`Error::AfterCreate`]), unless it carries it already.
+fn after_create(wait: &Wait, error: Error) -> Error {
+    match error {
+        e @ (Error::DeadlineExceeded { .. }
+        | Error::AfterCreate { .. }
+        | Error::PredictionFailed(_)
+        | Error::PredictionCanceled(_)
+        | Error::PredictionAborted(_)
+        | Error::InvalidState(_)) => e,
+        source => {
+            let mut prediction = wait
+                .last()
+                .cloned()
+                .unwrap_or_else(|| Prediction::with_id(wait.id()));
+            prediction.redact(wait.cfg.token().expose());
+            Error::AfterCreate {
+                prediction: Box::new(prediction),
+                source: Box::new(source),
+            }
+        }
+    }
+}
+
 impl Flow for Run {
     type Output = Result<Prediction, Error>;
 
     fn poll(&mut self, now: Instant) -> Step<Self::Output> {
         loop {
             match &mut self.state {
-                RunState::Creating(call) => match call.poll(now) {
+                RunState::Creating(call) => match {
+                    clamp_sync_wait(call.endpoint_mut(), self.opts.deadline, now);
+                    call.poll(now)
+                } {
                     Step::Done(Ok(p)) => {
                         self.state = RunState::Waiting(Box::new(Wait::from_prediction(
                             self.cfg.clone(),
@@ -465,7 +522,12 @@ impl Flow for Run {
                     }
                     other => return other,
                 },
-                RunState::Waiting(wait) => return wait.poll(now),
+                RunState::Waiting(wait) => {
+                    return match wait.poll(now) {
+                        Step::Done(Err(e)) => Step::Done(Err(after_create(wait, e))),
+                        other => other,
+                    };
+                }
                 RunState::Done => {
                     return Step::Done(Err(Error::InvalidState("polled after it finished")));
                 }

@@ -354,7 +354,21 @@ fn decide_retry_after_above_max_not_waited() {
 // Call
 
 fn get_call() -> Call<GetPrediction> {
-    Call::new(GetPrediction::new("abc"), proxy_cfg())
+    Call::with_policy(
+        GetPrediction::new("abc"),
+        proxy_cfg(),
+        RetryPolicy::default().without_jitter(),
+        None,
+    )
+}
+
+fn create_call() -> Call<CreatePrediction> {
+    Call::with_policy(
+        create(),
+        proxy_cfg(),
+        RetryPolicy::default().without_jitter(),
+        None,
+    )
 }
 
 fn create() -> CreatePrediction {
@@ -414,11 +428,40 @@ fn call_get_retries_503_and_transport_errors() {
 }
 
 #[test]
-fn call_create_not_retried_after_503() {
+fn call_create_5xx_html_or_truncated_answer_is_outcome_unknown() {
+    // The server may have created the prediction before a proxy replaced its answer, or before
+    // the body was cut: never re-sent, and the error says the prediction may exist.
+    let answers = [
+        resp(503, ""),
+        resp(502, "<html><body>502 Bad Gateway</body></html>"),
+        resp(504, "<html>gateway timeout</html>"),
+        resp(500, r#"{"detail":"internal"}"#),
+        resp(201, r#"{"id":"abc","status":"start"#),
+        resp(200, "<html>not json</html>"),
+    ];
+    for answer in answers {
+        let status = answer.status();
+        let mut call = Call::new(create(), proxy_cfg());
+        let t = drive(&mut call, Instant::now(), vec![Reply::Http(answer)]);
+        assert_eq!(t.sent.len(), 1, "{status}");
+        let err = t.result.unwrap_err();
+        assert!(
+            matches!(&err, Error::CreateOutcomeUnknown(_)),
+            "{status}: {err:?}"
+        );
+        assert!(err.to_string().contains("may have been created"), "{err}");
+    }
+    // A well-formed 4xx: the server refused, nothing was created.
     let mut call = Call::new(create(), proxy_cfg());
-    let t = drive(&mut call, Instant::now(), vec![Reply::Http(resp(503, ""))]);
-    assert_eq!(t.sent.len(), 1);
-    assert_eq!(t.result.unwrap_err().status(), Some(503));
+    let t = drive(
+        &mut call,
+        Instant::now(),
+        vec![Reply::Http(resp(
+            422,
+            r#"{"detail":"bad input","status":422}"#,
+        ))],
+    );
+    assert_eq!(t.result.unwrap_err().status(), Some(422));
 }
 
 #[test]
@@ -428,14 +471,103 @@ fn call_create_io_error_is_outcome_unknown() {
         let err = TransportError::new(kind, "connection reset by peer");
         let t = drive(&mut call, Instant::now(), vec![Reply::Fail(err.clone())]);
         assert_eq!(t.sent.len(), 1, "{kind:?}");
-        assert_eq!(t.result.unwrap_err(), Error::CreateOutcomeUnknown(err));
+        assert_eq!(
+            t.result.unwrap_err(),
+            Error::CreateOutcomeUnknown(err.with_context(
+                "POST /replicate/v1/models/black-forest-labs/flux-schnell/predictions, 1 attempt"
+            ))
+        );
     }
+}
+
+#[test]
+fn timeout_errors_say_which_request_timed_out_after_how_many_attempts() {
+    let mut call = get_call();
+    let fail = || {
+        Reply::Fail(TransportError::new(
+            TransportErrorKind::Timeout,
+            "timeout: global",
+        ))
+    };
+    let t = drive(&mut call, Instant::now(), (0..6).map(|_| fail()).collect());
+    let msg = t.result.unwrap_err().to_string();
+    assert_eq!(
+        msg,
+        "timed out (GET /replicate/v1/predictions/abc, 6 attempts): timeout: global"
+    );
+}
+
+#[test]
+fn backoffs_have_full_jitter_and_server_delays_are_waited_in_full() {
+    let base = Instant::now();
+    let mut spread = std::collections::HashSet::new();
+    for _ in 0..32 {
+        let mut call = Call::new(GetPrediction::new("abc"), proxy_cfg());
+        let t = drive(
+            &mut call,
+            base,
+            vec![
+                Reply::Http(resp(503, "")),
+                Reply::Http(throttled(2)),
+                Reply::Http(resp(200, pred_body("abc", "processing"))),
+            ],
+        );
+        assert_eq!(t.sleeps.len(), 2);
+        // Full jitter: somewhere in [0, 250 ms].
+        let first = t.sleeps[0] - base;
+        assert!(first <= ms(250), "{first:?}");
+        spread.insert(first);
+        // Retry-After 2 s is waited in full, plus at most one backoff (500 ms at retry 1... the
+        // throttle count starts at 0: 250 ms).
+        let second = t.sleeps[1] - t.sleeps[0];
+        assert!(second >= ms(2000) && second <= ms(2250), "{second:?}");
+    }
+    assert!(spread.len() > 1, "the backoff is not jittered: {spread:?}");
+}
+
+#[test]
+fn a_throttle_waits_for_the_rate_limit_window_to_reset() {
+    // `ratelimit-remaining: 0` with `ratelimit-reset: 7`: the window is spent for 7 s, longer
+    // than the 1 s Retry-After; waiting less would only be throttled again.
+    let e = api_err(
+        429,
+        &[
+            ("retry-after", "1"),
+            ("ratelimit-remaining", "0"),
+            ("ratelimit-reset", "7"),
+        ],
+        "",
+    );
+    assert_eq!(
+        policy().decide(RetryClass::CreateOnce, 0, &e),
+        Some(Duration::from_secs(7))
+    );
+    let bare = api_err(
+        429,
+        &[("ratelimit-remaining", "0"), ("ratelimit-reset", "3")],
+        "",
+    );
+    assert_eq!(
+        policy().decide(RetryClass::Idempotent, 0, &bare),
+        Some(Duration::from_secs(3))
+    );
+    // Throttles have their own budget: five earlier retries of another kind do not stop it.
+    assert!(policy().decide(RetryClass::Idempotent, 5, &bare).is_some());
+    assert!(
+        policy()
+            .decide(
+                RetryClass::Idempotent,
+                policy().max_throttled_retries,
+                &bare
+            )
+            .is_none()
+    );
 }
 
 #[test]
 fn call_create_retried_after_connect_error_and_429() {
     let base = Instant::now();
-    let mut call = Call::new(create(), proxy_cfg());
+    let mut call = create_call();
     let t = drive(
         &mut call,
         base,

@@ -342,7 +342,41 @@ fn transport_errors_reconnect_like_eof() {
 }
 
 #[test]
-fn idle_read_timeouts_do_not_count() {
+fn silent_stream_reopens_count_so_a_silent_host_is_not_reopened_forever() {
+    // A host that answers headers and then nothing: each idle read timeout reopens the stream,
+    // and counts, so the session ends after `max_reconnects` silent reopenings.
+    let opts = StreamOptions {
+        max_reconnects: 3,
+        ..StreamOptions::default()
+    };
+    let mut s = session(opts);
+    let mut now = Instant::now();
+    let mut reopenings = 0;
+    let err = loop {
+        open(&mut s, now);
+        s.handle_error(
+            TransportError::new(TransportErrorKind::Timeout, "read timed out"),
+            now,
+        );
+        match s.poll(now) {
+            StreamStep::Sleep(at) => {
+                reopenings += 1;
+                assert!(reopenings <= 3, "reopened more than max_reconnects times");
+                now = at;
+            }
+            StreamStep::Done(Err(e)) => break e,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(reopenings, 3);
+    assert!(
+        matches!(&err, Error::Stream(m) if m.contains("silent")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_event_resets_the_silent_reopen_count() {
     let opts = StreamOptions {
         max_reconnects: 1,
         ..StreamOptions::default()
@@ -351,24 +385,17 @@ fn idle_read_timeouts_do_not_count() {
     let mut now = Instant::now();
     for _ in 0..5 {
         open(&mut s, now);
+        s.feed(b"event: output\nid: x\ndata: a\n\n");
+        while s.next_event().is_some() {}
         s.handle_error(
             TransportError::new(TransportErrorKind::Timeout, "read timed out"),
             now,
         );
         let StreamStep::Sleep(at) = s.poll(now) else {
-            panic!("an idle stream gave up")
+            panic!("a stream that delivers events gave up")
         };
         now = at;
     }
-    // A timeout while connecting does count.
-    connect(&mut s, now);
-    s.handle_error(TransportError::new(TransportErrorKind::Timeout, "t"), now);
-    let StreamStep::Sleep(at) = s.poll(now) else {
-        panic!()
-    };
-    connect(&mut s, at);
-    s.handle_error(TransportError::new(TransportErrorKind::Timeout, "t"), at);
-    assert!(matches!(s.poll(at), StreamStep::Done(Err(_))));
 }
 
 #[test]

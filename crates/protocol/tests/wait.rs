@@ -21,6 +21,7 @@ fn ok(status: &str) -> Reply {
 fn fixed(interval_ms: u64) -> WaitOptions {
     WaitOptions {
         poll: PollPolicy::fixed(ms(interval_ms)),
+        retry: RetryPolicy::default().without_jitter(),
         ..WaitOptions::default()
     }
 }
@@ -498,7 +499,12 @@ fn run_create_io_error_is_outcome_unknown_after_one_create() {
         let err = TransportError::new(kind, "connection closed before the response");
         let t = drive(&mut run, Instant::now(), vec![Reply::Fail(err.clone())]);
         assert_eq!(t.sent.len(), 1);
-        assert_eq!(t.result.unwrap_err(), Error::CreateOutcomeUnknown(err));
+        assert_eq!(
+            t.result.unwrap_err(),
+            Error::CreateOutcomeUnknown(err.with_context(
+                "POST /replicate/v1/models/black-forest-labs/flux-schnell/predictions, 1 attempt"
+            ))
+        );
         assert_eq!(run.prediction_id(), None);
         assert!(matches!(
             run.poll(Instant::now()),
@@ -537,11 +543,102 @@ fn run_create_429_is_retried() {
 }
 
 #[test]
-fn run_create_503_is_not_retried() {
+fn run_create_503_is_not_retried_and_may_have_created() {
     let mut run = Run::new(proxy_cfg(), create(), WaitOptions::default());
     let t = drive(&mut run, Instant::now(), vec![Reply::Http(resp(503, ""))]);
     assert_eq!(t.sent.len(), 1);
-    assert_eq!(t.result.unwrap_err().status(), Some(503));
+    assert!(matches!(
+        t.result.unwrap_err(),
+        Error::CreateOutcomeUnknown(_)
+    ));
+}
+
+#[test]
+fn throttled_polls_after_a_create_say_the_prediction_exists() {
+    // The create succeeded; then every poll is throttled until retries run out. The error must
+    // carry the prediction (a caller that retried a bare 429 would create a second one).
+    let opts = WaitOptions {
+        retry: RetryPolicy {
+            max_throttled_retries: 2,
+            ..RetryPolicy::default()
+        },
+        ..fixed(500)
+    };
+    let mut run = Run::new(proxy_cfg(), create(), opts);
+    let t = drive(
+        &mut run,
+        Instant::now(),
+        vec![
+            Reply::Http(resp(201, pred_body(ID, "starting"))),
+            Reply::Http(throttled(1)),
+            Reply::Http(throttled(1)),
+            Reply::Http(throttled(1)),
+        ],
+    );
+    let err = t.result.unwrap_err();
+    assert_eq!(err.prediction_id(), Some(ID));
+    match &err {
+        Error::AfterCreate { prediction, source } => {
+            assert_eq!(prediction.id, ID);
+            assert_eq!(source.status(), Some(429));
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "prediction {ID} was created; waiting for it failed: "
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_deadline_bounds_a_sync_mode_create() {
+    // `Prefer: wait` would let the server hold the create 60 s; with 2 s left it asks for 2 s at
+    // most, and the request's timeout ends by the deadline (plus a 1 s grace).
+    let base = Instant::now();
+    let opts = WaitOptions {
+        deadline: Some(base + ms(2500)),
+        ..fixed(500)
+    };
+    let mut run = Run::new(proxy_cfg(), create().sync(SyncWait::Max), opts);
+    let Step::Send(out) = run.poll(base) else {
+        panic!()
+    };
+    assert_eq!(out.request.headers()["prefer"], "wait=2");
+    assert_eq!(out.timeout(Duration::from_secs(30)), ms(3500));
+    // With under a second left, no sync mode at all.
+    let opts = WaitOptions {
+        deadline: Some(base + ms(800)),
+        ..fixed(500)
+    };
+    let mut run = Run::new(proxy_cfg(), create().sync(SyncWait::Max), opts);
+    let Step::Send(out) = run.poll(base) else {
+        panic!()
+    };
+    assert!(out.request.headers().get("prefer").is_none());
+    // The create answers `processing` at the deadline: the prediction is canceled, as when
+    // polling.
+    run.handle_response(resp(201, pred_body(ID, "processing")), base + ms(800));
+    let Step::Send(cancel) = run.poll(base + ms(800)) else {
+        panic!()
+    };
+    assert!(cancel.request.uri().path().ends_with("/cancel"));
+}
+
+#[test]
+fn polls_end_by_the_deadline() {
+    let base = Instant::now();
+    let opts = WaitOptions {
+        deadline: Some(base + Duration::from_secs(4)),
+        ..fixed(500)
+    };
+    let mut wait = Wait::new(proxy_cfg(), ID, opts);
+    let Step::Send(out) = wait.poll(base) else {
+        panic!()
+    };
+    assert_eq!(out.timeout(Duration::from_secs(30)), Duration::from_secs(5));
 }
 
 #[test]

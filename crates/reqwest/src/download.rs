@@ -240,7 +240,7 @@ impl Client {
                     }
                 };
                 let Some(chunk) = chunk else { break };
-                plan.handle_bytes(chunk.len())?;
+                plan.handle_chunk(chunk.len(), std::time::Instant::now())?;
                 sink.write(&chunk)
                     .await
                     .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;

@@ -206,9 +206,22 @@ impl Progress {
     }
 }
 
-/// Reads an input file, refusing one over the files API's limit before reading it.
+/// Reads an input file: a regular file only, refused over the files API's limit before
+/// reading it, and read at most to that limit plus one byte (a file growing while read is
+/// refused rather than read without end).
 async fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
+    use tokio::io::AsyncReadExt;
     let cannot = |e: std::io::Error| input::unreadable(path, &e);
-    input::check_input_size(path, tokio::fs::metadata(path).await.map_err(cannot)?.len())?;
-    tokio::fs::read(path).await.map_err(cannot)
+    // Checked before opening too: opening a FIFO for reading blocks until a writer comes.
+    input::check_input_file(path, &tokio::fs::metadata(path).await.map_err(cannot)?)?;
+    let file = tokio::fs::File::open(path).await.map_err(cannot)?;
+    let metadata = file.metadata().await.map_err(cannot)?;
+    input::check_input_file(path, &metadata)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(input::MAX_UPLOAD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(cannot)?;
+    input::check_input_size(path, bytes.len() as u64)?;
+    Ok(bytes)
 }

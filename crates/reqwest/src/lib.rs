@@ -372,7 +372,8 @@ impl Client {
 
     /// Reads an event stream until `done` (or a failure).
     async fn watch_stream(self, url: String) {
-        if let Ok(mut events) = self.stream_url(&url, StreamOptions::default()).await {
+        let opts = self.inner.settings.stream.clone();
+        if let Ok(mut events) = self.stream_url(&url, opts).await {
             while let Some(event) = events.next().await {
                 if matches!(event, Ok(ReplicateEvent::Done(_)) | Err(_)) {
                     break;

@@ -53,7 +53,8 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn stream(&self, prediction: &Prediction) -> Result<EventStream, Error> {
-        self.stream_with(prediction, StreamOptions::default()).await
+        self.stream_with(prediction, self.inner.settings.stream.clone())
+            .await
     }
 
     /// [`Client::stream`] with explicit options.

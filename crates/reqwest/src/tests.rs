@@ -214,6 +214,7 @@ async fn response_keeps_status_headers_version_and_body() {
         .send(Outgoing {
             request,
             min_timeout: None,
+            max_timeout: None,
         })
         .await
         .expect("response");

@@ -216,7 +216,7 @@ impl Client {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(Error::Transport(classify_io(e))),
                 };
-                plan.handle_bytes(n)?;
+                plan.handle_chunk(n, std::time::Instant::now())?;
                 sink.write_all(buf.get(..n).unwrap_or_default())
                     .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
             }

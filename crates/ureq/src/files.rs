@@ -134,9 +134,21 @@ impl Client {
     }
 }
 
-/// Reads an input file, refusing one over the files API's limit before reading it.
+/// Reads an input file: a regular file only, refused over the files API's limit before
+/// reading it, and read at most to that limit plus one byte (a file growing while read is
+/// refused rather than read without end).
 fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
     let cannot = |e: std::io::Error| input::unreadable(path, &e);
-    input::check_input_size(path, std::fs::metadata(path).map_err(cannot)?.len())?;
-    std::fs::read(path).map_err(cannot)
+    // Checked before opening too: opening a FIFO for reading blocks until a writer comes.
+    input::check_input_file(path, &std::fs::metadata(path).map_err(cannot)?)?;
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let metadata = file.metadata().map_err(cannot)?;
+    input::check_input_file(path, &metadata)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.take(input::MAX_UPLOAD_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    input::check_input_size(path, bytes.len() as u64)?;
+    Ok(bytes)
 }

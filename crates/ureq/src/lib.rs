@@ -162,11 +162,18 @@ impl Client {
     /// Drives any flow of `replicate-protocol` to its end with this client's connection pool.
     ///
     /// While the flow sleeps waiting for a streaming prediction, a thread reads the prediction's
-    /// event stream (unless [`ClientBuilder::follow_stream`] turned that off) and wakes the flow
-    /// on `done`, so it ends then rather than at its next poll. A failing stream only means the
-    /// flow goes on polling.
+    /// event stream (unless [`ClientBuilder::follow_stream`] turned that off) with the client's
+    /// stream options, and wakes the flow on `done`, so it ends then rather than at its next
+    /// poll. A failing stream only means the flow goes on polling. The thread never outlives
+    /// the flow: when this call returns it stops reading and reconnecting at once, and is gone
+    /// at most one read timeout ([`ClientBuilder::timeout`]) later, when a read in progress
+    /// returns.
     pub fn drive<F: Flow>(&self, mut flow: F) -> F::Output {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        // Dropped when this call returns, which stops the watcher.
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let mut stop_rx = Some(stop_rx);
+        let _stop = stop_tx;
         let mut watching = false;
         // Whether the last exchange failed, so that the next sleep is a retry's backoff.
         let mut failed = false;
@@ -198,9 +205,10 @@ impl Client {
                     if !watching
                         && self.inner.settings.follow_stream
                         && let Some(url) = flow.stream_hint()
+                        && let Some(stop) = stop_rx.take()
                     {
                         watching = true;
-                        self.watch_stream(url.to_owned(), done_tx.clone());
+                        self.watch_stream(url.to_owned(), done_tx.clone(), stop);
                     }
                     let wait = until.saturating_duration_since(Instant::now());
                     if !watching {
@@ -214,11 +222,18 @@ impl Client {
         }
     }
 
-    /// Reads an event stream on its own thread until `done` (or a failure), then signals.
-    fn watch_stream(&self, url: String, done: std::sync::mpsc::Sender<()>) {
+    /// Reads an event stream on its own thread until `done`, a failure, or `stop`'s sender is
+    /// dropped, then signals.
+    fn watch_stream(
+        &self,
+        url: String,
+        done: std::sync::mpsc::Sender<()>,
+        stop: std::sync::mpsc::Receiver<()>,
+    ) {
         let client = self.clone();
+        let opts = self.inner.settings.stream.clone();
         std::thread::spawn(move || {
-            if let Ok(events) = client.stream_url(&url, StreamOptions::default()) {
+            if let Ok(events) = client.stream_url_until(&url, opts, stop) {
                 for event in events {
                     if matches!(event, Ok(ReplicateEvent::Done(_)) | Err(_)) {
                         break;

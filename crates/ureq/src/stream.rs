@@ -42,7 +42,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn stream(&self, prediction: &Prediction) -> Result<EventStream, Error> {
-        self.stream_with(prediction, StreamOptions::default())
+        self.stream_with(prediction, self.inner.settings.stream.clone())
     }
 
     /// [`Client::stream`] with explicit options.
@@ -69,6 +69,30 @@ impl Client {
             body: None,
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             fused: false,
+            stop: None,
+        };
+        stream.open()?;
+        Ok(stream)
+    }
+
+    /// A stream that ends as soon as `stop`'s sender is dropped: checked before every read and
+    /// reconnection, and during the sleeps between them (a read in progress still ends by the
+    /// idle timeout). The flow watcher of [`Client::drive`] uses it so that it never outlives
+    /// its flow.
+    pub(crate) fn stream_url_until(
+        &self,
+        url: &str,
+        opts: StreamOptions,
+        stop: std::sync::mpsc::Receiver<()>,
+    ) -> Result<EventStream, Error> {
+        let session = StreamSession::new(self.config(), url, opts)?;
+        let mut stream = EventStream {
+            client: self.clone(),
+            session,
+            body: None,
+            buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            fused: false,
+            stop: Some(stop),
         };
         stream.open()?;
         Ok(stream)
@@ -123,6 +147,8 @@ pub struct EventStream {
     body: Option<ureq::BodyReader<'static>>,
     buf: Box<[u8]>,
     fused: bool,
+    /// Ends the stream when its sender is gone (see `Client::stream_url_until`).
+    stop: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 impl std::fmt::Debug for EventStream {
@@ -145,10 +171,20 @@ impl EventStream {
         self.session.last_event_id()
     }
 
+    /// Whether the owner of the stop signal is gone: the stream must end now.
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|rx| {
+            matches!(
+                rx.try_recv(),
+                Err(std::sync::mpsc::TryRecvError::Disconnected)
+            )
+        })
+    }
+
     /// Drives the session until a body is open, or it is over.
     fn open(&mut self) -> Result<(), Error> {
         loop {
-            if self.body.is_some() {
+            if self.body.is_some() || self.stopped() {
                 return Ok(());
             }
             match self.session.poll(Instant::now()) {
@@ -196,7 +232,13 @@ impl EventStream {
             reconnects = self.session.reconnects(),
             "replicate: reconnecting event stream"
         );
-        std::thread::sleep(delay);
+        match &self.stop {
+            // Returns early when the stop signal's sender is dropped.
+            Some(stop) => {
+                let _ = stop.recv_timeout(delay);
+            }
+            None => std::thread::sleep(delay),
+        }
     }
 
     /// Reads the open body once and feeds the session.
@@ -238,6 +280,11 @@ impl Iterator for EventStream {
             return None;
         }
         loop {
+            if self.stopped() {
+                self.fused = true;
+                self.body = None;
+                return None;
+            }
             if let Some(item) = self.session.next_event() {
                 if item.is_err() {
                     self.fused = true;

@@ -165,12 +165,6 @@ impl CreateFile {
                 self.filename.len()
             ));
         }
-        if self.filename.chars().any(char::is_control) {
-            return bad(format!(
-                "the file name {:?} contains control characters",
-                self.filename
-            ));
-        }
         if self.content_type.is_empty()
             || !self
                 .content_type
@@ -230,7 +224,10 @@ impl CreateFile {
     pub fn body(&self) -> Result<(Vec<u8>, String), Error> {
         let metadata = self.validate()?;
         let boundary = self.pick_boundary(&metadata)?;
-        let name = escape_quoted(&self.filename);
+        // Control characters and direction overrides cannot travel in a header: they become `_`
+        // (in the `filename` field too, so both name the same file).
+        let clean = upload_file_name(&self.filename);
+        let name = escape_quoted(&clean);
         let mut body = Vec::with_capacity(self.content.len() + 512 + metadata.len());
         let mut part = |headers: String, value: &[u8]| {
             body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n").as_bytes());
@@ -247,7 +244,7 @@ impl CreateFile {
         );
         part(
             "content-disposition: form-data; name=\"filename\"\r\n".to_owned(),
-            self.filename.as_bytes(),
+            clean.as_bytes(),
         );
         part(
             "content-disposition: form-data; name=\"type\"\r\n".to_owned(),
@@ -265,6 +262,20 @@ impl CreateFile {
 }
 
 /// Escapes a quoted `content-disposition` parameter as browsers do (`"` → `%22`).
+/// The file name as sent: every [unsafe character](crate::text::is_unsafe_char) (controls,
+/// direction overrides) replaced by `_`.
+pub fn upload_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if crate::text::is_unsafe_char(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 fn escape_quoted(s: &str) -> String {
     s.replace('"', "%22")
 }
