@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
-use hyper::Method;
+use hyper::{HeaderMap, Method};
 use serde_json::{Map, Value, json};
 
 use crate::http::Resp;
@@ -145,20 +145,55 @@ pub(crate) fn route<'a>(method: &Method, rest: &'a str) -> Route<'a> {
     }
 }
 
+/// The part of a path after `/v1` (and the prefix), if it is an API path.
+fn api_rest<'a>(shared: &Shared, path: &'a str) -> Option<&'a str> {
+    let prefix = shared.opts.prefix.as_str();
+    let path = match path.strip_prefix(prefix) {
+        Some(rest) if !prefix.is_empty() && rest.starts_with('/') => rest,
+        _ => path,
+    };
+    let rest = path.strip_prefix("/v1")?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// What the API origin will do with a request, known from its head alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Not under `/v1`: 404.
+    NotApi,
+    /// A missing or wrong token: 401.
+    Unauthenticated,
+    /// No such endpoint or method: 404 or 405.
+    NoRoute,
+    /// An endpoint the handlers serve.
+    Served,
+}
+
+/// The path of an API request without the prefix (`/v1/...`), as real URLs in bodies name it.
+pub(crate) fn api_path(shared: &Shared, path: &str) -> Option<String> {
+    api_rest(shared, path).map(|rest| format!("/v1{rest}"))
+}
+
+/// Classifies a request on the API origin by its method, path and headers.
+pub(crate) fn classify(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Class {
+    let Some(rest) = api_rest(shared, path) else {
+        return Class::NotApi;
+    };
+    if !authorized(shared, headers) {
+        return Class::Unauthenticated;
+    }
+    match route(method, rest) {
+        Route::NotFound | Route::MethodNotAllowed => Class::NoRoute,
+        _ => Class::Served,
+    }
+}
+
 /// Handles a request on the API origin.
 pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Resp {
-    let prefix = shared.opts.prefix.as_str();
-    let path = match req.path.strip_prefix(prefix) {
-        Some(rest) if !prefix.is_empty() && rest.starts_with('/') => rest,
-        _ => req.path.as_str(),
-    };
-    let Some(rest) = path.strip_prefix("/v1") else {
+    let Some(rest) = api_rest(shared, &req.path) else {
         return Resp::not_found();
     };
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        return Resp::not_found();
-    }
-    if !authorized(shared, req) {
+    if !authorized(shared, &req.headers) {
         return Resp::problem(
             401,
             "Unauthenticated",
@@ -169,8 +204,8 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req) -> Resp {
     dispatch(shared, req, r).await
 }
 
-fn authorized(shared: &Shared, req: &Req) -> bool {
-    let Some(v) = req.header("authorization") else {
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let mut parts = v.trim().splitn(2, ' ');
@@ -453,34 +488,55 @@ pub(crate) fn job_fields(
     (webhook_url, events)
 }
 
+/// The longest `Cancel-After` the fake accepts: one year (Replicate documents no maximum; a
+/// larger value is surely a mistake, and would overflow dates).
+pub(crate) const MAX_CANCEL_AFTER: Duration = Duration::from_secs(365 * 24 * 3600);
+
 async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> Resp {
     let scale = shared.opts.header_time_scale;
     let wait = match req.header("prefer").map(util::parse_prefer_wait) {
         None | Some(Ok(None)) => None,
-        Some(Ok(Some(secs))) => Some(Duration::from_secs(secs)),
-        Some(Err(e)) => return Resp::problem(422, "Invalid Prefer header", &e),
-    };
-    let cancel_after = match req.header("cancel-after") {
-        None => None,
-        Some(v) => match util::parse_cancel_after(v) {
-            Some(d) if d >= Duration::from_secs(5) => Some(d),
-            Some(_) => {
-                return Resp::problem(
-                    422,
-                    "Invalid Cancel-After header",
-                    "Cancel-After must be at least 5 seconds",
-                );
-            }
+        Some(Ok(Some(secs))) => match util::scale_duration(Duration::from_secs(secs), scale) {
+            Some(d) => Some(d),
             None => {
                 return Resp::problem(
                     422,
-                    "Invalid Cancel-After header",
-                    &format!(
-                        "Cannot parse Cancel-After value {v:?}: use e.g. 30s, 5m, 1h30m or a number of seconds"
-                    ),
+                    "Invalid Prefer header",
+                    &format!("Prefer: wait={secs} is out of range"),
                 );
             }
         },
+        Some(Err(e)) => return Resp::problem(422, "Invalid Prefer header", &e),
+    };
+    let deadline = match req.header("cancel-after") {
+        None => None,
+        Some(v) => {
+            let invalid = |detail: &str| Resp::problem(422, "Invalid Cancel-After header", detail);
+            match util::parse_cancel_after_secs(v) {
+                None => {
+                    return invalid(&format!(
+                        "Cannot parse Cancel-After value {v:?}: use e.g. 30s, 5m, 1h30m or a number of seconds"
+                    ));
+                }
+                Some(secs) if secs < 5.0 => {
+                    return invalid("Cancel-After must be at least 5 seconds");
+                }
+                Some(secs) if secs > MAX_CANCEL_AFTER.as_secs_f64() => {
+                    return invalid(&format!(
+                        "Cancel-After value {v:?} is too large: the maximum is 8760h (one year)"
+                    ));
+                }
+                Some(secs) => match Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .and_then(|d| util::scale_duration(d, scale))
+                {
+                    Some(d) => Some(d),
+                    None => {
+                        return invalid(&format!("Cancel-After value {v:?} is out of range"));
+                    }
+                },
+            }
+        }
     };
 
     let obj = match json_object(req) {
@@ -559,24 +615,28 @@ async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> R
     };
 
     let input = obj.get("input").cloned().unwrap_or_else(|| json!({}));
-    let deadline = cancel_after.map(|d| d.mul_f64(scale));
+    // Build and render it before storing it: a prediction that cannot be rendered (a panic
+    // here) must not be left in the state, where every later list would meet it.
+    let pred = Pred::new(
+        0,
+        NewPred {
+            kind: JobKind::Prediction,
+            model,
+            version,
+            deployment,
+            input,
+            script,
+            deadline,
+            webhook: webhook_url.map(|url| WebhookCfg { url, events }),
+        },
+        &shared.opts,
+    );
+    let _ = pred.to_json(&pred.view(), shared, true);
     let pred = {
         let mut st = lock(&shared.state);
-        let seq = st.order.len();
-        let p = Arc::new(Pred::new(
-            seq,
-            NewPred {
-                kind: JobKind::Prediction,
-                model,
-                version,
-                deployment,
-                input,
-                script,
-                deadline,
-                webhook: webhook_url.map(|url| WebhookCfg { url, events }),
-            },
-            &shared.opts,
-        ));
+        let mut p = pred;
+        p.seq = st.order.len();
+        let p = Arc::new(p);
         st.preds.insert(p.id.clone(), p.clone());
         st.order.push(p.clone());
         for (i, path) in p.output_paths.iter().enumerate() {
@@ -588,7 +648,7 @@ async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> R
         webhook::spawn(shared.clone(), pred.clone());
     }
     if let Some(w) = wait {
-        wait_terminal(&pred, w.mul_f64(scale)).await;
+        wait_terminal(&pred, w).await;
     }
     let v = pred.view();
     let body = pred.to_json(&v, shared, false);
@@ -601,12 +661,12 @@ async fn create_prediction(shared: &Arc<Shared>, req: &Req, target: Target) -> R
 
 /// Waits until the prediction is terminal or `limit` has passed.
 async fn wait_terminal(pred: &Pred, limit: Duration) {
-    let until = Instant::now() + limit;
+    let until = util::instant_after(Instant::now(), limit);
     loop {
         let notified = pred.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let end_at = pred.created + pred.end().0;
+        let end_at = util::instant_after(pred.created, pred.end().0);
         let now = Instant::now();
         if now >= end_at || now >= until {
             return;
@@ -647,6 +707,11 @@ struct Page<T> {
 
 fn encode_cursor(kind: char, seq: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{seq}"))
+}
+
+/// Whether `c` is a cursor the fake made (of any list).
+pub(crate) fn valid_cursor(c: &str) -> bool {
+    decode_cursor(c).is_some()
 }
 
 fn decode_cursor(c: &str) -> Option<(char, usize)> {
@@ -768,7 +833,7 @@ fn file_json(shared: &Shared, f: &Upload) -> Value {
         "checksums": {"sha256": f.sha256},
         "metadata": f.metadata,
         "created_at": util::rfc3339_ns(f.created),
-        "expires_at": util::rfc3339_ns(f.created + Duration::from_secs(24 * 3600)),
+        "expires_at": util::rfc3339_ns(util::wall_after(f.created, Duration::from_secs(24 * 3600))),
         "urls": {"get": format!("{}/v1/files/{}", shared.body_host(), f.id)},
     })
 }

@@ -16,12 +16,21 @@ pub enum RetryAfter {
 /// What goes wrong with a matching request.
 ///
 /// Whether the request *takes effect* (e.g. a create really creates a prediction) depends on the
-/// fault: [`Status`](Fault::Status), [`Redirect`](Fault::Redirect),
-/// [`HugeBody`](Fault::HugeBody) and [`ResetBeforeRead`](Fault::ResetBeforeRead) answer
-/// instead of the API, so nothing happens; [`Delay`](Fault::Delay),
-/// [`TruncatedJson`](Fault::TruncatedJson), [`GarbageJson`](Fault::GarbageJson),
-/// [`ResetAfterRead`](Fault::ResetAfterRead) and [`DropStreamAfter`](Fault::DropStreamAfter)
-/// apply the request and spoil only the answer.
+/// fault:
+///
+/// - answered instead of the API, so nothing happens: [`Status`](Fault::Status),
+///   [`Redirect`](Fault::Redirect), [`HugeBody`](Fault::HugeBody),
+///   [`ResetBeforeRead`](Fault::ResetBeforeRead), [`Echo`](Fault::Echo);
+/// - applied for real, only the answer is spoiled: [`Delay`](Fault::Delay),
+///   [`TruncatedJson`](Fault::TruncatedJson), [`GarbageJson`](Fault::GarbageJson),
+///   [`ResetAfterRead`](Fault::ResetAfterRead), [`DropStreamAfter`](Fault::DropStreamAfter),
+///   [`NextCursor`](Fault::NextCursor), [`Drip`](Fault::Drip), [`CutAfter`](Fault::CutAfter),
+///   [`ApplyThen`](Fault::ApplyThen);
+/// - [`SilentStream`](Fault::SilentStream) only concerns streams, which change nothing.
+///
+/// [`DropStreamAfter`](Fault::DropStreamAfter) and [`SilentStream`](Fault::SilentStream) match
+/// only SSE stream requests (`GET /v1/streams/{id}` on the files origin); the others match any
+/// request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
     /// Answer with this status instead. Without `body`: 429 gets Replicate's throttle JSON
@@ -55,6 +64,77 @@ pub enum Fault {
     /// For an SSE stream request: send this many events, then drop the connection mid-stream.
     /// It matches only stream requests.
     DropStreamAfter(usize),
+    /// Apply a list request for real, but set the page's `next` to a URL whose `cursor` query
+    /// parameter is this string (percent-encoded), an absolute URL on the API origin of the same
+    /// shape as real `next` URLs (`{base}/v1/predictions?cursor=...`, on
+    /// [`Options::api_host_in_bodies`](crate::Options::api_host_in_bodies) when set).
+    ///
+    /// A cursor in the request that the fake did not make (such as one a `NextCursor` made up)
+    /// is ignored when this fault applies: the first page is served. So rules matching
+    /// `path_contains("cursor=A")` with `NextCursor("B")` and `path_contains("cursor=B")` with
+    /// `NextCursor("A")` make a cursor cycle. Answers that are not a page (no `results`) are left
+    /// as they are. The request takes effect (listing changes nothing).
+    NextCursor(String),
+    /// Apply the request and send the real response (status, headers, exact `Content-Length`),
+    /// but write its body `chunk` bytes at a time with `interval` between writes (the first
+    /// chunk at once). Works on both origins (API answers and output files); an SSE stream is
+    /// sent as usual. Stops when the client disconnects (at the next write) or the server shuts
+    /// down. A `chunk` of 0 is taken as 1. The request takes effect.
+    Drip {
+        /// Time between two writes.
+        interval: Duration,
+        /// Bytes per write.
+        chunk: usize,
+    },
+    /// For an SSE stream request: answer `200` with the `text/event-stream` headers (after the
+    /// same 404/406 checks as a real stream), then send nothing at all, keeping the connection
+    /// open until the client closes it, the server shuts down, or 10 minutes pass (then the
+    /// stream ends). It matches only stream requests. Nothing takes effect (a stream changes
+    /// nothing).
+    SilentStream,
+    /// Answer `status` with a body that echoes the request's headers verbatim, `Authorization`
+    /// included, like a hostile or misconfigured server (see [`EchoFormat`]). The request does
+    /// not take effect.
+    Echo {
+        /// The HTTP status code (e.g. 401, or 200 for "a 200 with a non-JSON body").
+        status: u16,
+        /// The shape of the body.
+        format: EchoFormat,
+    },
+    /// Apply the request for real (a create really creates the prediction), then answer
+    /// `status` instead of the real answer, with the default body of a
+    /// [`Status`](Fault::Status) fault: an HTML proxy page for 502 and 504, Replicate's throttle
+    /// body for 429, a problem-details JSON otherwise. Models "the response to a create replaced
+    /// by a 502 HTML page (or a 504) after the server created the prediction".
+    ApplyThen {
+        /// The HTTP status code answered.
+        status: u16,
+    },
+    /// Apply the request and send the real response headers (with the full `Content-Length`),
+    /// then only the first N bytes of the body, then close the connection: a truncated body or
+    /// download. Works on both origins; when N is at least the body's length the whole response
+    /// is sent. An SSE stream is sent as usual (see [`DropStreamAfter`](Fault::DropStreamAfter)).
+    /// The request takes effect.
+    CutAfter(usize),
+    /// For the fake's own tests: the handler panics (while holding the server's state lock), and
+    /// the request is answered 500. The request does not take effect.
+    #[doc(hidden)]
+    Panic,
+}
+
+/// The body of a [`Fault::Echo`] answer. Header names are lowercase (as HTTP/1 servers see
+/// them), values verbatim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EchoFormat {
+    /// `application/problem+json`:
+    /// `{"title":"Unauthenticated","detail":"bad credentials: <Authorization value>","status":N}`
+    /// (the value empty without an `Authorization` header).
+    ProblemJson,
+    /// `text/html`: an HTML page listing every request header as `name: value`, one per line,
+    /// not escaped.
+    Html,
+    /// `text/plain`: every request header as `name: value`, one per line (not JSON).
+    Text,
 }
 
 impl Fault {
@@ -74,6 +154,24 @@ impl Fault {
             retry_after: Some(RetryAfter::Seconds(secs)),
             body: None,
         }
+    }
+
+    /// Whether this fault answers by itself, without the API applying the request (and without
+    /// needing its body).
+    pub(crate) fn answers_alone(&self) -> bool {
+        matches!(
+            self,
+            Fault::Status { .. }
+                | Fault::Redirect(_)
+                | Fault::HugeBody(_)
+                | Fault::Echo { .. }
+                | Fault::ResetBeforeRead
+        )
+    }
+
+    /// Whether this fault applies only to SSE stream requests.
+    pub(crate) fn stream_only(&self) -> bool {
+        matches!(self, Fault::DropStreamAfter(_) | Fault::SilentStream)
     }
 }
 

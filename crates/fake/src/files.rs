@@ -2,6 +2,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::Method;
@@ -13,14 +14,28 @@ use crate::server::{Req, until_shutdown};
 use crate::state::{Pred, Shared, Terminal, lock};
 use crate::util;
 
+/// How to serve an SSE stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamMode {
+    /// As the prediction goes.
+    Normal,
+    /// Drop the connection after this many events.
+    DropAfter(usize),
+    /// Send the headers, then nothing (see [`Fault::SilentStream`](crate::Fault::SilentStream)).
+    Silent,
+}
+
+/// How long a silent stream stays open at most.
+const SILENT_FOR: Duration = Duration::from_secs(600);
+
 /// Handles a request on the files origin. No authentication is required here.
-pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, drop_after: Option<usize>) -> Resp {
+pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, mode: StreamMode) -> Resp {
     if req.method != Method::GET && req.method != Method::HEAD {
         return Resp::new(405, "text/plain", "Method Not Allowed\n");
     }
     if let Some(id) = req.path.strip_prefix("/v1/streams/") {
         return match shared.find_pred(id.trim_end_matches('/')) {
-            Some(p) if p.streams => stream(shared, p, req, drop_after),
+            Some(p) if p.streams => stream(shared, p, req, mode),
             _ => Resp::new(404, "text/plain", "Not Found\n"),
         };
     }
@@ -52,7 +67,7 @@ pub(crate) fn sse_event(id: &str, event: &str, data: &str) -> String {
     s
 }
 
-fn stream(shared: &Arc<Shared>, pred: Arc<Pred>, req: &Req, drop_after: Option<usize>) -> Resp {
+fn stream(shared: &Arc<Shared>, pred: Arc<Pred>, req: &Req, mode: StreamMode) -> Resp {
     let accepts = req
         .header("accept")
         .is_some_and(|a| a.contains("text/event-stream"));
@@ -69,13 +84,24 @@ fn stream(shared: &Arc<Shared>, pred: Arc<Pred>, req: &Req, drop_after: Option<u
         .and_then(|n| n.trim().parse::<usize>().ok())
         .map_or(0, |n| n + 1);
     let (tx, rx) = mpsc::channel(32);
-    tokio::spawn(stream_task(
-        shared.clone(),
-        pred,
-        resume_from,
-        drop_after,
-        tx,
-    ));
+    match mode {
+        StreamMode::Silent => {
+            tokio::spawn(silent_task(shared.clone(), tx));
+        }
+        StreamMode::Normal | StreamMode::DropAfter(_) => {
+            let drop_after = match mode {
+                StreamMode::DropAfter(n) => Some(n),
+                _ => None,
+            };
+            tokio::spawn(stream_task(
+                shared.clone(),
+                pred,
+                resume_from,
+                drop_after,
+                tx,
+            ));
+        }
+    }
     Resp {
         status: 200,
         headers: vec![
@@ -87,6 +113,16 @@ fn stream(shared: &Arc<Shared>, pred: Arc<Pred>, req: &Req, drop_after: Option<u
 }
 
 type Tx = mpsc::Sender<Result<Bytes, io::Error>>;
+
+/// Holds a stream open without sending anything, until the client goes away, the server shuts
+/// down, or [`SILENT_FOR`] passes (then the stream ends).
+async fn silent_task(shared: Arc<Shared>, tx: Tx) {
+    tokio::select! {
+        _ = tx.closed() => {}
+        _ = tokio::time::sleep(SILENT_FOR) => {}
+        _ = until_shutdown(shared.shutdown.clone()) => {}
+    }
+}
 
 async fn stream_task(
     shared: Arc<Shared>,
@@ -114,7 +150,10 @@ async fn stream_task(
         let events = pred.stream_events(&shared.files_base);
         while idx < events.len() && events[idx].at <= elapsed {
             let ev = &events[idx];
-            let id = format!("{}:{idx}", util::unix_secs(pred.created_wall + ev.at));
+            let id = format!(
+                "{}:{idx}",
+                util::unix_secs(util::wall_after(pred.created_wall, ev.at))
+            );
             let chunk = sse_event(&id, ev.event, &ev.data);
             if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 return;
@@ -129,7 +168,7 @@ async fn stream_task(
         if idx >= events.len() {
             return;
         }
-        let at = pred.created + events[idx].at;
+        let at = util::instant_after(pred.created, events[idx].at);
         tokio::select! {
             _ = util::sleep_until_precise(at) => {}
             _ = &mut notified => {}

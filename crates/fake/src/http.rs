@@ -1,13 +1,16 @@
 //! Response values and the body type handed to hyper.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio::time::Sleep;
 
 /// A response before it goes to hyper.
 pub(crate) struct Resp {
@@ -84,11 +87,32 @@ impl Resp {
 
 const CHUNK: usize = 64 * 1024;
 
-/// The response body: in memory, fed by a channel (SSE), or a generated huge body.
+/// How long a [`RespBody::Cut`] waits after its last bytes before breaking the connection, so
+/// that hyper has flushed them to the socket.
+const CUT_GRACE: Duration = Duration::from_millis(50);
+
+/// The response body: in memory, fed by a channel (SSE), a generated huge body, or an
+/// in-memory body spoiled by a fault.
 pub(crate) enum RespBody {
     Full(Option<Bytes>),
     Channel(mpsc::Receiver<Result<Bytes, io::Error>>),
-    Huge { total: usize, sent: usize },
+    Huge {
+        total: usize,
+        sent: usize,
+    },
+    /// `data` sent `chunk` bytes at a time, `interval` apart.
+    Drip {
+        data: Bytes,
+        chunk: usize,
+        interval: Duration,
+        sleep: Option<Pin<Box<Sleep>>>,
+    },
+    /// Announces `total` bytes, sends `head` (fewer), then fails, which closes the connection.
+    Cut {
+        head: Option<Bytes>,
+        total: u64,
+        grace: Option<Pin<Box<Sleep>>>,
+    },
 }
 
 impl RespBody {
@@ -101,6 +125,32 @@ impl RespBody {
         match self {
             RespBody::Full(Some(b)) => Some(b),
             _ => None,
+        }
+    }
+
+    /// A full body sent `chunk` bytes at a time, `interval` apart (other bodies unchanged).
+    pub(crate) fn drip(self, interval: Duration, chunk: usize) -> Self {
+        match self {
+            RespBody::Full(b) => RespBody::Drip {
+                data: b.unwrap_or_default(),
+                chunk: chunk.max(1),
+                interval,
+                sleep: None,
+            },
+            other => other,
+        }
+    }
+
+    /// A full body that announces its whole length but sends only its first `n` bytes, then
+    /// breaks the connection (other bodies, and bodies of at most `n` bytes, unchanged).
+    pub(crate) fn cut_after(self, n: usize) -> Self {
+        match self {
+            RespBody::Full(Some(b)) if b.len() > n => RespBody::Cut {
+                total: b.len() as u64,
+                head: Some(b.slice(..n)),
+                grace: None,
+            },
+            other => other,
         }
     }
 
@@ -159,6 +209,42 @@ impl Body for RespBody {
                 *sent += chunk.len();
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
+            RespBody::Drip {
+                data,
+                chunk,
+                interval,
+                sleep,
+            } => {
+                if data.is_empty() {
+                    return Poll::Ready(None);
+                }
+                if let Some(s) = sleep {
+                    if s.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    *sleep = None;
+                }
+                let piece = data.split_to((*chunk).min(data.len()));
+                if !data.is_empty() {
+                    *sleep = Some(Box::pin(tokio::time::sleep(*interval)));
+                }
+                Poll::Ready(Some(Ok(Frame::data(piece))))
+            }
+            RespBody::Cut { head, total, grace } => {
+                if let Some(h) = head.take() {
+                    *total -= h.len() as u64;
+                    *grace = Some(Box::pin(tokio::time::sleep(CUT_GRACE)));
+                    if !h.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(h))));
+                    }
+                }
+                if let Some(g) = grace
+                    && g.as_mut().poll(cx).is_pending()
+                {
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Err(io::Error::other("body cut by fault"))))
+            }
         }
     }
 
@@ -167,6 +253,8 @@ impl Body for RespBody {
             RespBody::Full(b) => b.as_ref().is_none_or(|b| b.is_empty()),
             RespBody::Channel(_) => false,
             RespBody::Huge { total, sent } => sent >= total,
+            RespBody::Drip { data, .. } => data.is_empty(),
+            RespBody::Cut { .. } => false,
         }
     }
 
@@ -175,6 +263,8 @@ impl Body for RespBody {
             RespBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             RespBody::Channel(_) => SizeHint::default(),
             RespBody::Huge { total, sent } => SizeHint::with_exact((total - sent) as u64),
+            RespBody::Drip { data, .. } => SizeHint::with_exact(data.len() as u64),
+            RespBody::Cut { total, .. } => SizeHint::with_exact(*total),
         }
     }
 }

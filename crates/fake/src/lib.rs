@@ -21,7 +21,7 @@
 //!   unknown → 422). Body fields allowed: `input` (required object), `webhook`,
 //!   `webhook_events_filter`, `stream`, and `version` on `/predictions` only; anything else →
 //!   422. Headers `Prefer: wait[=N]` (201 when terminal, else 202 + `Location`) and
-//!   `Cancel-After` (≥ 5 s, sets `deadline`).
+//!   `Cancel-After` (5 s to 8760h, sets `deadline`; anything else → 422).
 //! - `GET /predictions` (newest first, `?cursor=`, absolute `next`/`previous`; items omit `logs`
 //!   and add `source`), `GET /predictions/{id}`, `POST /predictions/{id}/cancel`.
 //! - Models: `GET /models` (the public models the fake knows: built-in, scripted, created, and
@@ -67,8 +67,26 @@
 //! [`FakeHandle::push_fault`] makes the next matching requests fail in one of the ways of
 //! [`Fault`]: a status (429 with Replicate's throttle body and headers, 502 HTML, ...), a TCP
 //! reset before or after the request is applied, a delay, truncated or garbage JSON, a huge
-//! body, a redirect, or an SSE stream dropped after N events. Faulted requests are recorded
-//! with [`RecordedRequest::fault`] set.
+//! body, a redirect, an SSE stream dropped after N events or silent, a made-up pagination
+//! cursor, a body dripped slowly or cut short, an answer echoing the request's credentials, or
+//! a real effect hidden behind an error answer. Faulted requests are recorded with
+//! [`RecordedRequest::fault`] set. [`Options::rate_limit`] throttles the whole API origin like
+//! Replicate does ([`RateLimit`]).
+//!
+//! # Robustness
+//!
+//! The fake is meant to face hostile clients too (security test suites):
+//!
+//! - the request log ([`FakeHandle::requests`]) is a ring of
+//!   [`Options::request_log_capacity`] entries, each body cut to
+//!   [`Options::max_recorded_body_bytes`]; the body of a request that fails authentication is
+//!   never recorded;
+//! - request bodies over [`Options::max_request_body_bytes`] are answered 413, and bodies the
+//!   server does not need (unauthenticated or unknown routes, the files origin) are dropped as
+//!   they arrive instead of being buffered;
+//! - absurd header values (`Cancel-After: 300000000000s`) are answered 422, every duration and
+//!   date computed from client input is checked, and a panic in a handler answers 500 while the
+//!   server keeps serving.
 //!
 //! # Predictions
 //!
@@ -125,6 +143,7 @@ mod trainings;
 mod util;
 mod webhook;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::atomic::Ordering;
@@ -134,8 +153,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use crate::fault::{Fault, FaultRule, Matcher, RetryAfter};
-pub use crate::options::{DEFAULT_TOKEN, DEFAULT_WEBHOOK_SECRET, Options};
+pub use crate::fault::{EchoFormat, Fault, FaultRule, Matcher, RetryAfter};
+pub use crate::options::{
+    DEFAULT_MAX_RECORDED_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_REQUEST_LOG_CAPACITY,
+    DEFAULT_TOKEN, DEFAULT_WEBHOOK_SECRET, Options, RateLimit,
+};
 pub use crate::record::{Origin, RecordedRequest, WebhookDelivery};
 pub use crate::script::{
     BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MULTILINE_TOKENS, ModelScript, Outcome, Output, Span,
@@ -193,15 +215,28 @@ impl FakeHandle {
         &self.shared.opts
     }
 
-    /// Every request received so far on both origins, in order of arrival (after their bodies
+    /// The requests received so far on both origins, in order of arrival (after their bodies
     /// were read; a request reset before its body was read is recorded with an empty body).
+    ///
+    /// The log keeps the last [`Options::request_log_capacity`] requests (see
+    /// [`dropped_requests`](Self::dropped_requests)), each body cut to
+    /// [`Options::max_recorded_body_bytes`]; it is empty when [`Options::record_requests`] is
+    /// false.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        lock(&self.shared.requests).iter().cloned().collect()
     }
 
-    /// Forgets the recorded requests.
+    /// How many requests the log dropped (oldest first) because it was full, since the start or
+    /// the last [`clear_requests`](Self::clear_requests).
+    pub fn dropped_requests(&self) -> usize {
+        self.shared.dropped_requests.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the recorded requests (and resets [`dropped_requests`](Self::dropped_requests)).
     pub fn clear_requests(&self) {
-        lock(&self.shared.requests).clear();
+        let mut log = lock(&self.shared.requests);
+        log.clear();
+        self.shared.dropped_requests.store(0, Ordering::Relaxed);
     }
 
     /// Adds a fault rule (after those already pending).
@@ -286,9 +321,17 @@ impl FakeHandle {
         self.shared.files_conns.load(Ordering::Relaxed)
     }
 
-    /// Every webhook POST attempted so far, in order.
+    /// TCP connections open now on both origins (a connection counts until the server has
+    /// noticed it closed): tests check that a stream or a slow body stops when the client
+    /// goes away.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_conns.load(Ordering::Relaxed)
+    }
+
+    /// Every webhook POST attempted so far, in order (the last
+    /// [`Options::request_log_capacity`] of them).
     pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
-        lock(&self.shared.deliveries).clone()
+        lock(&self.shared.deliveries).iter().cloned().collect()
     }
 
     /// The webhook signing secret (`whsec_...`), as `GET /v1/webhooks/default/secret` returns it.
@@ -344,12 +387,16 @@ impl FakeServer {
             files_base: format!("http://{files_addr}"),
             opts,
             state: Mutex::new(State::with_builtins()),
-            requests: Mutex::new(Vec::new()),
+            requests: Mutex::new(VecDeque::new()),
+            dropped_requests: Default::default(),
             faults: Mutex::new(Vec::new()),
-            deliveries: Mutex::new(Vec::new()),
+            deliveries: Mutex::new(VecDeque::new()),
             api_conns: Default::default(),
             files_conns: Default::default(),
+            open_conns: Default::default(),
             shutdown: stop_rx,
+            started: std::time::Instant::now(),
+            rate_window: Mutex::new((0, 0)),
         });
         let tasks = vec![
             tokio::spawn(server::accept_loop(shared.clone(), api, Origin::Api)),

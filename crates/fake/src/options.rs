@@ -58,7 +58,8 @@ pub struct Options {
     pub webhook_attempts: usize,
     /// Factor applied to the durations clients give in headers: `Prefer: wait=N` and
     /// `Cancel-After` (default 1.0). With 0.01, `Cancel-After: 5s` cancels after 50 ms (validation
-    /// still sees 5 s, and `deadline` shows the scaled instant).
+    /// still sees 5 s, and `deadline` shows the scaled instant). A scaled duration too large to
+    /// represent is answered 422, like an invalid header.
     pub header_time_scale: f64,
     /// Whether any `owner/name` that was not scripted exists and behaves like
     /// [`ModelScript::default`](crate::ModelScript::default) (default true). When false, unknown
@@ -67,6 +68,93 @@ pub struct Options {
     /// Whether to record requests for [`FakeHandle::requests`](crate::FakeHandle::requests)
     /// (default true; benchmarks may turn it off).
     pub record_requests: bool,
+    /// How many requests the request log keeps (default [`DEFAULT_REQUEST_LOG_CAPACITY`],
+    /// 10 000): it is a ring buffer, and once full each new request drops the oldest one (see
+    /// [`FakeHandle::dropped_requests`](crate::FakeHandle::dropped_requests)). 0 records nothing.
+    /// The webhook delivery log keeps as many entries.
+    pub request_log_capacity: usize,
+    /// The most bytes of a request body the log keeps (default
+    /// [`DEFAULT_MAX_RECORDED_BODY_BYTES`], 64 KiB). A longer body is recorded cut to this
+    /// length, with [`RecordedRequest::body_truncated`](crate::RecordedRequest::body_truncated)
+    /// set and its real length in [`RecordedRequest::body_len`](crate::RecordedRequest::body_len).
+    /// The handlers always see the whole body.
+    ///
+    /// Whatever this is, the body of a request that fails authentication on the API origin is
+    /// never recorded (nor kept in memory).
+    pub max_recorded_body_bytes: usize,
+    /// The largest request body the server reads (default [`DEFAULT_MAX_REQUEST_BODY_BYTES`],
+    /// 128 MiB). A request announcing a larger `Content-Length`, or sending more bytes than
+    /// this, is answered `413` without being applied. (`POST /v1/files` still answers 413 for
+    /// files over 100 MiB, as Replicate does.)
+    ///
+    /// Bodies the server does not need (unauthenticated or unknown API routes, the files
+    /// origin, requests a fault or the rate limit answers by itself) are read and dropped as
+    /// they arrive, never buffered whole.
+    pub max_request_body_bytes: usize,
+    /// A server-wide rate limit on the API origin (default `None`: unlimited). See
+    /// [`RateLimit`].
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// The default of [`Options::request_log_capacity`].
+pub const DEFAULT_REQUEST_LOG_CAPACITY: usize = 10_000;
+
+/// The default of [`Options::max_recorded_body_bytes`]: 64 KiB.
+pub const DEFAULT_MAX_RECORDED_BODY_BYTES: usize = 64 * 1024;
+
+/// The default of [`Options::max_request_body_bytes`]: 128 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 128 * 1024 * 1024;
+
+/// A fixed-window rate limit on the whole API origin, like Replicate's throttling.
+///
+/// Time is cut into consecutive windows of [`window`](Self::window) from the server's start;
+/// within a window the first [`requests`](Self::requests) requests on the API origin are served
+/// (with `ratelimit-remaining: <left in this window>` and `ratelimit-reset: <seconds until the
+/// window ends, rounded up>`), and the others are answered `429` with Replicate's throttle body
+/// (`{"detail":"Request was throttled. Expected available in N seconds.","status":429,"retry_after":N}`),
+/// `Retry-After: N`, `ratelimit-remaining: 0` and `ratelimit-reset: N`, where `N` is the
+/// seconds until the window ends, rounded up. A throttled request does not take effect (a
+/// throttled create creates nothing) and is recorded with
+/// [`RecordedRequest::rate_limited`](crate::RecordedRequest::rate_limited) set.
+///
+/// Every request on the API origin counts (whatever its path or token), except those a
+/// [`Fault`](crate::Fault) answers by itself ([`Status`](crate::Fault::Status),
+/// [`Redirect`](crate::Fault::Redirect), [`HugeBody`](crate::Fault::HugeBody),
+/// [`Echo`](crate::Fault::Echo), [`ResetBeforeRead`](crate::Fault::ResetBeforeRead)), which
+/// neither count nor are throttled.
+///
+/// ```
+/// let opts = replicate_fake::Options {
+///     rate_limit: Some(replicate_fake::RateLimit::per_second(20)),
+///     ..Default::default()
+/// };
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window (0 throttles every request).
+    pub requests: u32,
+    /// The window length (a zero window is taken as 1 s).
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// `requests` per `window`.
+    pub fn new(requests: u32, window: Duration) -> Self {
+        RateLimit { requests, window }
+    }
+
+    /// `requests` per second.
+    pub fn per_second(requests: u32) -> Self {
+        RateLimit::new(requests, Duration::from_secs(1))
+    }
+}
+
+impl Default for RateLimit {
+    /// 20 requests per second.
+    fn default() -> Self {
+        RateLimit::per_second(20)
+    }
 }
 
 impl Default for Options {
@@ -86,6 +174,10 @@ impl Default for Options {
             header_time_scale: 1.0,
             unknown_models_exist: true,
             record_requests: true,
+            request_log_capacity: DEFAULT_REQUEST_LOG_CAPACITY,
+            max_recorded_body_bytes: DEFAULT_MAX_RECORDED_BODY_BYTES,
+            max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            rate_limit: None,
         }
     }
 }
@@ -112,6 +204,11 @@ impl Options {
         }
         if self.webhook_attempts == 0 {
             self.webhook_attempts = 1;
+        }
+        if let Some(rl) = &mut self.rate_limit
+            && rl.window.is_zero()
+        {
+            rl.window = Duration::from_secs(1);
         }
         if let Some(h) = &self.api_host_in_bodies {
             self.api_host_in_bodies = Some(h.trim_end_matches('/').to_owned());

@@ -36,10 +36,24 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// Headers with lowercase names, in the order received.
     pub headers: Vec<(String, String)>,
-    /// The body (empty when the request was reset before it was read).
+    /// The body as recorded: empty when the request was reset before it was read or failed
+    /// authentication on the API origin, and at most
+    /// [`Options::max_recorded_body_bytes`](crate::Options::max_recorded_body_bytes) long (see
+    /// [`body_truncated`](Self::body_truncated)).
     pub body: Vec<u8>,
+    /// The length of the body as received, in bytes (`body.len()` unless the recorded body was
+    /// cut or withheld). For a body over
+    /// [`Options::max_request_body_bytes`](crate::Options::max_request_body_bytes), the bytes
+    /// read before the server gave up, or the announced `Content-Length` when it did not read it.
+    pub body_len: usize,
+    /// Whether [`body`](Self::body) is shorter than the body received (cut to
+    /// [`Options::max_recorded_body_bytes`](crate::Options::max_recorded_body_bytes), or withheld
+    /// because the request failed authentication).
+    pub body_truncated: bool,
     /// The fault applied to it, if any.
     pub fault: Option<Fault>,
+    /// Whether the server-wide [`RateLimit`](crate::RateLimit) answered it `429`.
+    pub rate_limited: bool,
     /// The number of the TCP connection it came on (1-based, counted per origin), to check
     /// keep-alive reuse.
     pub connection: usize,

@@ -1,6 +1,6 @@
 //! Shared state: predictions, models, files, and the schedule arithmetic.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,12 +25,30 @@ pub(crate) struct Shared {
     pub api_base: String,
     pub files_base: String,
     pub state: Mutex<State>,
-    pub requests: Mutex<Vec<RecordedRequest>>,
+    /// The request log: a ring of at most `opts.request_log_capacity` entries.
+    pub requests: Mutex<VecDeque<RecordedRequest>>,
+    /// Entries the request log dropped because it was full.
+    pub dropped_requests: AtomicUsize,
     pub faults: Mutex<Vec<FaultRule>>,
-    pub deliveries: Mutex<Vec<WebhookDelivery>>,
+    /// The webhook delivery log, bounded like the request log.
+    pub deliveries: Mutex<VecDeque<WebhookDelivery>>,
     pub api_conns: AtomicUsize,
     pub files_conns: AtomicUsize,
+    /// Connections open now, on both origins.
+    pub open_conns: AtomicUsize,
     pub shutdown: watch::Receiver<bool>,
+    /// When the server started: the origin of the rate limit's windows.
+    pub started: Instant,
+    /// The rate limit's current window (index since `started`) and requests counted in it.
+    pub rate_window: Mutex<(u64, u32)>,
+}
+
+/// What the rate limit says about one request.
+pub(crate) enum RateDecision {
+    /// Served: requests left in the window, and whole seconds until it resets.
+    Allowed { remaining: u32, reset_secs: u64 },
+    /// Throttled: whole seconds until the window resets.
+    Throttled { reset_secs: u64 },
 }
 
 /// Mutable server state.
@@ -144,8 +162,7 @@ impl Shared {
         }
         faults.retain(|r| r.times > 0);
         let idx = faults.iter().position(|r| {
-            r.matcher.matches(origin, method, target)
-                && (is_stream || !matches!(r.fault, Fault::DropStreamAfter(_)))
+            r.matcher.matches(origin, method, target) && (is_stream || !r.fault.stream_only())
         })?;
         let rule = &mut faults[idx];
         rule.times -= 1;
@@ -156,10 +173,60 @@ impl Shared {
         Some(fault)
     }
 
+    /// Whether requests are recorded at all.
+    pub(crate) fn recording(&self) -> bool {
+        self.opts.record_requests && self.opts.request_log_capacity > 0
+    }
+
+    /// Appends to the request log, dropping the oldest entry when it is full.
     pub(crate) fn record(&self, r: RecordedRequest) {
-        if self.opts.record_requests {
-            lock(&self.requests).push(r);
+        if !self.recording() {
+            return;
         }
+        let cap = self.opts.request_log_capacity;
+        let mut log = lock(&self.requests);
+        while log.len() >= cap {
+            log.pop_front();
+            self.dropped_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        log.push_back(r);
+    }
+
+    /// Appends to the webhook delivery log, dropping the oldest entry when it is full.
+    pub(crate) fn record_delivery(&self, d: WebhookDelivery) {
+        let cap = self.opts.request_log_capacity;
+        if cap == 0 {
+            return;
+        }
+        let mut log = lock(&self.deliveries);
+        while log.len() >= cap {
+            log.pop_front();
+        }
+        log.push_back(d);
+    }
+
+    /// Counts a request against the rate limit, if there is one.
+    pub(crate) fn rate_check(&self) -> Option<RateDecision> {
+        let rl = self.opts.rate_limit?;
+        let window = rl.window.as_nanos().max(1);
+        let elapsed = self.started.elapsed().as_nanos();
+        let idx = u64::try_from(elapsed / window).unwrap_or(u64::MAX);
+        let left_ns = window - elapsed % window;
+        let reset_secs = u64::try_from(left_ns.div_ceil(1_000_000_000))
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut w = lock(&self.rate_window);
+        if w.0 != idx {
+            *w = (idx, 0);
+        }
+        if w.1 >= rl.requests {
+            return Some(RateDecision::Throttled { reset_secs });
+        }
+        w.1 += 1;
+        Some(RateDecision::Allowed {
+            remaining: rl.requests - w.1,
+            reset_secs,
+        })
     }
 
     /// The script of a model, if the model exists. Registers its versions.
@@ -267,7 +334,7 @@ impl State {
         for t in &mut self.training_order {
             if !t.pushed && t.job.view().terminal == Some(Terminal::Succeeded) {
                 t.pushed = true;
-                let at = t.job.created_wall + t.job.end().0;
+                let at = util::wall_after(t.job.created_wall, t.job.end().0);
                 pushes.push((t.destination.clone(), t.new_version.clone(), at));
             }
         }
@@ -441,7 +508,7 @@ impl Pred {
             streams: n.script.is_streaming(),
             script: n.script,
             deadline: n.deadline,
-            deadline_wall: n.deadline.map(|d| created_wall + d),
+            deadline_wall: n.deadline.map(|d| util::wall_after(created_wall, d)),
             canceled_at: AtomicU64::new(NOT_CANCELED),
             output_paths,
             notify: Notify::new(),
@@ -471,10 +538,11 @@ impl Pred {
     /// When and how the prediction ends (as elapsed time), given cancels and deadline so far.
     pub(crate) fn end(&self) -> (Duration, Terminal) {
         let s = self.starting;
+        let done = s.saturating_add(self.processing);
         let natural = match &self.script.outcome {
-            Outcome::Succeed(_) => (s + self.processing, Terminal::Succeeded),
-            Outcome::Fail { .. } => (s + self.processing, Terminal::Failed),
-            Outcome::Cancel => (s + self.processing, Terminal::Canceled),
+            Outcome::Succeed(_) => (done, Terminal::Succeeded),
+            Outcome::Fail { .. } => (done, Terminal::Failed),
+            Outcome::Cancel => (done, Terminal::Canceled),
             Outcome::Abort => (s, Terminal::Aborted),
         };
         let mut best = natural;
@@ -499,13 +567,15 @@ impl Pred {
     }
 
     fn log_at(&self, i: usize) -> Duration {
-        let n = self.logs.len().max(1) as u32;
-        self.starting + self.processing * i as u32 / n
+        let n = self.logs.len().max(1) as u64;
+        self.starting
+            .saturating_add(util::fraction(self.processing, i as u64, n))
     }
 
     fn token_at(&self, i: usize) -> Duration {
-        let m = self.tokens().len() as u32;
-        self.starting + self.processing * (i as u32 + 1) / (m + 1)
+        let m = self.tokens().len() as u64;
+        self.starting
+            .saturating_add(util::fraction(self.processing, i as u64 + 1, m + 1))
     }
 
     pub(crate) fn view_at(&self, elapsed: Duration) -> View {
@@ -527,7 +597,7 @@ impl Pred {
             end,
             logs_n,
             tokens_n,
-            data_removed: terminal.is_some() && elapsed >= end + self.ttl,
+            data_removed: terminal.is_some() && elapsed >= end.saturating_add(self.ttl),
         }
     }
 
@@ -668,13 +738,16 @@ impl Pred {
         if v.started {
             m.insert(
                 "started_at".into(),
-                json!(util::rfc3339_ns(self.created_wall + self.starting)),
+                json!(util::rfc3339_ns(util::wall_after(
+                    self.created_wall,
+                    self.starting
+                ))),
             );
         }
         if v.terminal.is_some() {
             m.insert(
                 "completed_at".into(),
-                json!(util::rfc3339_ns(self.created_wall + v.end)),
+                json!(util::rfc3339_ns(util::wall_after(self.created_wall, v.end))),
             );
         }
         if let Some(d) = self.deadline_wall {
@@ -795,7 +868,7 @@ impl Pred {
     /// The next instant (elapsed) at which the visible state changes, if any.
     pub(crate) fn next_change_after(&self, elapsed: Duration) -> Option<Duration> {
         let (end, _) = self.end();
-        let mut cands: Vec<Duration> = vec![self.starting, end, end + self.ttl];
+        let mut cands: Vec<Duration> = vec![self.starting, end, end.saturating_add(self.ttl)];
         cands.extend((0..self.logs.len()).map(|i| self.log_at(i)));
         cands.extend((0..self.tokens().len()).map(|i| self.token_at(i)));
         cands.into_iter().filter(|&t| t > elapsed).min()

@@ -1,6 +1,6 @@
 //! Small helpers: ids, timestamps, header parsing.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -34,8 +34,55 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
     s
 }
 
+/// The latest instant the fake writes in a timestamp: 9999-12-31T23:59:59Z.
+const MAX_WALL_SECS: u64 = 253_402_300_799;
+
+/// `t` in UTC, clamped to years 0000 to 9999 (never panics, unlike `OffsetDateTime::from`).
 fn utc(t: SystemTime) -> OffsetDateTime {
-    OffsetDateTime::from(t)
+    let nanos: i128 = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
+        Err(e) => i128::try_from(e.duration().as_nanos()).map_or(i128::MIN, |n| -n),
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(if nanos < 0 {
+        OffsetDateTime::UNIX_EPOCH
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
+}
+
+/// `t + d`, or the latest writable instant (year 9999) when that overflows or goes beyond it.
+pub(crate) fn wall_after(t: SystemTime, d: Duration) -> SystemTime {
+    let max = SystemTime::UNIX_EPOCH + Duration::from_secs(MAX_WALL_SECS);
+    t.checked_add(d).map_or(max, |x| x.min(max))
+}
+
+/// `t + d`, with `d` capped at about a century (a time that never comes, and that timers can
+/// still add to without overflowing).
+pub(crate) fn instant_after(t: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    t.checked_add(d.min(CENTURY)).unwrap_or(t)
+}
+
+/// `d × factor`, or `None` when that is negative, not finite or too large for a `Duration`.
+pub(crate) fn scale_duration(d: Duration, factor: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).ok()
+}
+
+/// `d × num / den` without overflow (saturating at `Duration::MAX`; `den` 0 counts as 1).
+pub(crate) fn fraction(d: Duration, num: u64, den: u64) -> Duration {
+    let nanos = d.as_nanos().saturating_mul(u128::from(num)) / u128::from(den.max(1));
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    let sub = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
+    if secs == u64::MAX {
+        return Duration::MAX;
+    }
+    Duration::new(secs, sub)
+}
+
+/// An HTTP date, clamped to what HTTP dates can say (1970 to 9999; never panics).
+pub(crate) fn http_date(t: SystemTime) -> String {
+    let max = SystemTime::UNIX_EPOCH + Duration::from_secs(MAX_WALL_SECS);
+    httpdate::fmt_http_date(t.clamp(SystemTime::UNIX_EPOCH, max))
 }
 
 /// RFC 3339 UTC with milliseconds: `2025-01-15T09:54:55.566Z`.
@@ -76,13 +123,21 @@ pub(crate) fn unix_secs(t: SystemTime) -> u64 {
 }
 
 /// Parses a `Cancel-After` value: `30s`, `5m`, `1h30m45s`, `250ms`, `1.5s` or plain seconds `30`.
+/// `None` when malformed or too large for a `Duration` (never panics).
+#[cfg(test)]
 pub(crate) fn parse_cancel_after(v: &str) -> Option<Duration> {
+    Duration::try_from_secs_f64(parse_cancel_after_secs(v)?).ok()
+}
+
+/// Parses a `Cancel-After` value (see [`parse_cancel_after`]) to seconds: `None` when malformed
+/// (or negative), possibly huge or infinite when well-formed but absurd.
+pub(crate) fn parse_cancel_after_secs(v: &str) -> Option<f64> {
     let v = v.trim();
     if v.is_empty() {
         return None;
     }
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return (secs >= 0.0).then_some(secs);
     }
     let mut total = 0.0f64;
     let mut rest = v;
@@ -108,7 +163,7 @@ pub(crate) fn parse_cancel_after(v: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
         total += n * factor;
     }
-    total.is_finite().then(|| Duration::from_secs_f64(total))
+    (total >= 0.0).then_some(total)
 }
 
 /// The wait a `Prefer` header asks for: `Ok(None)` without `wait`, `Ok(Some(secs))` with it,
@@ -150,6 +205,19 @@ pub(crate) fn query_param(query: Option<&str>, key: &str) -> Option<String> {
                 .replace("%2F", "/")
                 .replace("%2f", "/")
         })
+}
+
+/// Percent-encodes a query-string value: everything but `A-Z a-z 0-9 - . _ ~` becomes `%XX`.
+pub(crate) fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Percent-decodes a query-string value (`+` is a space); invalid escapes are kept as is.
@@ -227,6 +295,41 @@ mod tests {
         assert_eq!(parse_cancel_after("5x"), None);
         assert_eq!(parse_cancel_after(""), None);
         assert_eq!(parse_cancel_after("s"), None);
+        // Too large for a Duration, or not a number: no panic.
+        assert_eq!(parse_cancel_after("1e300"), None);
+        assert_eq!(parse_cancel_after("NaN"), None);
+        assert_eq!(parse_cancel_after("-5"), None);
+        assert_eq!(parse_cancel_after("99999999999999999999999h"), None);
+        assert_eq!(
+            parse_cancel_after("300000000000s"),
+            Some(Duration::from_secs(300_000_000_000))
+        );
+    }
+
+    #[test]
+    fn checked_time_arithmetic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        assert_eq!(rfc3339_ms(far), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            rfc3339_ms(SystemTime::UNIX_EPOCH - Duration::from_secs(5)),
+            "1969-12-31T23:59:55.000Z"
+        );
+        let now = SystemTime::now();
+        assert!(wall_after(now, Duration::MAX) > now);
+        let i = Instant::now();
+        assert!(instant_after(i, Duration::MAX) > i);
+        assert_eq!(scale_duration(Duration::from_secs(60), 1e300), None);
+        assert_eq!(
+            scale_duration(Duration::from_secs(5), 0.01),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(fraction(Duration::MAX, 3, 2), Duration::MAX);
+        assert_eq!(
+            fraction(Duration::from_secs(3), 1, 2),
+            Duration::from_millis(1500)
+        );
+        assert!(http_date(far).starts_with("Fri, 31 Dec 9999"));
+        assert!(http_date(SystemTime::UNIX_EPOCH - Duration::from_secs(5)).contains("1970"));
     }
 
     #[test]
@@ -252,6 +355,9 @@ mod tests {
         );
         assert_eq!(query_value(Some("query"), "query").as_deref(), Some(""));
         assert_eq!(query_value(Some("q=1"), "query"), None);
+        assert_eq!(percent_encode("A-b_c.~"), "A-b_c.~");
+        assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(percent_decode(&percent_encode("x y+z&é")), "x y+z&é");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::record::WebhookDelivery;
 use crate::server::until_shutdown;
-use crate::state::{Pred, Shared, lock};
+use crate::state::{Pred, Shared};
 use crate::util;
 
 /// The HMAC key of a `whsec_...` secret: the base64-decoded part after `whsec_` (or its raw bytes
@@ -81,7 +81,7 @@ async fn run(shared: &Arc<Shared>, pred: &Arc<Pred>) {
         let out_changed = wants("output") && v.tokens_n > sent_tokens;
         let logs_changed = wants("logs") && v.logs_n > sent_logs;
         let pending = out_changed || logs_changed;
-        let free_at = last_sent.map(|t| t + throttle);
+        let free_at = last_sent.map(|t| util::instant_after(t, throttle));
         if pending && free_at.is_none_or(|t| Instant::now() >= t) {
             let event = if out_changed { "output" } else { "logs" };
             deliver(shared, pred, event, 1).await;
@@ -90,7 +90,9 @@ async fn run(shared: &Arc<Shared>, pred: &Arc<Pred>) {
             last_sent = Some(Instant::now());
             continue;
         }
-        let mut wake = pred.next_change_after(v.elapsed).map(|t| pred.created + t);
+        let mut wake = pred
+            .next_change_after(v.elapsed)
+            .map(|t| util::instant_after(pred.created, t));
         if pending && let Some(t) = free_at {
             wake = Some(wake.map_or(t, |w| w.min(t)));
         }
@@ -117,7 +119,7 @@ async fn deliver(shared: &Shared, pred: &Pred, event: &str, attempts: usize) {
         let timestamp = util::unix_secs(SystemTime::now());
         let signature = sign_webhook(&shared.opts.webhook_secret, &webhook_id, timestamp, &body);
         let status = post(&cfg.url, &webhook_id, timestamp, &signature, &body).await;
-        lock(&shared.deliveries).push(WebhookDelivery {
+        shared.record_delivery(WebhookDelivery {
             event: event.to_owned(),
             url: cfg.url.clone(),
             webhook_id: webhook_id.clone(),

@@ -71,6 +71,12 @@ impl Conn {
         })
     }
 
+    /// The socket, once everything the server sent so far was read (anything still buffered
+    /// is lost).
+    pub fn into_stream(self) -> TcpStream {
+        self.reader.into_inner()
+    }
+
     pub fn write_request(
         &mut self,
         method: &str,
