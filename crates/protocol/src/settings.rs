@@ -60,6 +60,9 @@ pub struct ClientSettings {
     /// How event streams are followed, by `stream` and by the stream watcher of waits and runs
     /// (default [`StreamOptions::default`]).
     pub stream: Option<StreamOptions>,
+    /// The minimum progress of a download (default
+    /// [`crate::output::DEFAULT_MIN_PROGRESS`]; `Some(None)` disables it).
+    pub min_download_progress: Option<Option<(u64, Duration)>>,
 }
 
 impl ClientSettings {
@@ -113,6 +116,9 @@ impl ClientSettings {
             follow_stream: self.follow_stream.unwrap_or(true),
             max_pages: self.max_pages.unwrap_or(DEFAULT_MAX_PAGES).max(1),
             stream: self.stream.clone().unwrap_or_default(),
+            min_download_progress: self
+                .min_download_progress
+                .unwrap_or(Some(crate::output::DEFAULT_MIN_PROGRESS)),
         })
     }
 }
@@ -144,9 +150,20 @@ pub struct Resolved {
     pub max_pages: usize,
     /// How event streams are followed.
     pub stream: StreamOptions,
+    /// The minimum progress of a download.
+    pub min_download_progress: Option<(u64, Duration)>,
 }
 
 impl Resolved {
+    /// The limits a download runs with.
+    pub fn download_limits(&self) -> crate::DownloadLimits {
+        crate::DownloadLimits {
+            max_bytes: self.max_download_bytes,
+            min_progress: self.min_download_progress,
+            ..crate::DownloadLimits::default()
+        }
+    }
+
     /// A pager over the list `first`, with the configured page cap.
     pub fn pager<P: Paginated>(&self, first: P) -> Pager<P> {
         Pager::new(first).max_pages(self.max_pages)
@@ -393,6 +410,18 @@ macro_rules! client_settings_setters {
         /// already sent (a cycle).
         pub fn max_pages(mut self, pages: usize) -> Self {
             self.settings.max_pages = Some(pages);
+            self
+        }
+
+        /// The minimum progress of a download: at least `bytes` in every `window` (default
+        /// 4 KiB per 30 s), else the attempt fails as a timeout and is retried. With the idle
+        /// timeout ([`timeout`](Self::timeout)) it bounds how long a dripped body can last.
+        /// `None` turns the rule off.
+        pub fn min_download_progress(
+            mut self,
+            progress: Option<(u64, ::std::time::Duration)>,
+        ) -> Self {
+            self.settings.min_download_progress = Some(progress);
             self
         }
 

@@ -58,10 +58,7 @@ impl Sink<'_> {
 impl Client {
     /// The limits downloads run with ([`ClientBuilder::max_download_bytes`](crate::ClientBuilder::max_download_bytes)).
     pub fn download_limits(&self) -> DownloadLimits {
-        DownloadLimits {
-            max_bytes: self.inner.settings.max_download_bytes,
-            ..DownloadLimits::default()
-        }
+        self.inner.settings.download_limits()
     }
 
     /// Downloads one output into memory: an `http(s)` URL, or a `data:` URI (decoded, no

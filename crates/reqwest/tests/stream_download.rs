@@ -350,7 +350,7 @@ async fn stream_retries_server_errors_then_reads() {
 }
 
 #[tokio::test]
-async fn idle_streams_are_reopened_without_counting_as_failures() {
+async fn idle_streams_are_reopened_and_each_reopening_counts() {
     let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
     let (base, heads) = tiny_server_holding(vec![
         // One event, then silence past the read timeout.
@@ -370,9 +370,9 @@ async fn idle_streams_are_reopened_without_counting_as_failures() {
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    // No reconnection allowed for real failures.
+    // Two silent reopenings allowed (the count starts again at each event).
     let opts = replicate_reqwest::StreamOptions {
-        max_reconnects: 0,
+        max_reconnects: 2,
         initial_backoff: Duration::from_millis(10),
         ..Default::default()
     };
@@ -463,9 +463,31 @@ async fn download_outputs_to_a_directory_without_authorization() {
                 .starts_with("replicate-rust/")
         );
     }
-    // Downloading again replaces the files.
-    c.download_outputs(&p, &dir).await.unwrap();
-    assert_eq!(list_dir(&dir), names);
+    // Downloading again never replaces the files: the new ones get free names.
+    let before: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let again = c.download_outputs(&p, &dir).await.unwrap();
+    let again_names: Vec<String> = again
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(again_names, ["out-0-1.png", "out-1-1.png", "out-2-1.png"]);
+    let after: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert_eq!(before, after);
+    assert_eq!(list_dir(&dir).len(), 6, "no temporary file left");
+    // Unless asked to.
+    let replaced = c
+        .download_outputs_with(
+            &p,
+            &dir,
+            replicate_protocol::output::SaveOptions {
+                overwrite: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced, paths);
+    assert_eq!(list_dir(&dir).len(), 6);
 }
 
 #[tokio::test]
