@@ -13,10 +13,16 @@
 //! (`completed`) delivery arrives, or fails after 10 s. A delivery whose signature does not check
 //! out is answered `401` and never trusted.
 //!
+//! A valid signature does not make a delivery new: Replicate retries a delivery with the same
+//! `webhook-id`, and a captured delivery replayed within the tolerance window verifies again.
+//! The receiver acts once per `webhook-id` (a bounded set of recent ids, [`RecentIds`]) and
+//! answers a repeat `204` without acting on it again.
+//!
 //! Against Replicate itself, the receiver must be reachable from the internet, and the secret is
 //! the one of your account: everything else is the same.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -33,9 +39,39 @@ use tokio::sync::mpsc;
 /// How long to wait for the final delivery before giving up.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
 
-/// What the handler needs: the secret, and where to hand verified predictions.
+/// How many delivery ids are remembered: more than the deliveries one tolerance window (5 min)
+/// can bring to this receiver.
+const REMEMBERED_IDS: usize = 10_000;
+
+/// The ids of recent deliveries, oldest dropped first: bounded memory, and a repeat within the
+/// tolerance window is recognised.
+#[derive(Default)]
+struct RecentIds {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl RecentIds {
+    /// Whether `id` is new (and remembers it).
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() >= REMEMBERED_IDS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.set.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        true
+    }
+}
+
+/// What the handler needs: the secret, the ids seen, and where to hand verified predictions.
 struct Receiver {
     secret: WebhookSecret,
+    seen: Mutex<RecentIds>,
     verified: mpsc::UnboundedSender<(String, Prediction)>,
 }
 
@@ -59,6 +95,16 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    // Verified, but maybe seen already (a retry, or a replay inside the tolerance window).
+    let first = receiver
+        .seen
+        .lock()
+        .map(|mut seen| seen.first_time(&id))
+        .unwrap_or(false);
+    if !first {
+        eprintln!("delivery {id} seen already: acknowledged, not acted on again");
+        return StatusCode::NO_CONTENT;
+    }
     let _ = receiver.verified.send((id, prediction));
     StatusCode::NO_CONTENT
 }
@@ -80,7 +126,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (verified, mut deliveries) = mpsc::unbounded_channel();
     let app = Router::new()
         .route("/webhooks/replicate", post(receive))
-        .with_state(Arc::new(Receiver { secret, verified }));
+        .with_state(Arc::new(Receiver {
+            secret,
+            seen: Mutex::new(RecentIds::default()),
+            verified,
+        }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/webhooks/replicate", listener.local_addr()?);
     tokio::spawn(async move {

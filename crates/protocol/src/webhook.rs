@@ -17,6 +17,15 @@
 //! the current time as Unix seconds (see [`unix_timestamp`] to convert a
 //! [`SystemTime`]).
 //!
+//! # Replays and retries
+//!
+//! Verification proves who sent a delivery, not that it is new: a retry carries
+//! the same `webhook-id`, and a captured delivery sent again within the
+//! tolerance window (5 minutes by default) verifies again, as Standard Webhooks
+//! specifies. A receiver that must act once per event keeps the ids it has seen
+//! for at least the tolerance window and ignores a repeat (see the axum example
+//! `tests/examples/webhook_receiver.rs`).
+//!
 //! # Example
 //!
 //! ```
