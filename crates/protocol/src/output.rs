@@ -312,11 +312,7 @@ fn collect_refs(value: &Value, refs: &mut Vec<OutputRef>, depth: usize) -> Resul
         return Ok(());
     }
     match value {
-        Value::String(s) => {
-            if is_file_ref(s) {
-                refs.push(OutputRef::parse(s.trim())?);
-            }
-        }
+        Value::String(s) if is_file_ref(s) => refs.push(OutputRef::parse(s.trim())?),
         Value::Array(items) => {
             for item in items {
                 collect_refs(item, refs, depth + 1)?;

@@ -505,23 +505,24 @@ impl Flow for Run {
     fn poll(&mut self, now: Instant) -> Step<Self::Output> {
         loop {
             match &mut self.state {
-                RunState::Creating(call) => match {
+                RunState::Creating(call) => {
                     clamp_sync_wait(call.endpoint_mut(), self.opts.deadline, now);
-                    call.poll(now)
-                } {
-                    Step::Done(Ok(p)) => {
-                        self.state = RunState::Waiting(Box::new(Wait::from_prediction(
-                            self.cfg.clone(),
-                            p,
-                            self.opts.clone(),
-                        )));
+                    let step = call.poll(now);
+                    match step {
+                        Step::Done(Ok(p)) => {
+                            self.state = RunState::Waiting(Box::new(Wait::from_prediction(
+                                self.cfg.clone(),
+                                p,
+                                self.opts.clone(),
+                            )));
+                        }
+                        Step::Done(Err(e)) => {
+                            self.state = RunState::Done;
+                            return Step::Done(Err(e));
+                        }
+                        other => return other,
                     }
-                    Step::Done(Err(e)) => {
-                        self.state = RunState::Done;
-                        return Step::Done(Err(e));
-                    }
-                    other => return other,
-                },
+                }
                 RunState::Waiting(wait) => {
                     return match wait.poll(now) {
                         Step::Done(Err(e)) => Step::Done(Err(after_create(wait, e))),
