@@ -375,7 +375,7 @@ pub struct Secs {
 impl Secs {
     /// As a duration.
     pub fn duration(self) -> Duration {
-        Duration::from_secs_f64(self.secs)
+        Duration::try_from_secs_f64(self.secs).unwrap_or(Duration::ZERO)
     }
 }
 

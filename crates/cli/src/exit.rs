@@ -142,7 +142,9 @@ pub fn code_for(err: &Error) -> u8 {
 /// How to go on with a prediction that exists and may still be running.
 pub fn resume_hints(id: &str) -> [String; 2] {
     [
-        format!("prediction {id} exists and may still be running: do not run it again"),
+        format!(
+            "prediction {id} exists and may still be running (running the command again would create another one)"
+        ),
         format!(
             "resume with `replicate prediction wait {id}`, or cancel it with `replicate prediction cancel {id}`"
         ),

@@ -841,8 +841,9 @@ fn sigterm_during_a_download_removes_the_partial_file_and_exits_130() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // The shell's `kill`, which needs no kill binary.
+    let killed = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status()
         .expect("kill");
     assert!(killed.success());

@@ -19,11 +19,14 @@ struct State {
     dir: Option<PathBuf>,
     /// The prediction created and not finished yet.
     prediction: Option<String>,
+    /// Whether a create request may be on its way (its answer not read yet).
+    creating: bool,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     dir: None,
     prediction: None,
+    creating: false,
 });
 
 /// Installs the handler (once per process; a second call, or a platform without signals, is
@@ -37,18 +40,25 @@ pub fn set_download_dir(dir: Option<&Path>) {
     STATE.lock().unwrap_or_else(PoisonError::into_inner).dir = dir.map(Path::to_path_buf);
 }
 
-/// Sets the prediction that exists and is not finished (`None`: none).
-pub fn set_running(id: Option<&str>) {
+/// Says that a create request is about to be sent (until [`set_running`]).
+pub fn set_creating() {
     STATE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .prediction = id.map(str::to_owned);
+        .creating = true;
+}
+
+/// Sets the prediction that exists and is not finished (`None`: none); the create is over.
+pub fn set_running(id: Option<&str>) {
+    let mut state = STATE.lock().unwrap_or_else(PoisonError::into_inner);
+    state.prediction = id.map(str::to_owned);
+    state.creating = false;
 }
 
 fn on_interrupt() {
-    let (dir, prediction) = {
+    let (dir, prediction, creating) = {
         let state = STATE.lock().unwrap_or_else(PoisonError::into_inner);
-        (state.dir.clone(), state.prediction.clone())
+        (state.dir.clone(), state.prediction.clone(), state.creating)
     };
     let removed = dir.as_deref().map_or(0, remove_partial_downloads);
     let mut line = "interrupted".to_owned();
@@ -60,6 +70,10 @@ fn on_interrupt() {
         for hint in exit::resume_hints(&id) {
             note(&format!("hint: {hint}"));
         }
+    } else if creating {
+        note(
+            "hint: the create request may have been sent: look for the prediction with `replicate prediction list` before running it again",
+        );
     }
     std::process::exit(INTERRUPTED);
 }

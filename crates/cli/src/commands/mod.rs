@@ -138,16 +138,15 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// A deadline `secs` from now (far in the future when that overflows).
+    /// A deadline `secs` from now (a day from now in the unlikely case the clock cannot
+    /// represent that).
     pub fn after(secs: Secs, cancel: bool) -> Self {
         let now = Instant::now();
-        Deadline {
-            at: now
-                .checked_add(secs.duration())
-                .unwrap_or(now + Duration::from_secs(366 * 24 * 3600)),
-            secs,
-            cancel,
-        }
+        let at = now
+            .checked_add(secs.duration())
+            .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+            .unwrap_or(now);
+        Deadline { at, secs, cancel }
     }
 }
 

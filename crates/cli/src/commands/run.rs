@@ -84,6 +84,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
         create = create.sync(s);
     }
 
+    interrupt::set_creating();
     let created = create_within(&client, create, deadline.as_ref())?;
     interrupt::set_running(Some(&created.id));
     note(&format!(
