@@ -1,8 +1,18 @@
 //! The command line grammar (clap derive).
 
+use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use replicate_protocol::ApiToken;
+use replicate_protocol::output::DEFAULT_MAX_OUTPUT_FILES;
+
+/// The default of `--max-pages`: how many pages a listing reads at most.
+pub const DEFAULT_MAX_PAGES: usize = replicate_protocol::DEFAULT_MAX_PAGES;
+
+/// The longest `--timeout` accepted: a year.
+const MAX_TIMEOUT_SECS: f64 = 366.0 * 24.0 * 3600.0;
 
 /// Shown at the end of `replicate --help`.
 const AFTER_HELP: &str = "\
@@ -14,14 +24,24 @@ Configuration:
   REPLICATE_POLL_INTERVAL_MS         poll interval in milliseconds (also the hidden
                                      --poll-interval-ms); default: 0.5 s, backing off to 5 s
 
-Exit codes:
-  0  success
-  1  the prediction failed, was canceled or was aborted (stderr names it)
-  2  usage error: bad arguments, a malformed -i, an unreadable file, or no API token;
-     nothing was sent
-  3  API, authentication, network or local I/O error (1 to 5 lines on stderr)
+Limits:
+  --input-json FILE                  at most 64 MiB, a regular file or - (stdin)
+  -i key=@path                       a regular file of at most 100 MiB
+  webhook verify                     a body of at most 32 MiB on stdin
+  run --max-files N                  output files written per prediction (default 1000)
+  list --max-pages N                 pages read by a listing (default 1000)
 
-`replicate demo` needs no token and no network.";
+Exit codes:
+  0    success
+  1    the prediction failed, was canceled or was aborted (stderr names it)
+  2    usage error: bad arguments, a malformed -i, an unreadable or too large file,
+       or no API token; nothing was sent
+  3    API, authentication, network, timeout or local I/O error (1 to 5 lines on stderr;
+       when the prediction was created, its id and how to resume)
+  130  interrupted (Ctrl-C, SIGTERM); partial downloads were removed
+
+Server text (logs, errors, outputs, file names) is printed with control characters escaped,
+and the API token is never printed. `replicate demo` needs no token and no network.";
 
 /// The `replicate` command line: run Replicate models and manage predictions, files and models.
 #[derive(Debug, Parser)]
@@ -36,6 +56,8 @@ pub struct Cli {
 }
 
 /// Options accepted anywhere on the command line.
+///
+/// `Debug` never shows the token (it is held as an [`ApiToken`]).
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// API token (default: $REPLICATE_API_TOKEN). A missing token is a usage error (exit 2).
@@ -44,12 +66,21 @@ pub struct GlobalArgs {
         global = true,
         env = "REPLICATE_API_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        value_parser = parse_token
     )]
-    pub token: Option<String>,
+    pub token: Option<ApiToken>,
     /// API base URL, e.g. https://proxy.example/replicate (default: $REPLICATE_BASE_URL, else
     /// https://api.replicate.com).
-    #[arg(long, global = true, env = "REPLICATE_BASE_URL", value_name = "URL")]
+    // The value of the environment variable is not shown in --help: it may hold credentials
+    // (https://user:password@host).
+    #[arg(
+        long,
+        global = true,
+        env = "REPLICATE_BASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub base_url: Option<String>,
     /// Poll interval in milliseconds (for tests and slow links).
     #[arg(
@@ -97,17 +128,39 @@ pub struct RunArgs {
     /// The model: owner/name (latest version) or owner/name:version.
     #[arg(value_name = "MODEL[:VERSION]")]
     pub model: String,
-    /// An input field, key=value: true/false become booleans, integers and decimals numbers,
-    /// anything else a string; key=@path sends a file (inlined when small, uploaded when large).
-    /// Repeatable.
+    /// An input field, key=value: true/false become booleans, 64-bit integers and decimals
+    /// numbers, anything else a string; key=@path sends a regular file of at most 100 MiB
+    /// (inlined when small, uploaded when large). Repeatable, once per key.
     #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,
-    /// A JSON file holding an input object; -i fields are set on top of it.
+    /// A JSON file holding an input object (at most 64 MiB; - reads stdin); -i fields are set
+    /// on top of it.
     #[arg(long, value_name = "FILE")]
     pub input_json: Option<PathBuf>,
-    /// Where URL outputs are downloaded (default: the current directory; created if missing).
+    /// Where URL outputs are downloaded (default: the current directory). Created if missing,
+    /// before the prediction is created; an existing non-directory is a usage error.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// Replace existing files of the same name (default: an output never replaces a file; it
+    /// is written as name-1.ext, name-2.ext, ... and the path written is printed).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The most output files written for the prediction; over it nothing is written (exit 3,
+    /// the output URLs are printed).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_OUTPUT_FILES,
+        value_parser = parse_count
+    )]
+    pub max_files: usize,
+    /// Give up waiting after SECS seconds (decimals allowed): exit 3, and the prediction is
+    /// canceled unless --no-cancel. Downloads are not counted.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Secs>,
+    /// With --timeout: leave the prediction running at the timeout instead of canceling it.
+    #[arg(long, requires = "timeout")]
+    pub no_cancel: bool,
     /// Do not download URL outputs (their URLs are printed instead).
     #[arg(long)]
     pub no_download: bool,
@@ -130,10 +183,39 @@ pub enum PredictionCommand {
     Get(IdJson),
     /// Cancel a prediction.
     Cancel(IdArg),
-    /// List every prediction, newest first (all pages).
-    List(JsonFlag),
+    /// List every prediction, newest first (all pages, printed as they arrive).
+    List(ListArgs),
     /// Wait until a prediction finishes; exit 1 if it failed, was canceled or aborted.
-    Wait(IdJson),
+    Wait(WaitArgs),
+}
+
+/// `--json` and `--max-pages`, for the listings.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print one JSON array, written item by item as pages arrive.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after reading N pages (exit 3 after the items already printed).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_PAGES,
+        value_parser = parse_count
+    )]
+    pub max_pages: usize,
+}
+
+/// `replicate prediction wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The id.
+    pub id: String,
+    /// Print the JSON object returned by the API.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up after SECS seconds (decimals allowed): exit 3; the prediction keeps running.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Secs>,
 }
 
 /// One id.
@@ -166,6 +248,10 @@ pub struct JsonFlag {
 pub struct StreamArgs {
     /// The prediction id.
     pub id: String,
+    /// Give up after SECS seconds (decimals allowed), the whole stream included: exit 3; the
+    /// prediction keeps running.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Secs>,
 }
 
 /// `replicate files ...`.
@@ -173,8 +259,8 @@ pub struct StreamArgs {
 pub enum FilesCommand {
     /// Upload a file.
     Upload(UploadArgs),
-    /// List every file (all pages).
-    List(JsonFlag),
+    /// List every file (all pages, printed as they arrive).
+    List(ListArgs),
     /// Show a file.
     Get(IdJson),
     /// Delete a file.
@@ -199,8 +285,19 @@ pub struct UploadArgs {
 pub enum ModelCommand {
     /// Show a model.
     Get(ModelArgs),
-    /// List a model's versions, newest first (all pages).
-    Versions(ModelArgs),
+    /// List a model's versions, newest first (all pages, printed as they arrive).
+    Versions(VersionsArgs),
+}
+
+/// `replicate model versions`.
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// The model.
+    #[arg(value_name = "OWNER/NAME")]
+    pub model: String,
+    /// `--json` and `--max-pages`.
+    #[command(flatten)]
+    pub list: ListArgs,
 }
 
 /// A model name.
@@ -217,8 +314,9 @@ pub struct ModelArgs {
 /// `replicate webhook ...`.
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
-    /// Check a webhook delivery's signature; the body is read from stdin, byte for byte. Exit 0
-    /// and print "valid" when any signature matches, exit 1 with the reason otherwise.
+    /// Check a webhook delivery's signature; the body (at most 32 MiB) is read from stdin, byte
+    /// for byte, once the arguments are checked. Exit 0 and print "valid" when any signature
+    /// matches, exit 1 with the reason otherwise, exit 2 on a malformed argument.
     Verify(VerifyArgs),
 }
 
@@ -265,4 +363,82 @@ pub struct DemoArgs {
     /// Where to write the output image.
     #[arg(long, value_name = "DIR", default_value = "replicate-demo-output")]
     pub output_dir: PathBuf,
+}
+
+/// A number of seconds given on the command line (`--timeout`): positive, decimals allowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Secs {
+    /// As given.
+    pub secs: f64,
+}
+
+impl Secs {
+    /// As a duration.
+    pub fn duration(self) -> Duration {
+        Duration::try_from_secs_f64(self.secs).unwrap_or(Duration::ZERO)
+    }
+}
+
+impl fmt::Display for Secs {
+    /// `5 s`, `0.5 s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} s", self.secs)
+    }
+}
+
+/// Parses `--timeout`: a positive number of seconds, at most a year.
+fn parse_secs(s: &str) -> Result<Secs, String> {
+    match s.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= MAX_TIMEOUT_SECS => Ok(Secs { secs }),
+        _ => Err(format!(
+            "expected a positive number of seconds (at most {MAX_TIMEOUT_SECS}), got {s:?}"
+        )),
+    }
+}
+
+/// Parses a count that must be at least 1 (`--max-pages`, `--max-files`).
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number of at least 1, got {s:?}")),
+    }
+}
+
+/// Wraps `--token` at once, so that no `Debug` of the arguments can show it.
+fn parse_token(s: &str) -> Result<ApiToken, String> {
+    Ok(ApiToken::new(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "r8_very-secret-token-value";
+
+    #[test]
+    fn debug_of_the_arguments_does_not_show_the_token() {
+        let cli = Cli::try_parse_from(["replicate", "--token", SECRET, "account"]).expect("parse");
+        assert_eq!(
+            cli.global.token.as_ref().map(ApiToken::expose),
+            Some(SECRET)
+        );
+        let debug = format!("{cli:?} {:?} {:#?}", cli.global, cli.global);
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(!debug.contains("very-secret"), "{debug}");
+    }
+
+    #[test]
+    fn timeouts_and_counts() {
+        assert_eq!(parse_secs("5").map(|s| s.to_string()), Ok("5 s".to_owned()));
+        assert_eq!(
+            parse_secs("0.5").map(|s| s.to_string()),
+            Ok("0.5 s".to_owned())
+        );
+        for bad in ["0", "-1", "inf", "NaN", "x", "1e12"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_count("3"), Ok(3));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("-2").is_err());
+    }
 }

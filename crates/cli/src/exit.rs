@@ -5,7 +5,8 @@
 //! | 0 | success |
 //! | 1 | the prediction failed, was canceled or aborted (or a webhook signature is invalid) |
 //! | 2 | usage error: bad arguments, malformed `-i`, unreadable file, no token; nothing was sent |
-//! | 3 | API, authentication, network or local I/O error |
+//! | 3 | API, authentication, network, timeout or local I/O error |
+//! | 130 | interrupted (Ctrl-C, SIGTERM) |
 
 use std::fmt;
 
@@ -17,8 +18,10 @@ pub const SUCCESS: u8 = 0;
 pub const PREDICTION: u8 = 1;
 /// Usage error; nothing was sent.
 pub const USAGE: u8 = 2;
-/// API, authentication, network or local I/O error.
+/// API, authentication, network, timeout or local I/O error.
 pub const RUNTIME: u8 = 3;
+/// Interrupted by Ctrl-C or SIGTERM.
+pub const INTERRUPTED: i32 = 130;
 
 /// At most this many lines of error text are written to stderr.
 pub const MAX_LINES: usize = 5;
@@ -76,7 +79,7 @@ impl CliError {
     }
 
     /// The lines written to stderr: `error: ...` then the hints, at most [`MAX_LINES`] lines,
-    /// without control characters.
+    /// without the API token and with control characters escaped.
     /// A quiet error (nothing was printed) is empty: see [`CliError::quiet`].
     pub fn lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = Vec::new();
@@ -106,15 +109,12 @@ impl fmt::Display for CliError {
     }
 }
 
-/// Removes control characters (a server's message must not drive the terminal) and caps the
-/// length of one line.
+/// Takes the API token out, escapes control characters (a server's message must not drive
+/// the terminal) and caps the length of one line.
 fn clean(line: &str) -> String {
     const MAX: usize = 400;
-    let mut s: String = line
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX)
-        .collect();
+    let line = crate::output::safe_line(line);
+    let mut s: String = line.chars().take(MAX).collect();
     if line.chars().count() > MAX {
         s.push('…');
     }
@@ -130,17 +130,62 @@ pub fn code_for(err: &Error) -> u8 {
         | Error::PredictionStreamError(_) => PREDICTION,
         // Rejected before anything was sent.
         Error::InvalidInput(_) | Error::InvalidBaseUrl(_) | Error::InvalidToken => USAGE,
+        // Something was sent (the create): never a usage error.
+        Error::AfterCreate { source, .. } => match code_for(source) {
+            USAGE => RUNTIME,
+            code => code,
+        },
         _ => RUNTIME,
     }
+}
+
+/// How to go on with a prediction that exists and may still be running.
+pub fn resume_hints(id: &str) -> [String; 2] {
+    [
+        format!(
+            "prediction {id} exists and may still be running (running the command again would create another one)"
+        ),
+        format!(
+            "resume with `replicate prediction wait {id}`, or cancel it with `replicate prediction cancel {id}`"
+        ),
+    ]
+}
+
+/// Whether an error ends a prediction for good (failed, canceled, aborted): nothing to resume.
+fn is_final(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::PredictionFailed(_) | Error::PredictionCanceled(_) | Error::PredictionAborted(_)
+    )
 }
 
 impl From<Error> for CliError {
     fn from(err: Error) -> Self {
         let code = code_for(&err);
         let mut out = CliError::new(code, err.to_string());
+        // A failure after the create: say which prediction exists and how to go on with it.
+        if !is_final(&err)
+            && let Some(id) = err.prediction_id()
+        {
+            let canceled = matches!(
+                err,
+                Error::DeadlineExceeded {
+                    cancel_sent: true,
+                    ..
+                }
+            );
+            if !canceled {
+                for hint in resume_hints(id) {
+                    out = out.hint(hint);
+                }
+            }
+        }
         match &err {
             Error::Api(api) if api.status == 401 || api.status == 403 => {
                 out = out.hint("check the API token (--token or REPLICATE_API_TOKEN)");
+            }
+            Error::Api(api) if (300..400).contains(&api.status) => {
+                out = out.hint("check the base URL (--base-url or REPLICATE_BASE_URL)");
             }
             Error::CreateOutcomeUnknown(_) => {
                 out = out.hint(
@@ -242,6 +287,27 @@ mod tests {
         assert_eq!(lines.len(), MAX_LINES);
         assert!(lines.iter().all(|l| !l.chars().any(char::is_control)));
         let e = CliError::runtime("x\u{1b}[2Jy");
-        assert_eq!(e.lines(), vec!["error: x [2Jy".to_owned()]);
+        assert_eq!(e.lines(), vec!["error: x\\u{1b}[2Jy".to_owned()]);
+    }
+
+    #[test]
+    fn failures_after_the_create_say_how_to_resume() {
+        let t = TransportError::new(TransportErrorKind::Io, "connection reset");
+        let err = Error::AfterCreate {
+            prediction: prediction("processing"),
+            source: Box::new(Error::Transport(t)),
+        };
+        assert_eq!(code_for(&err), RUNTIME);
+        let lines = CliError::from(err).lines();
+        assert!(lines[0].contains("p1"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("replicate prediction wait p1")),
+            "{lines:?}"
+        );
+        // A failed prediction is over: nothing to resume.
+        let lines = CliError::from(Error::PredictionFailed(prediction("failed"))).lines();
+        assert!(!lines.iter().any(|l| l.contains("resume")), "{lines:?}");
     }
 }

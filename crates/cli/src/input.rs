@@ -1,11 +1,22 @@
 //! `-i key=value` parsing and typing, and `--input-json`.
 //!
 //! Everything here runs before any request is sent, so that a malformed input is a usage error
-//! (exit 2) with nothing sent.
+//! (exit 2) with nothing sent. Local files are read with a cap, and only regular files (or stdin
+//! for `--input-json -`), so that `/dev/zero` or a FIFO fails at once instead of growing memory
+//! or hanging.
 
+use std::collections::HashSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Number, Value};
+
+/// The most bytes `--input-json` reads: 64 MiB.
+pub const MAX_INPUT_JSON_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The most bytes a `-i key=@path` file may hold (and `files upload`): what the files API
+/// accepts, 100 MiB.
+pub const MAX_FILE_INPUT_BYTES: u64 = replicate_protocol::input::MAX_UPLOAD_BYTES;
 
 /// The value of one `-i` pair.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +61,15 @@ pub fn parse_pair(arg: &str) -> Result<InputPair, String> {
         }
         InputValue::File(PathBuf::from(path))
     } else {
-        InputValue::Json(typed_value(raw))
+        InputValue::Json(typed_value(raw).map_err(|IntegerTooLarge| {
+            let example = serde_json::json!({ key: raw });
+            format!(
+                "invalid input {key:?}: the integer {} does not fit in 64 bits (-9223372036854775808 to 18446744073709551615) and would lose precision\n\
+                 to send it as a string instead, put it in a JSON file, e.g. {}, and pass --input-json FILE",
+                crate::output::shorten(raw, 40),
+                crate::output::shorten(&example.to_string(), 80),
+            )
+        })?)
     };
     Ok(InputPair {
         key: key.to_owned(),
@@ -62,27 +81,32 @@ pub fn parse_pair(arg: &str) -> Result<InputPair, String> {
 /// other JSON number (a decimal, an exponent) a float, anything else stays a string.
 ///
 /// Only the JSON number grammar counts as a number, so `007`, `+1`, `1.`, `inf` or `NaN` stay
-/// strings and nothing is lost in the conversion.
-pub fn typed_value(raw: &str) -> Value {
+/// strings and nothing is lost in the conversion. An integer that fits neither `i64` nor `u64`
+/// is refused rather than rounded to a float: the model would receive another number.
+pub fn typed_value(raw: &str) -> Result<Value, IntegerTooLarge> {
     match raw {
-        "true" => return Value::Bool(true),
-        "false" => return Value::Bool(false),
+        "true" => return Ok(Value::Bool(true)),
+        "false" => return Ok(Value::Bool(false)),
         _ => {}
     }
-    match json_number_kind(raw) {
+    Ok(match json_number_kind(raw) {
         Some(NumberKind::Integer) => {
             if let Ok(i) = raw.parse::<i64>() {
-                return Value::Number(i.into());
+                return Ok(Value::Number(i.into()));
             }
             if let Ok(u) = raw.parse::<u64>() {
-                return Value::Number(u.into());
+                return Ok(Value::Number(u.into()));
             }
-            float_or_string(raw)
+            return Err(IntegerTooLarge);
         }
         Some(NumberKind::Float) => float_or_string(raw),
         None => Value::String(raw.to_owned()),
-    }
+    })
 }
+
+/// An integer literal that fits neither `i64` nor `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegerTooLarge;
 
 fn float_or_string(raw: &str) -> Value {
     raw.parse::<f64>()
@@ -136,15 +160,40 @@ fn json_number_kind(s: &str) -> Option<NumberKind> {
     (i == b.len()).then_some(kind)
 }
 
-/// Parses every `-i` argument, stopping at the first malformed one.
+/// Parses every `-i` argument, stopping at the first malformed one. A key given twice is
+/// refused (one of the values would be silently dropped).
 pub fn parse_pairs(args: &[String]) -> Result<Vec<InputPair>, String> {
-    args.iter().map(|a| parse_pair(a)).collect()
+    let pairs = args
+        .iter()
+        .map(|a| parse_pair(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = HashSet::new();
+    for pair in &pairs {
+        if !seen.insert(pair.key.as_str()) {
+            return Err(format!(
+                "input {:?} is given twice (-i {}=...): give each input once",
+                pair.key, pair.key
+            ));
+        }
+    }
+    Ok(pairs)
 }
 
-/// Reads `--input-json FILE`: a JSON object.
+/// Reads `--input-json FILE` (or `-`, stdin): a JSON object of at most
+/// [`MAX_INPUT_JSON_BYTES`].
 pub fn read_input_json(path: &Path) -> Result<Map<String, Value>, String> {
-    let text = std::fs::read(path)
-        .map_err(|e| format!("cannot read the input file {}: {e}", path.display()))?;
+    let text = if path.as_os_str() == "-" {
+        read_capped(std::io::stdin().lock(), MAX_INPUT_JSON_BYTES)
+            .map_err(|e| format!("cannot read the input from stdin: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "the input on stdin is larger than the limit of {}",
+                    size(MAX_INPUT_JSON_BYTES)
+                )
+            })?
+    } else {
+        read_file("the input file", path, MAX_INPUT_JSON_BYTES)?
+    };
     match serde_json::from_slice::<Value>(&text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(format!(
@@ -155,17 +204,59 @@ pub fn read_input_json(path: &Path) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// Checks that a file can be read (a regular file we may open), so that an unreadable file is a
-/// usage error before anything is sent. `what` names it in the message (`input image`, say).
-pub fn check_readable(what: &str, path: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{what}: {} is not a regular file", path.display()));
+/// Reads a local file of at most `cap` bytes, so that an unreadable, special or too large file
+/// is a usage error before anything is sent. `what` names it in the message (`input image`,
+/// say).
+///
+/// Only regular files are read: the type is checked before opening (opening a FIFO would wait
+/// for a writer) and again on the opened file; at most `cap + 1` bytes are read, so a file that
+/// grows meanwhile cannot make it read more.
+pub fn read_file(what: &str, path: &Path, cap: u64) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("{what}: cannot read {}: {e}", path.display());
+    let not_regular = || {
+        format!(
+            "{what}: {} is not a regular file (devices, FIFOs and directories are not read)",
+            path.display()
+        )
+    };
+    let too_large = || {
+        format!(
+            "{what}: {} is larger than the limit of {}",
+            path.display(),
+            size(cap)
+        )
+    };
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(not_regular());
     }
-    std::fs::File::open(path)
-        .map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))?;
-    Ok(())
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    if meta.len() > cap {
+        return Err(too_large());
+    }
+    read_capped(file, cap)
+        .map_err(cannot)?
+        .ok_or_else(too_large)
+}
+
+/// Reads at most `cap` bytes: `None` when there are more.
+pub fn read_capped(reader: impl Read, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= cap).then_some(bytes))
+}
+
+/// A size in bytes, in MiB when it is a whole number of them.
+pub fn size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +289,31 @@ mod tests {
             json!(18_446_744_073_709_551_615u64)
         );
         assert!(value("n=4").is_i64());
+        assert_eq!(
+            value("n=-9223372036854775808"),
+            json!(-9_223_372_036_854_775_808i64)
+        );
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_refused() {
+        for big in [
+            "n=18446744073709551616",
+            "n=-9223372036854775809",
+            "n=123456789012345678901234567890",
+        ] {
+            let err = parse_pair(big).expect_err(big);
+            assert!(err.contains("--input-json"), "{err}");
+            assert!(err.contains("\"n\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let err =
+            parse_pairs(&["text=a".into(), "x=1".into(), "text=b".into()]).expect_err("duplicate");
+        assert!(err.contains("\"text\"") && err.contains("twice"), "{err}");
+        assert!(parse_pairs(&["a=1".into(), "b=1".into()]).is_ok());
     }
 
     #[test]
@@ -207,8 +323,8 @@ mod tests {
         assert_eq!(value("s=1e3"), json!(1000.0));
         assert!(value("s=1e3").is_f64());
         assert_eq!(value("s=2.5E-1"), json!(0.25));
-        // Integers too large for 64 bits become floats.
-        assert!(value("n=123456789012345678901234567890").is_f64());
+        // A large number written as a decimal is a float, as asked.
+        assert!(value("n=123456789012345678901234567890.0").is_f64());
     }
 
     #[test]
@@ -253,10 +369,29 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_file() {
-        let err = check_readable("input image", Path::new("/definitely/not/here.png"))
+    fn unreadable_special_and_large_files() {
+        let err = read_file("input image", Path::new("/definitely/not/here.png"), 10)
             .expect_err("missing file");
         assert!(err.contains("image"), "{err}");
-        assert!(check_readable("dir", Path::new(".")).is_err());
+        assert!(read_file("dir", Path::new("."), 10).is_err());
+        #[cfg(unix)]
+        {
+            let err = read_file("zero", Path::new("/dev/zero"), 10).expect_err("a device");
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        let dir = std::env::temp_dir().join(format!("replicate-cli-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("eleven.txt");
+        std::fs::write(&path, b"hello world").expect("write");
+        assert_eq!(read_file("f", &path, 11).expect("fits"), b"hello world");
+        let err = read_file("f", &path, 10).expect_err("too large");
+        assert!(err.contains("larger than the limit of 10 bytes"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            read_capped(&b"abc"[..], 3).expect("read"),
+            Some(b"abc".to_vec())
+        );
+        assert_eq!(read_capped(&b"abcd"[..], 3).expect("read"), None);
+        assert_eq!(size(64 * 1024 * 1024), "64 MiB");
     }
 }

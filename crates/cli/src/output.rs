@@ -3,24 +3,73 @@
 //! Results go to stdout; progress, notes and errors to stderr. Writes to stdout are flushed at
 //! once (a stream's tokens appear as they arrive), and a closed stdout (`| head`) ends the
 //! command quietly instead of panicking.
+//!
+//! Two rules hold for everything written here, whatever its source:
+//!
+//! - the API token (see [`set_secret`]) is replaced by `***` ([`text::redact`]), JSON included;
+//! - text is made inert for a terminal: control characters and direction overrides are shown
+//!   escaped ([`text::clean_text`]; one-line fields use [`text::clean_line`] at their call
+//!   sites). JSON stays exact JSON: the few such characters serde writes raw (DEL, C1 controls,
+//!   direction marks) are written as `\uXXXX` escapes, which decode to the same value.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use replicate_protocol::text;
 use replicate_ureq::{Prediction, Status};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::exit::{CliError, SUCCESS};
 
+/// The API token of this run, taken out of everything printed.
+static SECRET: OnceLock<String> = OnceLock::new();
+
+/// Sets the secret (the API token) that [`out`], [`note`], [`json`] and the error lines redact.
+/// Only the first call counts.
+pub fn set_secret(secret: &str) {
+    let _ = SECRET.set(secret.to_owned());
+}
+
+/// The secret set by [`set_secret`], if any.
+pub fn secret() -> Option<&'static str> {
+    SECRET.get().map(String::as_str)
+}
+
+/// `text` without the token.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    match secret() {
+        Some(s) => text::redact(text, s),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// Multi-line text made safe to print: the token redacted, control characters escaped.
+pub fn safe_text(text: &str) -> String {
+    text::clean_text(&redact(text)).into_owned()
+}
+
+/// A one-line field made safe to print: the token redacted, control characters (newlines
+/// included) escaped.
+pub fn safe_line(text: &str) -> String {
+    text::clean_line(&redact(text)).into_owned()
+}
+
 /// Writes `text` to stdout as is and flushes it.
-pub fn out(text: &str) -> Result<(), CliError> {
+fn write_stdout(text: &str) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(stdout_error)
+}
+
+/// Writes `text` to stdout (redacted, control characters escaped) and flushes it.
+pub fn out(text: &str) -> Result<(), CliError> {
+    write_stdout(&safe_text(text))
 }
 
 /// Writes one line to stdout.
@@ -31,17 +80,168 @@ pub fn outln(line: &str) -> Result<(), CliError> {
     out(&s)
 }
 
-/// Writes a value as pretty JSON (one document) to stdout.
-pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::runtime(format!("cannot encode JSON: {e}")))?;
-    outln(&text)
+/// A value as pretty JSON text: its strings (and keys) redacted, and the characters that could
+/// drive a terminal escaped the JSON way.
+pub fn json_text<T: Serialize + ?Sized>(value: &T) -> Result<String, CliError> {
+    let encode = |e: serde_json::Error| CliError::runtime(format!("cannot encode JSON: {e}"));
+    let mut value = serde_json::to_value(value).map_err(encode)?;
+    if let Some(s) = secret() {
+        text::redact_value(&mut value, s);
+    }
+    let text = serde_json::to_string_pretty(&value).map_err(encode)?;
+    Ok(escape_json(text))
 }
 
-/// Writes one line to stderr (a closed stderr is ignored: there is nowhere left to complain).
+/// Writes `\uXXXX` for every unsafe character left raw in serialized JSON (serde escapes C0
+/// controls itself; DEL, C1 controls and direction marks stay raw). Outside strings, serialized
+/// JSON holds no such character but the newlines of pretty printing, which are kept.
+fn escape_json(text: String) -> String {
+    if !text.chars().any(|c| c != '\n' && text::is_unsafe_char(c)) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c != '\n' && text::is_unsafe_char(c) {
+            // Every unsafe character is in the Basic Multilingual Plane: one \uXXXX escape.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes a value as pretty JSON (one document) to stdout.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let mut text = json_text(value)?;
+    text.push('\n');
+    write_stdout(&text)
+}
+
+/// A JSON array written to stdout one item at a time, exactly as the whole array would be
+/// pretty-printed at once.
+#[derive(Debug, Default)]
+pub struct JsonArray {
+    count: usize,
+}
+
+impl JsonArray {
+    /// Writes one more item.
+    pub fn push<T: Serialize + ?Sized>(&mut self, item: &T) -> Result<(), CliError> {
+        let text = json_text(item)?;
+        let mut s = String::with_capacity(text.len() + 64);
+        s.push_str(if self.count == 0 { "[\n" } else { ",\n" });
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                s.push('\n');
+            }
+            s.push_str("  ");
+            s.push_str(line);
+        }
+        self.count += 1;
+        write_stdout(&s)
+    }
+
+    /// Closes the array.
+    pub fn finish(self) -> Result<(), CliError> {
+        write_stdout(if self.count == 0 { "[]\n" } else { "\n]\n" })
+    }
+}
+
+/// Writes one line to stderr, redacted and with control characters escaped (a closed stderr is
+/// ignored: there is nowhere left to complain).
 pub fn note(line: &str) {
+    let line = safe_text(line);
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "{line}");
+}
+
+/// Writes a stream's text to stdout as it arrives, redacted and made inert, exactly otherwise.
+///
+/// A chunk may end in the middle of the token, or between a carriage return and its newline:
+/// only that tail is held back until the next chunk (or [`StreamPrinter::finish`]), so text
+/// still appears as it arrives.
+#[derive(Debug, Default)]
+pub struct StreamPrinter {
+    pending: String,
+    printed: bool,
+    ends_with_newline: bool,
+}
+
+impl StreamPrinter {
+    /// Writes what can be written of `chunk`.
+    pub fn push(&mut self, chunk: &str) -> Result<(), CliError> {
+        self.pending.push_str(chunk);
+        let text = redact(&self.pending).into_owned();
+        let keep = held_back(&text);
+        let (ready, rest) = text.split_at(text.len() - keep);
+        let ready = ready.to_owned();
+        self.pending = rest.to_owned();
+        self.write(&ready)
+    }
+
+    /// Writes what was held back.
+    pub fn finish(&mut self) -> Result<(), CliError> {
+        let rest = redact(&std::mem::take(&mut self.pending)).into_owned();
+        self.write(&rest)
+    }
+
+    /// Whether any text was written, and whether it ended with a newline.
+    pub fn printed(&self) -> (bool, bool) {
+        (self.printed, self.ends_with_newline)
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), CliError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let clean = text::clean_text(text);
+        self.printed = true;
+        self.ends_with_newline = clean.ends_with('\n');
+        write_stdout(&clean)
+    }
+}
+
+/// How many bytes at the end of `text` may be the start of the token (or of its
+/// percent-encoded form), or a carriage return that a newline may follow.
+fn held_back(text: &str) -> usize {
+    let mut keep = usize::from(text.ends_with('\r'));
+    if let Some(secret) = secret().filter(|s| s.len() >= text::MIN_REDACTED_LEN) {
+        let encoded = percent_encoded(secret);
+        for needle in [secret, encoded.as_str()] {
+            keep = keep.max(partial_match_len(text, needle));
+        }
+    }
+    keep
+}
+
+/// The percent-encoded form of `secret` that [`text::redact`] also looks for (every byte but
+/// ASCII letters and digits encoded).
+fn percent_encoded(secret: &str) -> String {
+    let mut out = String::with_capacity(secret.len() * 3);
+    for b in secret.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The length of the longest suffix of `text` that is a proper prefix of `needle`, compared
+/// without regard to ASCII case, and that starts on a character boundary.
+fn partial_match_len(text: &str, needle: &str) -> usize {
+    let hay = text.as_bytes();
+    let pat = needle.as_bytes();
+    let longest = pat.len().saturating_sub(1).min(hay.len());
+    (1..=longest)
+        .rev()
+        .find(|&n| {
+            let start = hay.len() - n;
+            text.is_char_boundary(start) && hay[start..].eq_ignore_ascii_case(&pat[..n])
+        })
+        .unwrap_or(0)
 }
 
 fn stdout_error(err: std::io::Error) -> CliError {
@@ -107,7 +307,7 @@ pub fn print_text_or_json(kind: &OutputKind<'_>) -> Result<(), CliError> {
 pub fn summary(p: &Prediction) -> String {
     let mut s = String::new();
     let mut field = |name: &str, value: &str| {
-        s.push_str(&format!("{name:<12} {value}\n"));
+        s.push_str(&format!("{name:<12} {}\n", safe_line(value)));
     };
     field("id:", &p.id);
     if let Some(m) = &p.model {
@@ -148,7 +348,7 @@ pub fn summary(p: &Prediction) -> String {
         s.push_str("logs (last lines):\n");
         for line in tail.into_iter().rev() {
             s.push_str("  ");
-            s.push_str(last_segment(line));
+            s.push_str(&safe_line(last_segment(line)));
             s.push('\n');
         }
     }
@@ -240,13 +440,13 @@ impl Progress {
         self.start.elapsed()
     }
 
-    /// A line above the spinner, or a plain line.
+    /// A line above the spinner, or a plain line (redacted, control characters escaped).
     pub fn println(&self, line: &str) {
         if self.quiet {
             return;
         }
         match &self.bar {
-            Some(bar) => bar.println(line),
+            Some(bar) => bar.println(safe_text(line)),
             // A closed stdout is reported by the next result written there.
             None if self.to_stdout => {
                 let _ = outln(line);
@@ -278,12 +478,13 @@ impl Progress {
     }
 
     fn show_status(&self, p: &Prediction, elapsed: f64) {
+        let status = safe_line(p.status.as_str());
         if let Some(bar) = &self.bar {
-            bar.set_prefix(p.status.to_string());
+            bar.set_prefix(status);
         } else if self.to_stdout {
-            self.println(&format!("   [{elapsed:4.1}s] {}", p.status));
+            self.println(&format!("   [{elapsed:4.1}s] {status}"));
         } else {
-            self.println(&format!("[{elapsed:5.1}s] {}: {}", p.id, p.status));
+            self.println(&format!("[{elapsed:5.1}s] {}: {status}", safe_line(&p.id)));
         }
     }
 
@@ -302,8 +503,9 @@ impl Progress {
                 break;
             }
             self.logs_seen += 1;
-            let text = last_segment(line.trim_end_matches('\n'));
-            newest = Some(text.to_owned());
+            // A log line is server text: one line, inert, without the token.
+            let text = safe_line(last_segment(line.trim_end_matches('\n')));
+            newest = Some(text.clone());
             if self.to_stdout {
                 self.println(&format!("            | {text}"));
             } else {
@@ -362,6 +564,33 @@ mod tests {
     fn carriage_returns_show_the_last_redraw() {
         assert_eq!(last_segment("  0%|\r 50%|\r100%|"), "100%|");
         assert_eq!(last_segment("plain"), "plain");
+    }
+
+    #[test]
+    fn json_stays_exact_and_inert() {
+        let v = json!({"log": "a\u{1b}[2Jb\u{9b}c\u{202e}d\u{7f}", "n": [1, {"k": []}]});
+        let text = json_text(&v).expect("json");
+        assert!(
+            !text.chars().any(|c| c != '\n' && text::is_unsafe_char(c)),
+            "{text}"
+        );
+        let back: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(back, v);
+        assert_eq!(text, {
+            let plain = serde_json::to_string_pretty(&v).expect("json");
+            escape_json(plain)
+        });
+    }
+
+    #[test]
+    fn a_partial_token_at_the_end_is_held_back() {
+        assert_eq!(partial_match_len("hello r8_ab", "r8_abcdef"), 5);
+        assert_eq!(partial_match_len("hello R8", "r8_abcdef"), 2);
+        assert_eq!(partial_match_len("hello", "r8_abcdef"), 0);
+        // The whole token is not "partial": redaction handles it.
+        assert_eq!(partial_match_len("r8_abcdef", "r8_abcdef"), 0);
+        assert_eq!(partial_match_len("é", "\u{e9}x"), 2);
+        assert_eq!(percent_encoded("r8_a-b"), "r8%5Fa%2Db");
     }
 
     #[test]

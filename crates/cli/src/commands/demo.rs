@@ -91,7 +91,7 @@ pub fn run(_ctx: &Ctx, args: DemoArgs) -> Result<(), CliError> {
     ))?;
     let mut progress = Progress::on_stdout();
     let id = created.id.clone();
-    let done = follow(&client, &id, Some(created), &mut progress)?;
+    let done = follow(&client, &id, Some(created), &mut progress, None)?;
     let statuses: Vec<&str> = progress.statuses().iter().map(|s| s.as_str()).collect();
     outln(&format!(
         "   Statuses seen: {} (in {:.1}s)",

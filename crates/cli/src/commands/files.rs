@@ -1,12 +1,14 @@
 //! `replicate files upload|list|get|delete`.
 
+use replicate_protocol::input::{file_name_of, guess_mime};
 use replicate_ureq::FileObject;
 use serde_json::Value;
 
-use super::Ctx;
+use super::{Ctx, print_list};
 use crate::args::FilesCommand;
 use crate::exit::CliError;
-use crate::output::{self, note};
+use crate::input::{self, MAX_FILE_INPUT_BYTES};
+use crate::output::{self, safe_line};
 
 /// Runs a `files` subcommand.
 pub fn run(ctx: &Ctx, cmd: FilesCommand) -> Result<(), CliError> {
@@ -23,33 +25,30 @@ pub fn run(ctx: &Ctx, cmd: FilesCommand) -> Result<(), CliError> {
                 },
                 None => None,
             };
-            crate::input::check_readable("upload", &args.path).map_err(CliError::usage)?;
+            // Read now, with a cap: an unreadable, special or too large file is a usage error
+            // with nothing sent.
+            let bytes = input::read_file("upload", &args.path, MAX_FILE_INPUT_BYTES)
+                .map_err(CliError::usage)?;
             let client = ctx.client()?;
-            let file = client.upload_path(&args.path, metadata)?;
+            let file = client.upload_file(
+                bytes,
+                &file_name_of(&args.path),
+                Some(guess_mime(&args.path)),
+                metadata,
+            )?;
             show(&file, args.json)
         }
         FilesCommand::List(args) => {
-            let client = ctx.client()?;
-            let mut all = Vec::new();
-            for file in client.list_files() {
-                all.push(file?);
-            }
-            if args.json {
-                return output::json(&all);
-            }
-            if all.is_empty() {
-                note("No files.");
-            }
-            for f in &all {
-                output::outln(&format!(
+            let client = ctx.client_with(|b| b.max_pages(args.max_pages))?;
+            print_list(client.list_files(), args.json, "No files.", |f| {
+                format!(
                     "{}  {:>10}  {:<24}  {}",
-                    f.id,
+                    safe_line(&f.id),
                     f.size.map(|s| s.to_string()).unwrap_or_default(),
-                    f.content_type.as_deref().unwrap_or("-"),
-                    f.name.as_deref().unwrap_or("-"),
-                ))?;
-            }
-            Ok(())
+                    safe_line(f.content_type.as_deref().unwrap_or("-")),
+                    safe_line(f.name.as_deref().unwrap_or("-")),
+                )
+            })
         }
         FilesCommand::Get(args) => {
             let client = ctx.client()?;
@@ -59,7 +58,7 @@ pub fn run(ctx: &Ctx, cmd: FilesCommand) -> Result<(), CliError> {
         FilesCommand::Delete(args) => {
             let client = ctx.client()?;
             client.delete_file(&args.id)?;
-            output::outln(&format!("deleted {}", args.id))
+            output::outln(&format!("deleted {}", safe_line(&args.id)))
         }
     }
 }
@@ -69,7 +68,8 @@ fn show(file: &FileObject, json: bool) -> Result<(), CliError> {
         return output::json(file);
     }
     let mut s = String::new();
-    let mut field = |name: &str, value: &str| s.push_str(&format!("{name:<14} {value}\n"));
+    let mut field =
+        |name: &str, value: &str| s.push_str(&format!("{name:<14} {}\n", safe_line(value)));
     field("id:", &file.id);
     if let Some(n) = &file.name {
         field("name:", n);

@@ -2,20 +2,30 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use replicate_protocol::input::{file_name_of, guess_mime};
 use replicate_protocol::sse::ReplicateEvent;
-use replicate_protocol::{CreatePrediction, SyncWait, Target};
-use replicate_ureq::{Client, Error, Prediction, Status};
+use replicate_protocol::{Call, CreatePrediction, FileInput, SyncWait, Target};
+use replicate_ureq::{Client, Error, Prediction, SaveOptions, Status};
 use serde_json::{Map, Value};
 
-use super::{Ctx, follow};
+use super::stream::spawn_events;
+use super::{Ctx, Deadline, Received, follow, interrupt, recv_until, timeout_error};
 use crate::args::RunArgs;
 use crate::exit::CliError;
-use crate::input::{self, InputValue};
-use crate::output::{self, OutputKind, Progress, note};
+use crate::input::{self, InputValue, MAX_FILE_INPUT_BYTES};
+use crate::output::{self, OutputKind, Progress, StreamPrinter, note, safe_line};
+
+/// An input value once read locally: sent as is, or a file still to inline or upload.
+enum Pending {
+    Ready(Value),
+    File(FileInput),
+}
 
 /// Runs a model.
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
+    let deadline = args.timeout.map(|t| Deadline::after(t, !args.no_cancel));
     // Everything that can be checked locally is checked before anything is sent.
     let target = Target::parse(&args.model).map_err(|e| CliError::usage(e.to_string()))?;
     let pairs = input::parse_pairs(&args.inputs).map_err(CliError::usage)?;
@@ -23,98 +33,198 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
         Some(path) => input::read_input_json(path).map_err(CliError::usage)?,
         None => Map::new(),
     };
-    for pair in &pairs {
-        if let InputValue::File(path) = &pair.value {
-            input::check_readable(&format!("input {}", pair.key), path).map_err(CliError::usage)?;
-        }
+    // File inputs are read now, with a cap, so that an unreadable, special or too large file is
+    // a usage error with nothing sent.
+    let mut pending = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let value = match pair.value {
+            InputValue::Json(v) => Pending::Ready(v),
+            InputValue::File(path) => {
+                let what = format!("input {}", pair.key);
+                let bytes = input::read_file(&what, &path, MAX_FILE_INPUT_BYTES)
+                    .map_err(CliError::usage)?;
+                Pending::File(FileInput::from_bytes(
+                    file_name_of(&path),
+                    guess_mime(&path),
+                    bytes,
+                ))
+            }
+        };
+        pending.push((pair.key, value));
     }
     let sync = args
         .wait
-        .map(|n| SyncWait::seconds(n.into()))
+        .map(|n| {
+            // The server does not hold the answer longer than the timeout.
+            let n = match args.timeout {
+                Some(t) => u64::from(n).min(t.secs.ceil() as u64).max(1),
+                None => u64::from(n),
+            };
+            SyncWait::seconds(n)
+        })
         .transpose()
         .map_err(|e| CliError::usage(e.to_string()))?;
-    let client = ctx.client()?;
+    let dir = if args.no_download {
+        None
+    } else {
+        Some(prepare_output_dir(args.output_dir.as_deref())?)
+    };
+    let client = ctx.client_with_timeout(args.timeout)?;
+    interrupt::install();
 
-    for pair in pairs {
-        let value = match pair.value {
-            InputValue::Json(v) => v,
-            InputValue::File(path) => client.prepare_input_file(&path)?,
+    for (key, value) in pending {
+        let value = match value {
+            Pending::Ready(v) => v,
+            Pending::File(file) => client.prepare_input(file)?,
         };
-        fields.insert(pair.key, value);
+        fields.insert(key, value);
     }
     let mut create = CreatePrediction::new(target).input(Value::Object(fields));
     if let Some(s) = sync {
         create = create.sync(s);
     }
 
-    let created = client.create(create)?;
+    interrupt::set_creating();
+    let created = create_within(&client, create, deadline.as_ref())?;
+    interrupt::set_running(Some(&created.id));
     note(&format!(
         "Created prediction {} ({})",
-        created.id, created.status
+        safe_line(&created.id),
+        safe_line(created.status.as_str())
     ));
 
     let mut streamed = false;
     let done = if args.stream && created.stream_url().is_some() {
         streamed = true;
-        stream_then_wait(&client, created)?
+        stream_then_wait(&client, created, deadline.as_ref())?
     } else {
         if args.stream {
             note("This prediction has no output stream: waiting for its output.");
         }
         let mut progress = Progress::new(false);
         let id = created.id.clone();
-        follow(&client, &id, Some(created), &mut progress)?
+        let snapshot = created.clone();
+        follow(
+            &client,
+            &id,
+            Some(created),
+            &mut progress,
+            deadline.as_ref(),
+        )
+        .map_err(|e| after_create(&snapshot, e, deadline.as_ref()))?
     };
-    finish(&client, done, &args, streamed)
+    interrupt::set_running(None);
+    finish(ctx, &client, done, &args, dir.as_deref(), streamed)
+}
+
+/// The output directory, checked before anything is sent: created when missing; an existing
+/// non-directory is a usage error.
+fn prepare_output_dir(dir: Option<&Path>) -> Result<PathBuf, CliError> {
+    let dir = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let shown = || safe_line(&dir.display().to_string());
+    match std::fs::metadata(&dir) {
+        Ok(meta) if meta.is_dir() => Ok(dir),
+        Ok(_) => Err(CliError::usage(format!(
+            "--output-dir {}: exists and is not a directory",
+            shown()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir_all(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) => Err(CliError::usage(format!(
+                "--output-dir {}: cannot create it: {e}",
+                shown()
+            ))),
+        },
+        Err(e) => Err(CliError::usage(format!(
+            "--output-dir {}: cannot use it: {e}",
+            shown()
+        ))),
+    }
+}
+
+/// Sends the create, its retries bounded by the deadline.
+fn create_within(
+    client: &Client,
+    create: CreatePrediction,
+    deadline: Option<&Deadline>,
+) -> Result<Prediction, CliError> {
+    let Some(d) = deadline else {
+        return Ok(client.create(create)?);
+    };
+    let retry = client.wait_options(None).retry;
+    let call = Call::with_policy(create, client.config().clone(), retry, Some(d.at));
+    client.drive(call).map_err(|e| {
+        let mut e = CliError::from(e);
+        if Instant::now() >= d.at {
+            e.message = format!(
+                "timed out after {} creating the prediction: {}",
+                d.secs, e.message
+            );
+        }
+        e
+    })
+}
+
+/// The error of a failure after the create: names the prediction, says how to go on with it.
+fn after_create(created: &Prediction, err: Error, deadline: Option<&Deadline>) -> CliError {
+    match err {
+        e @ Error::DeadlineExceeded { .. } => timeout_error(e, deadline),
+        e if e.prediction_id().is_some() => CliError::from(e),
+        e => CliError::from(Error::AfterCreate {
+            prediction: Box::new(created.clone()),
+            source: Box::new(e),
+        }),
+    }
 }
 
 /// Follows the output stream, writing each output event to stdout as it arrives, then waits for
 /// the final state of the prediction. If the stream breaks, what it missed is printed from the
-/// final output when that output is text.
-fn stream_then_wait(client: &Client, created: Prediction) -> Result<Prediction, CliError> {
+/// final output when that output is text. The stream is read on its own thread, so that the
+/// deadline bounds it.
+fn stream_then_wait(
+    client: &Client,
+    created: Prediction,
+    deadline: Option<&Deadline>,
+) -> Result<Prediction, CliError> {
     let id = created.id.clone();
+    let events = spawn_events(client, &created);
+    let mut printer = StreamPrinter::default();
     let mut printed = String::new();
     let mut broken = false;
-    match client.stream(&created) {
-        Ok(events) => {
-            for event in events {
-                match event {
-                    Ok(ReplicateEvent::Output(data)) => {
-                        output::out(&data)?;
-                        printed.push_str(&data);
-                    }
-                    Ok(ReplicateEvent::Done(_)) => break,
-                    Ok(_) => {}
-                    // The model failed: the final state of the prediction says how.
-                    Err(Error::PredictionStreamError(_)) => break,
-                    Err(e) => {
-                        note(&format!(
-                            "The stream broke ({e}); waiting for the prediction."
-                        ));
-                        broken = true;
-                        break;
-                    }
-                }
+    loop {
+        match recv_until(&events, deadline.map(|d| d.at)) {
+            Received::Value(Ok(ReplicateEvent::Output(data))) => {
+                printer.push(&data)?;
+                printed.push_str(&data);
             }
-        }
-        Err(e) => {
-            note(&format!(
-                "Cannot follow the stream ({e}); waiting for the prediction."
-            ));
-            broken = true;
+            Received::Value(Ok(ReplicateEvent::Done(_))) | Received::End => break,
+            Received::Value(Ok(_)) => {}
+            // The model failed: the final state of the prediction says how.
+            Received::Value(Err(Error::PredictionStreamError(_))) => break,
+            Received::Value(Err(e)) => {
+                note(&format!(
+                    "The stream failed ({e}); waiting for the prediction."
+                ));
+                broken = true;
+                break;
+            }
+            // The wait below reaches the deadline at once (and cancels, unless --no-cancel).
+            Received::TimedOut => break,
         }
     }
     let mut progress = Progress::new(true);
-    let done = follow(client, &id, None, &mut progress)?;
+    let done = follow(client, &id, None, &mut progress, deadline)
+        .map_err(|e| after_create(&created, e, deadline))?;
     if broken
         && done.status == Status::Succeeded
         && let Some(text) = done.output_text()
         && let Some(rest) = text.strip_prefix(printed.as_str())
     {
-        output::out(rest)?;
-        printed.push_str(rest);
+        printer.push(rest)?;
     }
-    if !printed.is_empty() && !printed.ends_with('\n') && std::io::stdout().is_terminal() {
+    printer.finish()?;
+    let (any, ends_with_newline) = printer.printed();
+    if any && !ends_with_newline && std::io::stdout().is_terminal() {
         output::out("\n")?;
     }
     Ok(done)
@@ -123,21 +233,29 @@ fn stream_then_wait(client: &Client, created: Prediction) -> Result<Prediction, 
 /// Prints (or downloads) the output of a finished prediction, and maps its status to the exit
 /// code.
 fn finish(
+    ctx: &Ctx,
     client: &Client,
     done: Prediction,
     args: &RunArgs,
+    dir: Option<&Path>,
     streamed: bool,
 ) -> Result<(), CliError> {
-    let dir = args
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("."));
+    let save = SaveOptions {
+        overwrite: args.overwrite,
+        max_files: args.max_files,
+    };
     if args.json {
-        output::json(&done)?;
+        let mut shown = done.clone();
+        ctx.redact(&mut shown);
+        output::json(&shown)?;
         let urls = matches!(output::classify(&done), OutputKind::Urls(_));
-        if done.status == Status::Succeeded && urls && !args.no_download {
-            for path in download(client, &done, &dir)? {
-                note(&format!("Saved {}", path.display()));
+        if done.status == Status::Succeeded
+            && urls
+            && let Some(dir) = dir
+        {
+            // The URLs are in the JSON above.
+            for path in download(client, &done, dir, save, false)? {
+                note(&format!("Saved {}", safe_line(&path.display().to_string())));
             }
         }
         return outcome(done);
@@ -146,32 +264,68 @@ fn finish(
         return outcome(done);
     }
     match output::classify(&done) {
-        OutputKind::Urls(urls) => {
-            if args.no_download {
+        OutputKind::Urls(urls) => match dir {
+            None => {
                 if !streamed {
                     for url in urls {
-                        output::outln(url)?;
-                    }
-                }
-            } else {
-                let paths = download(client, &done, &dir)?;
-                for path in paths {
-                    if streamed {
-                        note(&format!("Saved {}", path.display()));
-                    } else {
-                        output::outln(&path.display().to_string())?;
+                        output::outln(&safe_line(url))?;
                     }
                 }
             }
-        }
+            Some(dir) => {
+                for path in download(client, &done, dir, save, true)? {
+                    let path = safe_line(&path.display().to_string());
+                    if streamed {
+                        note(&format!("Saved {path}"));
+                    } else {
+                        output::outln(&path)?;
+                    }
+                }
+            }
+        },
         kind if !streamed => output::print_text_or_json(&kind)?,
         _ => {}
     }
     Ok(())
 }
 
-fn download(client: &Client, done: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, CliError> {
-    Ok(client.download_outputs(done, dir)?)
+/// Downloads the outputs into `dir` (never replacing a file unless asked, at most
+/// `save.max_files` files). When that fails, the prediction still succeeded: its output URLs
+/// are printed on stdout (with `print_urls`) and the error explains.
+fn download(
+    client: &Client,
+    done: &Prediction,
+    dir: &Path,
+    save: SaveOptions,
+    print_urls: bool,
+) -> Result<Vec<PathBuf>, CliError> {
+    interrupt::set_download_dir(Some(dir));
+    let result = client.download_outputs_with(done, dir, save);
+    interrupt::set_download_dir(None);
+    result.map_err(|e| {
+        let id = safe_line(&done.id);
+        // Outputs are only downloaded when they are a list of URLs (see `finish`).
+        let over_cap = matches!(e, Error::Output(_))
+            && matches!(output::classify(done), OutputKind::Urls(urls) if urls.len() > save.max_files);
+        let mut err = CliError::from(e);
+        if over_cap {
+            err = err.hint("raise --max-files to save them all");
+        }
+        if print_urls && let OutputKind::Urls(urls) = output::classify(done) {
+            for url in urls {
+                // stdout is the only place left to say it; a closed stdout is reported below.
+                let _ = output::outln(&safe_line(url));
+            }
+            err = err.hint(format!(
+                "prediction {id} succeeded: its output URLs are printed on stdout (they expire after about an hour)"
+            ));
+        } else {
+            err = err.hint(format!(
+                "prediction {id} succeeded: `replicate prediction get {id}` shows its output"
+            ));
+        }
+        err
+    })
 }
 
 /// Exit 0 when the prediction succeeded, 1 (with its error or status) otherwise.

@@ -1,6 +1,8 @@
 //! Shared helpers: a fast fake server and a `replicate` command pointed at it.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::Path;
 use std::time::Duration;
 
