@@ -195,9 +195,8 @@ impl DownloadPlan {
                 return Err(Error::Transport(TransportError::new(
                     TransportErrorKind::Timeout,
                     format!(
-                        "the download made too little progress: {bytes} bytes in {} s (the minimum is {min_bytes} bytes per {} s)",
-                        now.saturating_duration_since(*start).as_secs(),
-                        window.as_secs()
+                        "the download made too little progress: {bytes} bytes in {:?} (the minimum is {min_bytes} bytes per {window:?})",
+                        now.saturating_duration_since(*start),
                     ),
                 )));
             }

@@ -88,9 +88,33 @@ fn replace_ignore_case<'a>(text: &'a str, needle: &str) -> Cow<'a, str> {
 }
 
 /// Replaces the secret in a `String` in place (no allocation when it does not occur).
+///
+/// A text cut short (an excerpt ending in `…`) may end with the first characters of the secret,
+/// cut with the rest of the text: any such beginning of at least [`MIN_REDACTED_LEN`]
+/// characters is replaced too.
 pub fn redact_in_place(text: &mut String, secret: &str) {
     if let Cow::Owned(s) = redact(text, secret) {
         *text = s;
+    }
+    redact_cut_tail(text, secret);
+}
+
+/// Replaces a beginning of `secret` left at the very end of a cut text (before its `…`).
+fn redact_cut_tail(text: &mut String, secret: &str) {
+    let Some(body) = text.strip_suffix('…') else {
+        return;
+    };
+    let bytes = body.as_bytes();
+    let pat = secret.as_bytes();
+    // The longest beginning of the secret the text ends with.
+    let found = (MIN_REDACTED_LEN..pat.len().min(bytes.len()) + 1)
+        .rev()
+        .find(|&n| bytes[bytes.len() - n..].eq_ignore_ascii_case(&pat[..n]));
+    if let Some(n) = found {
+        let cut = body.len() - n;
+        if text.is_char_boundary(cut) {
+            text.replace_range(cut..body.len(), REDACTED);
+        }
     }
 }
 
@@ -199,6 +223,21 @@ mod tests {
         assert_eq!(redact("abc", "ab"), "abc");
         assert_eq!(redact("é r8_tok é", "r8_tok"), "é *** é");
         assert_eq!(redact("", "r8_tok"), "");
+    }
+
+    #[test]
+    fn a_token_cut_by_an_excerpt_is_redacted_too() {
+        let mut s = format!("{}Bearer r8_AbC1…", "x".repeat(10));
+        redact_in_place(&mut s, "r8_abc123456");
+        assert_eq!(s, format!("{}Bearer ***…", "x".repeat(10)));
+        // Shorter than the minimum: left alone (nothing to learn from it).
+        let mut s = "Bearer r8_…".to_owned();
+        redact_in_place(&mut s, "r8_abc123456");
+        assert_eq!(s, "Bearer r8_…");
+        // Not cut: no partial match is looked for.
+        let mut s = "ends with r8_ab".to_owned();
+        redact_in_place(&mut s, "r8_abc123456");
+        assert_eq!(s, "ends with r8_ab");
     }
 
     #[test]
