@@ -5,23 +5,30 @@
 //! cargo run -p replicate-tests --example custom_transport
 //! ```
 //!
-//! The whole integration is the `loop` in `main`: ask the flow for a step, perform it, feed the
-//! result back. Retries, polling intervals, deadlines and the create-once rule all come from the
-//! protocol crate.
+//! The whole integration is one call: [`replicate_protocol::drive`] with `send` as the
+//! transport. It asks the flow for each step, sends, sleeps, feeds the result back; retries,
+//! polling intervals, timeouts, deadlines and the create-once rule all come from the protocol
+//! crate. The output is then downloaded the same way, with the same transport. CI runs this
+//! example.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use replicate_fake::BlockingFakeServer;
 use replicate_protocol::{
-    Config, CreatePrediction, Flow, PollPolicy, Run, Step, Target, TransportError,
-    TransportErrorKind, WaitOptions,
+    Config, CreatePrediction, Download, DownloadItem, PollPolicy, Run, Target, Timeout,
+    TransportError, TransportErrorKind, WaitOptions,
 };
 use serde_json::json;
 
-/// Sends one request over a fresh connection and reads a `Content-Length` response.
-fn send(req: &http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, TransportError> {
+/// Sends one request over a fresh connection and reads a `Content-Length` response, under the
+/// timeout the flow chose.
+fn send(
+    req: http::Request<Vec<u8>>,
+    timeout: Timeout,
+) -> Result<http::Response<Vec<u8>>, TransportError> {
+    println!("-> {} {}", req.method(), req.uri());
     let io = |kind| move |e: std::io::Error| TransportError::new(kind, e.to_string());
     let uri = req.uri();
     let host = uri.host().unwrap_or("127.0.0.1");
@@ -29,7 +36,7 @@ fn send(req: &http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>, Transpo
     // Failing to connect means the request never left: the protocol may retry even a create.
     let mut stream = TcpStream::connect((host, port)).map_err(io(TransportErrorKind::Connect))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(70)))
+        .set_read_timeout(Some(timeout.duration()))
         .map_err(io(TransportErrorKind::Connect))?;
 
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
@@ -96,28 +103,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         poll: PollPolicy::fixed(Duration::from_millis(100)),
         ..WaitOptions::default()
     };
-    let mut run = Run::new(cfg, create, opts);
-
-    let prediction = loop {
-        match run.poll(Instant::now()) {
-            Step::Send(out) => {
-                println!("-> {} {}", out.request.method(), out.request.uri());
-                match send(&out.request) {
-                    Ok(resp) => run.handle_response(resp, Instant::now()),
-                    Err(err) => run.handle_error(err, Instant::now()),
-                }
-            }
-            Step::Sleep(until) => {
-                std::thread::sleep(until.saturating_duration_since(Instant::now()))
-            }
-            Step::Done(result) => break result?,
-        }
-    };
+    let run = Run::new(cfg.clone(), create, opts);
+    let prediction = replicate_protocol::drive(run, send)?.into_result()?;
     println!(
         "{} {}: {:?}",
         prediction.id,
         prediction.status,
         prediction.output_urls()
+    );
+
+    // The output, through the same transport: no token goes to the output host.
+    let url = prediction.output_url().ok_or("no output URL")?;
+    let mut bytes = Vec::new();
+    let download = Download::new(&cfg, url)?;
+    let done = replicate_protocol::drive_items(download, send, |item| match item {
+        DownloadItem::Chunk(chunk) => bytes.extend_from_slice(&chunk),
+        DownloadItem::Restart => bytes.clear(),
+    })?;
+    assert_eq!(done.bytes, bytes.len() as u64);
+    println!(
+        "downloaded {} bytes of {:?}",
+        bytes.len(),
+        done.content_type
     );
     Ok(())
 }

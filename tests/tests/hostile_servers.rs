@@ -737,7 +737,7 @@ both!(silent_streams_end_after_max_reconnects, |which| {
     let elapsed = started.elapsed();
     println!("{which:?}: {error} after {elapsed:?}");
     assert!(
-        matches!(&error, Error::Stream(m) if m.contains("silent")),
+        matches!(&error, Error::Stream(m) if m.message.contains("silent")),
         "{error:?}"
     );
     // The first opening and two reopenings, each silent for a whole read timeout.

@@ -634,8 +634,8 @@ scenario!(
         let Error::Output(message) = &err else {
             panic!("expected Error::Output, got {err:?}");
         };
-        assert!(message.contains("expired"), "{message}");
-        assert!(message.contains("404"), "{message}");
+        assert!(message.message.contains("expired"), "{message}");
+        assert!(message.message.contains("404"), "{message}");
         // The prediction as fetched earlier still lists the URLs: the first download fails, and
         // nothing is left in the directory.
         let dir = tempfile::tempdir().expect("tempdir");
@@ -644,7 +644,7 @@ scenario!(
             .download_outputs(&p, dir.path())
             .expect_err("expired");
         assert!(
-            matches!(&err, Error::Output(m) if m.contains("expired")),
+            matches!(&err, Error::Output(m) if m.message.contains("expired")),
             "{err:?}"
         );
         assert_eq!(files_in(dir.path()), 0);
@@ -680,8 +680,8 @@ scenario!(
         let Error::Output(message) = &err else {
             panic!("expected Error::Output, got {err:?}");
         };
-        assert!(message.contains("data_removed"), "{message}");
-        assert!(message.contains(&p.id), "{message}");
+        assert!(message.message.contains("data_removed"), "{message}");
+        assert!(message.message.contains(&p.id), "{message}");
         assert!(env.fake.requests().is_empty(), "{:?}", env.fake.requests());
         assert_eq!(files_in(dir.path()), 0);
     }

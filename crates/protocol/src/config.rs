@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use http::{Method, Request, Uri};
@@ -213,6 +214,27 @@ struct ConfigInner {
     token: ApiToken,
     auth_header: HeaderValue,
     user_agent: HeaderValue,
+    limits: Limits,
+}
+
+/// How long one exchange may take and how large an API answer may be: what the flows put in
+/// every [`Outgoing`](crate::Outgoing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// One API exchange as a whole (a sync-mode create gets its hold on top); for streams,
+    /// downloads and uploads, how long they may go without progress (default 30 s).
+    pub timeout: Duration,
+    /// The most bytes an API answer may have (default 32 MiB).
+    pub max_response_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 impl Config {
@@ -223,10 +245,15 @@ impl Config {
     pub fn new(token: impl Into<String>) -> Self {
         let token = ApiToken::new(token);
         let base = BaseUrl::parse(DEFAULT_BASE_URL).expect("the default base URL is valid");
-        Self::from_parts(base, token, HeaderValue::from_static(DEFAULT_USER_AGENT))
+        Self::from_parts(
+            base,
+            token,
+            HeaderValue::from_static(DEFAULT_USER_AGENT),
+            Limits::default(),
+        )
     }
 
-    fn from_parts(base: BaseUrl, token: ApiToken, user_agent: HeaderValue) -> Self {
+    fn from_parts(base: BaseUrl, token: ApiToken, user_agent: HeaderValue, limits: Limits) -> Self {
         // `HeaderValue` accepts tabs and non-ASCII bytes; a token must be printable ASCII.
         let printable = !token.expose().trim().is_empty()
             && token.expose().bytes().all(|b| (b' '..=b'~').contains(&b));
@@ -244,6 +271,7 @@ impl Config {
                 token,
                 auth_header,
                 user_agent,
+                limits,
             }),
         }
     }
@@ -255,6 +283,7 @@ impl Config {
             base,
             self.inner.token.clone(),
             self.inner.user_agent.clone(),
+            self.inner.limits,
         ))
     }
 
@@ -266,6 +295,7 @@ impl Config {
             self.inner.base.clone(),
             self.inner.token.clone(),
             ua,
+            self.inner.limits,
         ))
     }
 
@@ -275,7 +305,23 @@ impl Config {
             self.inner.base.clone(),
             ApiToken::new(token),
             self.inner.user_agent.clone(),
+            self.inner.limits,
         )
+    }
+
+    /// The same configuration with other limits.
+    pub fn with_limits(&self, limits: Limits) -> Self {
+        Self::from_parts(
+            self.inner.base.clone(),
+            self.inner.token.clone(),
+            self.inner.user_agent.clone(),
+            limits,
+        )
+    }
+
+    /// The timeout and body cap of API exchanges.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// The API base URL.
@@ -338,6 +384,53 @@ impl fmt::Debug for Config {
             .field("token", &self.inner.token)
             .field("user_agent", &self.user_agent())
             .finish()
+    }
+}
+
+/// `Bearer {token}`, marked sensitive.
+pub(crate) fn bearer(cfg: &Config) -> Result<HeaderValue, Error> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", cfg.token().expose()))
+        .map_err(|_| Error::InvalidToken)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Checks that a URL is absolute `http`/`https` with a host and without credentials.
+pub(crate) fn check_url(url: &str) -> Result<Uri, Error> {
+    let bad = |why: &str| Error::InvalidInput(format!("URL {url:?}: {why}"));
+    let uri: Uri = url.parse().map_err(|_| bad("not a valid URL"))?;
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
+        _ => return Err(bad("only http and https URLs are supported")),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("the URL has no host"))?;
+    if authority.as_str().contains('@') || authority.host().is_empty() {
+        return Err(bad("credentials in the URL are not allowed"));
+    }
+    Ok(uri)
+}
+
+/// A URL as it may be logged: scheme, host, port and path, without the query (download links may
+/// be signed), the fragment or any userinfo. `<invalid URL>` when it does not parse.
+///
+/// ```
+/// use replicate_protocol::config::loggable_url;
+/// assert_eq!(
+///     loggable_url("https://user:pw@h.example:8443/x/out.png?sig=SECRET#f"),
+///     "https://h.example:8443/x/out.png"
+/// );
+/// ```
+pub fn loggable_url(url: &str) -> String {
+    match url.parse::<Uri>() {
+        Ok(uri) => {
+            let scheme = uri.scheme_str().unwrap_or("");
+            let host = uri.host().unwrap_or("");
+            match uri.port_u16() {
+                Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
+                None => format!("{scheme}://{host}{}", uri.path()),
+            }
+        }
+        Err(_) => "<invalid URL>".to_owned(),
     }
 }
 

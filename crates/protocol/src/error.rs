@@ -83,13 +83,13 @@ pub enum Error {
     InvalidState(&'static str),
     /// A server-sent event stream failed.
     #[error("stream error: {0}")]
-    Stream(String),
+    Stream(StreamError),
     /// The model reported an error on its stream.
     #[error("the prediction reported an error: {0}")]
     PredictionStreamError(String),
-    /// An output could not be downloaded or decoded.
+    /// An output could not be downloaded, decoded or saved.
     #[error("output error: {0}")]
-    Output(String),
+    Output(OutputError),
     /// The prediction was created, then following it failed (a throttled or failing poll, a
     /// broken connection). It exists and may still be running (and billing): do not create it
     /// again; resume with its id (`wait`), or cancel it.
@@ -104,6 +104,63 @@ pub enum Error {
     /// sent (a cycle): the listing stops rather than loop forever.
     #[error("{0}")]
     Pagination(PaginationError),
+}
+
+/// What went wrong with an event stream (see [`Error::Stream`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamErrorKind {
+    /// The stream answered `204 No Content` before its `done` event: the server asks not to
+    /// reconnect.
+    NoContent,
+    /// A success whose `Content-Type` is not `text/event-stream`.
+    NotEventStream,
+    /// A redirect: streams never follow one.
+    Redirected,
+    /// A line or an event over the decoder's limits.
+    Malformed,
+    /// The stream stayed silent through every allowed reopening.
+    Silent,
+    /// The stream ended before its `done` event and could not be resumed.
+    Ended,
+}
+
+/// An event stream failure: its kind, and what happened in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StreamError {
+    /// What kind of failure it is.
+    pub kind: StreamErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+/// What went wrong with an output (see [`Error::Output`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputErrorKind {
+    /// Not a usable `http(s)` URL or `data:` URI.
+    InvalidReference,
+    /// The link expired or the file was removed (HTTP 403, 404, 410, or `data_removed`).
+    Expired,
+    /// A redirect without a usable `Location`, to an unsupported place, or one too many.
+    Redirect,
+    /// Another status from the output host.
+    Status(u16),
+    /// More output files than allowed to save.
+    TooManyFiles,
+    /// A local file could not be written.
+    Write,
+}
+
+/// An output failure: its kind, and what happened in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct OutputError {
+    /// What kind of failure it is.
+    pub kind: OutputErrorKind,
+    /// What happened.
+    pub message: String,
 }
 
 /// Why a listing was stopped (see [`Error::Pagination`]).
@@ -185,11 +242,11 @@ impl Error {
     fn redact_in_place(&mut self, secret: &str) {
         let r = |s: &mut String| redact_in_place(s, secret);
         match self {
-            Error::InvalidBaseUrl(s)
-            | Error::InvalidInput(s)
-            | Error::Stream(s)
-            | Error::PredictionStreamError(s)
-            | Error::Output(s) => r(s),
+            Error::InvalidBaseUrl(s) | Error::InvalidInput(s) | Error::PredictionStreamError(s) => {
+                r(s)
+            }
+            Error::Stream(e) => r(&mut e.message),
+            Error::Output(e) => r(&mut e.message),
             Error::Api(api) => api.redact_in_place(secret),
             Error::Decode {
                 reason, excerpt, ..
@@ -217,6 +274,22 @@ impl Error {
             | Error::NotFinished { .. }
             | Error::InvalidState(_) => {}
         }
+    }
+
+    /// An [`Error::Stream`] of this kind.
+    pub fn stream(kind: StreamErrorKind, message: impl Into<String>) -> Error {
+        Error::Stream(StreamError {
+            kind,
+            message: message.into(),
+        })
+    }
+
+    /// An [`Error::Output`] of this kind.
+    pub fn output(kind: OutputErrorKind, message: impl Into<String>) -> Error {
+        Error::Output(OutputError {
+            kind,
+            message: message.into(),
+        })
     }
 
     /// Builds a decode error with a short excerpt of the body.

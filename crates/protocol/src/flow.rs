@@ -1,102 +1,244 @@
-//! The driver contract shared by every multi-step operation, and [`Call`]: one endpoint with the
-//! retry rules.
+//! The driver contract shared by every multi-step operation.
 //!
-//! A flow never performs I/O and never reads a clock. Its driver repeats:
+//! A flow never performs I/O and never reads a clock: it says what it needs, one [`Step`] at a
+//! time, and its driver (an adapter, or [`drive`](crate::drive::drive) with a transport of
+//! yours) does it and reports back. The time is an input (`now`), so tests pass made-up
+//! instants.
 //!
-//! 1. `match flow.poll(now)`:
-//!    - [`Step::Send`]: send the request, then call [`Flow::handle_response`] with the full response,
-//!      or [`Flow::handle_error`] with a classified [`TransportError`];
-//!    - [`Step::Sleep`]: sleep until that instant;
-//!    - [`Step::Done`]: return the result.
+//! ```text
+//!   driver                                   flow
+//!     │  poll(now) ─────────────────────────▶  │
+//!     │  ◀──── Step::Send(Outgoing) ────────── │  a request, how to read its answer, its timeout
+//!     │        Buffered: send, read the body (at most its cap) in full, then
+//!     │           handle_response(response)  or  handle_error(transport error)
+//!     │        Streamed: send, then
+//!     │           handle_head(status, headers) or  handle_error(transport error)
+//!     │  ◀──── Step::Receive ───────────────── │  read the next chunk of the open body
+//!     │           handle_chunk(bytes) | handle_end() | handle_error(e)  (idle timeout)
+//!     │  ◀──── Step::Sleep { until, reason } ─ │  poll, retry or reconnect: sleep until `until`
+//!     │  ◀──── Step::Yield(item) ───────────── │  hand `item` to the caller, then poll again
+//!     │  ◀──── Step::Done(output) ──────────── │  the flow is over
+//! ```
 //!
-//! `now` is whatever monotonic instant the driver uses; tests pass made-up instants.
+//! The one rule of the driver: **a streamed body stays open only while the flow answers
+//! [`Step::Receive`] or [`Step::Yield`]; any other step closes it first.** Everything else (which
+//! timeout applies, how much of a body may be buffered, when to retry and how long to wait,
+//! whether the token goes with a request) is decided by the flow.
 
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response, StatusCode};
 
-use crate::endpoint::{Endpoint, RetryClass};
-use crate::error::RateLimit;
-use crate::{Config, Error, TransportError, TransportErrorKind};
+use crate::{Config, TransportError, TransportErrorKind};
 
 /// Extra time allowed on top of a server's deliberate hold (`Prefer: wait=N`) before a read
 /// times out.
 pub const SERVER_HOLD_MARGIN: Duration = Duration::from_secs(10);
 
-/// What a flow asks its driver to do next.
+/// How far past its deadline a request may run, so that an answer already on its way is read.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// What a flow asks its driver to do next. See the [module documentation](self).
 // A step is moved once from `poll` to its driver and never stored: boxing would cost an
 // allocation per step for nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Step<T> {
-    /// Send this request and report the outcome.
+pub enum Step<Y, T> {
+    /// Send this request and report the outcome (see [`BodyRead`] for how).
     Send(Outgoing),
+    /// Read the next chunk of the body that is open, and report it with
+    /// [`Flow::handle_chunk`], [`Flow::handle_end`] or [`Flow::handle_error`].
+    Receive,
     /// Sleep until this instant, then poll again.
-    Sleep(Instant),
+    Sleep {
+        /// When to poll again.
+        until: Instant,
+        /// Why the flow waits (for logs and metrics).
+        reason: SleepReason,
+    },
+    /// An item for the caller (a list item, a stream event, a chunk of a download); poll again
+    /// for the next step.
+    Yield(Y),
     /// The flow is over.
     Done(T),
 }
 
-/// A request to send, with the time it may take.
+/// Why a flow sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SleepReason {
+    /// The next poll of a running prediction.
+    Poll,
+    /// A backoff before retrying a failed request.
+    Retry,
+    /// A backoff before reopening a stream.
+    Reconnect,
+}
+
+/// How the response body of an [`Outgoing`] request is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRead {
+    /// Read it whole into memory, failing with a [`TransportErrorKind::BodyTooLarge`] error
+    /// past `max_bytes` (before reading, when the head announces more: see
+    /// [`check_announced_length`]); then call [`Flow::handle_response`].
+    Buffered {
+        /// The most bytes the body may have.
+        max_bytes: u64,
+    },
+    /// Hand the head to [`Flow::handle_head`], then read the body chunk by chunk when the flow
+    /// asks ([`Step::Receive`]).
+    Streamed,
+}
+
+/// Which timeout applies to an [`Outgoing`] request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// The whole exchange, from connecting to the end of the body.
+    Total(Duration),
+    /// No total: each wait (connecting, the response head, every read and write of a body) may
+    /// last this long. For streams, downloads and uploads, which may rightly take minutes.
+    Idle(Duration),
+}
+
+impl Timeout {
+    /// The duration, whichever kind it is.
+    pub fn duration(self) -> Duration {
+        match self {
+            Timeout::Total(d) | Timeout::Idle(d) => d,
+        }
+    }
+}
+
+/// A request to send, how to read its answer, and its timeout.
 #[derive(Debug)]
 pub struct Outgoing {
-    /// The request. It always targets the configured API base URL.
+    /// The request.
     pub request: Request<Vec<u8>>,
-    /// When set, the exchange may legitimately take this long (sync mode): use at least this as
-    /// the timeout for this request.
-    pub min_timeout: Option<Duration>,
-    /// When set, the flow's deadline is this close: use at most this as the timeout, whatever
-    /// the client's usual one or `min_timeout` say.
-    pub max_timeout: Option<Duration>,
+    /// How to read the response body.
+    pub read: BodyRead,
+    /// Which timeout applies.
+    pub timeout: Timeout,
 }
 
 impl Outgoing {
-    /// A request with no timeout requirement of its own.
-    pub fn new(request: Request<Vec<u8>>) -> Self {
+    /// A request whose answer is read whole (at most the configuration's
+    /// [`max_response_bytes`](crate::Limits::max_response_bytes)) under the configuration's
+    /// total [`timeout`](crate::Limits::timeout).
+    pub fn buffered(cfg: &Config, request: Request<Vec<u8>>) -> Self {
         Outgoing {
             request,
-            min_timeout: None,
-            max_timeout: None,
+            read: BodyRead::Buffered {
+                max_bytes: cfg.limits().max_response_bytes,
+            },
+            timeout: Timeout::Total(cfg.limits().timeout),
         }
     }
 
-    /// The timeout to use for this request, given the client's usual one: at least
-    /// `min_timeout`, at most `max_timeout` (never below one millisecond).
-    pub fn timeout(&self, default: Duration) -> Duration {
-        let t = self.min_timeout.map_or(default, |t| t.max(default));
-        self.max_timeout
-            .map_or(t, |max| t.min(max))
-            .max(Duration::from_millis(1))
+    /// A request whose answer is read as a stream, under the configuration's timeout as an idle
+    /// timeout.
+    pub fn streamed(cfg: &Config, request: Request<Vec<u8>>) -> Self {
+        Outgoing {
+            request,
+            read: BodyRead::Streamed,
+            timeout: Timeout::Idle(cfg.limits().timeout),
+        }
+    }
+
+    /// The same request with its timeout raised to at least `min` (a server's deliberate hold)
+    /// and capped at `max` (a deadline close by), never below one millisecond.
+    pub fn bounded(mut self, min: Option<Duration>, max: Option<Duration>) -> Self {
+        let clamp = |d: Duration| {
+            let d = min.map_or(d, |m| d.max(m));
+            max.map_or(d, |m| d.min(m)).max(Duration::from_millis(1))
+        };
+        self.timeout = match self.timeout {
+            Timeout::Total(d) => Timeout::Total(clamp(d)),
+            Timeout::Idle(d) => Timeout::Idle(clamp(d)),
+        };
+        self
+    }
+
+    /// The same request under an idle timeout instead of a total one (uploads).
+    pub fn idle(mut self) -> Self {
+        self.timeout = Timeout::Idle(self.timeout.duration());
+        self
     }
 }
 
-/// How long a request sent at `now` may take so that it ends by `deadline` (plus a short grace
-/// to read an answer that is on its way): `None` without a deadline.
+/// Fails with a [`TransportErrorKind::BodyTooLarge`] error when a response head announces a body
+/// larger than `max_bytes`, so that it is refused before anything is read. A content-encoded
+/// body's `Content-Length` says nothing of its decoded size, which the cap applies to: it is
+/// then checked while reading.
+pub fn check_announced_length(headers: &HeaderMap, max_bytes: u64) -> Result<(), TransportError> {
+    let encoded = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"));
+    if encoded {
+        return Ok(());
+    }
+    let announced = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match announced {
+        Some(len) if len > max_bytes => Err(body_too_large(len, max_bytes)),
+        _ => Ok(()),
+    }
+}
+
+/// The error of a body over its cap.
+pub fn body_too_large(len: u64, max_bytes: u64) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::BodyTooLarge,
+        format!(
+            "the response body ({len} bytes or more) is larger than the limit of {max_bytes} bytes"
+        ),
+    )
+}
+
+/// How long a request sent at `now` may take so that it ends by `deadline` (plus
+/// [`DEADLINE_GRACE`]); `None` without a deadline.
 pub(crate) fn time_left(deadline: Option<Instant>, now: Instant) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(now) + DEADLINE_GRACE)
 }
 
-/// How far past its deadline a request may run, so that an answer already on its way is read.
-pub const DEADLINE_GRACE: Duration = Duration::from_secs(1);
-
-/// A sans-IO multi-step operation. See the module documentation for the driver loop.
+/// A sans-IO multi-step operation. See the [module documentation](self) for the driver rule.
 pub trait Flow {
+    /// What the flow hands out as it goes ([`std::convert::Infallible`] when nothing).
+    type Item;
     /// The final result.
     type Output;
 
     /// What to do now.
-    fn poll(&mut self, now: Instant) -> Step<Self::Output>;
+    fn poll(&mut self, now: Instant) -> Step<Self::Item, Self::Output>;
 
-    /// The response to the last [`Step::Send`], body read in full.
+    /// The answer to the last buffered [`Step::Send`], body read in full.
     fn handle_response(&mut self, response: Response<Vec<u8>>, now: Instant);
 
-    /// The last [`Step::Send`] failed below HTTP.
+    /// The last [`Step::Send`] or [`Step::Receive`] failed below HTTP.
     fn handle_error(&mut self, error: TransportError, now: Instant);
 
+    /// The head of the answer to the last streamed [`Step::Send`]. Flows that never stream
+    /// leave the default, which ignores it.
+    fn handle_head(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
+        let _ = (status, headers, now);
+    }
+
+    /// The next chunk of the open body, after a [`Step::Receive`].
+    fn handle_chunk(&mut self, chunk: &[u8], now: Instant) {
+        let _ = (chunk, now);
+    }
+
+    /// The open body ended, after a [`Step::Receive`].
+    fn handle_end(&mut self, now: Instant) {
+        let _ = now;
+    }
+
     /// A server-sent-events URL whose `done` event means this flow may be finished (a streaming
-    /// prediction being waited for). A driver may read it while the flow sleeps and call
-    /// [`Flow::wake`] on `done`, so the flow ends then rather than at its next poll. Reading it
-    /// is optional: the flow finishes by polling anyway.
+    /// prediction being waited for). A driver may follow it (a
+    /// [`StreamSession`](crate::StreamSession) is a flow too) while this flow sleeps, and call
+    /// [`Flow::wake`] on `done`, so the flow ends then rather than at its next poll; the
+    /// watcher ends with the flow. Following it is optional: the flow finishes by polling anyway.
     fn stream_hint(&self) -> Option<&str> {
         None
     }
@@ -104,408 +246,4 @@ pub trait Flow {
     /// Something outside the flow says it may be finished: act at the next `poll` instead of
     /// sleeping until the planned instant.
     fn wake(&mut self) {}
-}
-
-/// When and how often failed requests are retried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (0 disables retries).
-    pub max_retries: u32,
-    /// First backoff; doubled on each retry.
-    pub initial_backoff: Duration,
-    /// Backoff cap.
-    pub max_backoff: Duration,
-    /// A `Retry-After` longer than this is not waited for: the 429 is returned instead.
-    pub max_retry_after: Duration,
-    /// Retries after a 429 (throttled) answer, counted apart from `max_retries` (default 30):
-    /// a throttled request certainly had no effect, and under a shared rate limit many clients
-    /// need several windows to get through. Each wait is still bounded by `max_retry_after`
-    /// and by the flow's deadline.
-    pub max_throttled_retries: u32,
-    /// Whether delays get random jitter (default: yes). A backoff of `d` becomes a uniform draw
-    /// in `[0, d]` ("full jitter"); a delay the server asked for (`Retry-After`, or the
-    /// `ratelimit-reset` of an exhausted window) is waited in full, plus a uniform draw in
-    /// `[0, backoff]`, so that clients throttled together do not come back together.
-    pub jitter: bool,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 5,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(120),
-            max_throttled_retries: 30,
-            jitter: true,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries at all.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_retries: 0,
-            max_throttled_retries: 0,
-            ..Self::default()
-        }
-    }
-
-    /// The backoff before retry number `retry` (0-based).
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
-    }
-
-    /// The same policy without jitter: every delay is exactly what [`RetryPolicy::decide`] says
-    /// (for tests and reproducible runs).
-    pub fn without_jitter(mut self) -> Self {
-        self.jitter = false;
-        self
-    }
-
-    /// Whether a failed attempt is retried, and after how long (before jitter, see
-    /// [`RetryPolicy::jittered`]). `retries` is how many retries of the same kind were already
-    /// made: throttled ones for a 429 (capped by `max_throttled_retries`), others otherwise
-    /// (capped by `max_retries`). This is the single place where the SDK decides retries.
-    ///
-    /// - 429: retried by every class, after the longest of `Retry-After` (header or body) and,
-    ///   when the window is exhausted (`ratelimit-remaining: 0`), `ratelimit-reset`; else after
-    ///   the backoff.
-    /// - 500, 502, 503, 504: retried for idempotent requests only.
-    /// - A connection never established: retried by every class.
-    /// - A body over the size cap ([`TransportErrorKind::BodyTooLarge`]): never retried, the
-    ///   same answer would be read again up to the cap.
-    /// - Any other transport failure: retried for idempotent requests only.
-    pub fn decide(&self, class: RetryClass, retries: u32, failure: &Error) -> Option<Duration> {
-        let throttled = matches!(failure, Error::Api(api) if api.status == 429);
-        let cap = if throttled {
-            self.max_throttled_retries
-        } else {
-            self.max_retries
-        };
-        if retries >= cap {
-            return None;
-        }
-        if matches!(failure, Error::Transport(t) if t.kind == TransportErrorKind::BodyTooLarge) {
-            return None;
-        }
-        let backoff = self.backoff(retries);
-        match failure {
-            Error::Api(api) if api.status == 429 => {
-                let reset = match api.rate_limit {
-                    RateLimit {
-                        remaining: Some(0),
-                        reset: Some(secs),
-                    } => Some(Duration::from_secs(secs)),
-                    _ => None,
-                };
-                let delay = match (api.retry_delay(), reset) {
-                    (Some(a), Some(b)) => a.max(b),
-                    (a, b) => a.or(b).unwrap_or(backoff),
-                };
-                (delay <= self.max_retry_after).then_some(delay)
-            }
-            Error::Api(api) if api.is_retryable() && class == RetryClass::Idempotent => {
-                let delay = api.retry_delay().unwrap_or(backoff);
-                (delay <= self.max_retry_after).then_some(delay)
-            }
-            Error::Transport(t) if t.kind.certainly_not_sent() => Some(backoff),
-            Error::Transport(_) if class == RetryClass::Idempotent => Some(backoff),
-            _ => None,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay [`RetryPolicy::decide`] chose, with jitter: `unit` is a uniform draw in
-    /// `[0, 1)` supplied by the flow. A delay the server asked for (see `decide`) is kept and a
-    /// share of the backoff is added; a plain backoff is scaled down ("full jitter"). Without
-    /// [`RetryPolicy::jitter`], `delay` unchanged.
-    pub fn jittered(&self, delay: Duration, retries: u32, failure: &Error, unit: f64) -> Duration {
-        if !self.jitter {
-            return delay;
-        }
-        let unit = if unit.is_finite() {
-            unit.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let server_asked = matches!(failure, Error::Api(api)
-            if api.retry_delay().is_some()
-                || (api.status == 429 && api.rate_limit.remaining == Some(0) && api.rate_limit.reset.is_some()));
-        if server_asked {
-            delay.saturating_add(self.backoff(retries).mul_f64(unit))
-        } else {
-            delay.mul_f64(unit)
-        }
-    }
-}
-
-/// The error a failure becomes for a request of this class once it is not retried: a create
-/// whose request may have been acted on becomes [`Error::CreateOutcomeUnknown`]. That is any
-/// failure other than a well-formed 4xx answer: a transport failure after the request may have
-/// left, a 5xx (a proxy's HTML page, a gateway timeout), or a success whose body could not be
-/// read (truncated, not JSON).
-pub fn final_failure(class: RetryClass, failure: Error) -> Error {
-    match failure {
-        Error::Transport(t) => transport_failure(class, t),
-        Error::Api(api) if class == RetryClass::CreateOnce && api.status >= 500 => {
-            Error::CreateOutcomeUnknown(TransportError::new(
-                TransportErrorKind::Other,
-                format!("{api}; the server may have acted on it before failing"),
-            ))
-        }
-        Error::Decode {
-            status,
-            reason,
-            excerpt,
-        } if class == RetryClass::CreateOnce && (200..300).contains(&status) => {
-            Error::CreateOutcomeUnknown(TransportError::new(
-                TransportErrorKind::Io,
-                format!(
-                    "the answer (HTTP {status}) could not be read: {reason}; body starts with {excerpt:?}"
-                ),
-            ))
-        }
-        other => other,
-    }
-}
-
-/// The error a transport failure becomes for a request of this class: a create whose request may
-/// have left becomes [`Error::CreateOutcomeUnknown`].
-pub fn transport_failure(class: RetryClass, error: TransportError) -> Error {
-    if class == RetryClass::CreateOnce && !error.kind.certainly_not_sent() {
-        Error::CreateOutcomeUnknown(error)
-    } else {
-        Error::Transport(error)
-    }
-}
-
-/// The retry bookkeeping shared by every flow: how many retries were made, until when the flow
-/// may keep trying, and which request is being retried (for the final error's context).
-#[derive(Debug, Clone)]
-pub(crate) struct Retrier {
-    pub(crate) policy: RetryPolicy,
-    pub(crate) retries: u32,
-    pub(crate) throttled: u32,
-    pub(crate) deadline: Option<Instant>,
-    attempts: u32,
-    request: Option<String>,
-    rng: fastrand::Rng,
-}
-
-impl Retrier {
-    pub(crate) fn new(policy: RetryPolicy, deadline: Option<Instant>) -> Self {
-        Retrier {
-            policy,
-            retries: 0,
-            throttled: 0,
-            deadline,
-            attempts: 0,
-            request: None,
-            rng: fastrand::Rng::new(),
-        }
-    }
-
-    /// Notes a request being sent: `GET /v1/predictions/abc` (no host, no query).
-    pub(crate) fn sent<B>(&mut self, request: &http::Request<B>) {
-        let (method, path) = (request.method(), request.uri().path());
-        let same = self
-            .request
-            .as_deref()
-            .and_then(|r| r.split_once(' '))
-            .is_some_and(|(m, p)| m == method.as_str() && p == path);
-        if !same {
-            self.request = Some(format!("{method} {path}"));
-            self.attempts = 0;
-        }
-        self.attempts = self.attempts.saturating_add(1);
-    }
-
-    /// After a failure: `Ok(instant)` to retry at, or `Err(final error)`.
-    pub(crate) fn on_failure(
-        &mut self,
-        class: RetryClass,
-        failure: Error,
-        now: Instant,
-    ) -> Result<Instant, Error> {
-        let throttled = matches!(&failure, Error::Api(api) if api.status == 429);
-        let count = if throttled {
-            self.throttled
-        } else {
-            self.retries
-        };
-        let delay = self
-            .policy
-            .decide(class, count, &failure)
-            .map(|d| self.policy.jittered(d, count, &failure, self.rng.f64()));
-        // A delay too long to add to `now` (a huge `Retry-After` under a policy whose
-        // `max_retry_after` allows it) is past any deadline: give up rather than overflow.
-        let at = delay
-            .and_then(|d| now.checked_add(d))
-            .filter(|&at| self.deadline.is_none_or(|d| at <= d));
-        let Some(at) = at else {
-            return Err(self.give_up(class, failure));
-        };
-        if throttled {
-            self.throttled += 1;
-        } else {
-            self.retries += 1;
-        }
-        Ok(at)
-    }
-
-    fn give_up(&self, class: RetryClass, failure: Error) -> Error {
-        let mut error = final_failure(class, failure);
-        if let Error::Transport(t) | Error::CreateOutcomeUnknown(t) = &mut error
-            && t.context.is_none()
-            && let Some(request) = &self.request
-        {
-            let n = self.attempts.max(1);
-            t.context = Some(format!(
-                "{request}, {n} attempt{}",
-                if n == 1 { "" } else { "s" }
-            ));
-        }
-        error
-    }
-
-    pub(crate) fn on_success(&mut self) {
-        self.retries = 0;
-        self.throttled = 0;
-    }
-}
-
-#[derive(Debug)]
-enum CallState<T> {
-    Ready(Option<Instant>),
-    InFlight,
-    Done(Option<Result<T, Error>>),
-}
-
-/// One endpoint, sent with the retry rules of its [`RetryClass`].
-///
-/// ```
-/// use std::time::Instant;
-/// use replicate_protocol::{Call, Config, Flow, GetPrediction, Step};
-/// let cfg = Config::new("r8_token");
-/// let mut call = Call::new(GetPrediction::new("abc"), cfg);
-/// let now = Instant::now();
-/// let Step::Send(out) = call.poll(now) else { panic!() };
-/// assert_eq!(out.request.uri(), "https://api.replicate.com/v1/predictions/abc");
-/// // A 503 is retried after a backoff...
-/// call.handle_response(http::Response::builder().status(503).body(Vec::new()).unwrap(), now);
-/// assert!(matches!(call.poll(now), Step::Sleep(_)));
-/// ```
-#[derive(Debug)]
-pub struct Call<E: Endpoint> {
-    endpoint: E,
-    cfg: Config,
-    retrier: Retrier,
-    state: CallState<E::Output>,
-}
-
-impl<E: Endpoint> Call<E> {
-    /// A call with the default retry policy and no deadline.
-    pub fn new(endpoint: E, cfg: Config) -> Self {
-        Self::with_policy(endpoint, cfg, RetryPolicy::default(), None)
-    }
-
-    /// A call with a retry policy and an optional deadline past which no retry is scheduled.
-    pub fn with_policy(
-        endpoint: E,
-        cfg: Config,
-        policy: RetryPolicy,
-        deadline: Option<Instant>,
-    ) -> Self {
-        Call {
-            endpoint,
-            cfg,
-            retrier: Retrier::new(policy, deadline),
-            state: CallState::Ready(None),
-        }
-    }
-
-    /// The endpoint.
-    pub fn endpoint(&self) -> &E {
-        &self.endpoint
-    }
-
-    /// The endpoint, to adjust it before its next attempt.
-    pub(crate) fn endpoint_mut(&mut self) -> &mut E {
-        &mut self.endpoint
-    }
-
-    /// How many retries were made so far (throttled ones included).
-    pub fn retries(&self) -> u32 {
-        self.retrier.retries + self.retrier.throttled
-    }
-
-    fn fail_or_retry(&mut self, failure: Error, now: Instant) {
-        self.state = match self
-            .retrier
-            .on_failure(self.endpoint.retry_class(), failure, now)
-        {
-            Ok(at) => CallState::Ready(Some(at)),
-            Err(e) => CallState::Done(Some(Err(e))),
-        };
-    }
-}
-
-impl<E: Endpoint> Flow for Call<E> {
-    type Output = Result<E::Output, Error>;
-
-    fn poll(&mut self, now: Instant) -> Step<Self::Output> {
-        match &mut self.state {
-            CallState::Ready(Some(at)) if *at > now => Step::Sleep(*at),
-            CallState::Ready(_) => match self.endpoint.request(&self.cfg) {
-                Ok(request) => {
-                    self.state = CallState::InFlight;
-                    self.retrier.sent(&request);
-                    Step::Send(Outgoing {
-                        request,
-                        min_timeout: self.endpoint.server_hold().map(|h| h + SERVER_HOLD_MARGIN),
-                        max_timeout: time_left(self.retrier.deadline, now),
-                    })
-                }
-                Err(e) => {
-                    self.state = CallState::Done(None);
-                    Step::Done(Err(e))
-                }
-            },
-            CallState::InFlight => Step::Done(Err(Error::InvalidState(
-                "polled while a request was in flight",
-            ))),
-            CallState::Done(result) => Step::Done(
-                result
-                    .take()
-                    .unwrap_or(Err(Error::InvalidState("polled after it finished")))
-                    .map_err(|e| e.redact(self.cfg.token().expose())),
-            ),
-        }
-    }
-
-    fn handle_response(&mut self, response: Response<Vec<u8>>, now: Instant) {
-        if !matches!(self.state, CallState::InFlight) {
-            return;
-        }
-        match self.endpoint.parse(response) {
-            Ok(v) => {
-                self.retrier.on_success();
-                self.state = CallState::Done(Some(Ok(v)));
-            }
-            Err(e) => self.fail_or_retry(e, now),
-        }
-    }
-
-    fn handle_error(&mut self, error: TransportError, now: Instant) {
-        if !matches!(self.state, CallState::InFlight) {
-            return;
-        }
-        self.fail_or_retry(Error::Transport(error), now);
-    }
 }

@@ -11,42 +11,55 @@
 //! - [`Endpoint`]: one operation = a request builder + a parser. [`Call`] runs one with the retry
 //!   rules ([`RetryPolicy`], [`RetryClass`]).
 //! - [`Prediction`], [`Status`]: the data and the status machine.
-//! - [`Wait`], [`Run`]: the waiting and running state machines ([`Flow`], [`Step`]).
+//! - [`Wait`], [`Run`]: the waiting and running state machines; [`Pager`], [`StreamSession`],
+//!   [`Download`]: listings, event streams and downloads, the same way ([`Flow`], [`Step`]).
 //! - [`sse`]: an incremental server-sent-events decoder; [`webhook`]: signature verification.
 //!
 //! # Driving a flow
 //!
+//! Every multi-step operation is a [`Flow`]: a call with its retries ([`Call`]), a wait
+//! ([`Wait`]), a run ([`Run`]), a listing ([`Pager`]), an event stream ([`StreamSession`]), a
+//! download ([`Download`]). The driver asks it for a [`Step`] and does what it says; the rule is
+//! written once, with a diagram, in [`flow`]. [`drive`] is that rule with a closure as the
+//! transport:
+//!
 //! ```
-//! use std::time::Instant;
-//! use replicate_protocol::{Config, CreatePrediction, Flow, Run, Step, SyncWait, WaitOptions};
+//! use replicate_protocol::{Config, CreatePrediction, Run, SyncWait, TransportError, WaitOptions};
 //! use serde_json::json;
 //!
 //! let cfg = Config::new("r8_token");
 //! let create = CreatePrediction::new("black-forest-labs/flux-schnell".parse().unwrap())
 //!     .input(json!({"prompt": "a cat"}))
 //!     .sync(SyncWait::Max);
-//! let mut run = Run::new(cfg, create, WaitOptions::default());
-//! let now = Instant::now();
-//! match run.poll(now) {
-//!     Step::Send(out) => {
-//!         assert_eq!(out.request.method(), "POST");
-//!         // ... send `out.request` with a timeout of at least `out.timeout(default)`, then
-//!         // call run.handle_response(response, now) or run.handle_error(error, now).
-//!     }
-//!     _ => unreachable!(),
-//! }
+//! let run = Run::new(cfg, create, WaitOptions::default());
+//! // A transport: any function from a request (and the timeout the flow chose) to a response.
+//! let transport = |request: http::Request<Vec<u8>>, _timeout| -> Result<_, TransportError> {
+//!     assert_eq!(request.method(), "POST");
+//!     let body = br#"{"id":"p1","status":"succeeded","output":["https://x/out-0.webp"]}"#;
+//!     Ok(http::Response::builder().status(201).body(body.to_vec()).unwrap())
+//! };
+//! let prediction = replicate_protocol::drive(run, transport)?;
+//! assert_eq!(prediction.output_url(), Some("https://x/out-0.webp"));
+//! # Ok::<(), replicate_protocol::Error>(())
 //! ```
+//!
+//! `tests/examples/custom_transport.rs` in the repository does the same over a bare
+//! `TcpStream`, against the bundled fake server.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod api;
+pub mod call;
 pub mod config;
-pub mod create;
-pub mod download_plan;
+pub mod download;
+pub mod drive;
 pub mod endpoint;
 pub mod error;
 pub mod flow;
 pub mod input;
 pub mod output;
+pub mod pagination;
 pub mod prediction;
+pub mod retry;
 pub mod settings;
 pub mod sse;
 pub mod stream;
@@ -54,22 +67,25 @@ pub mod text;
 pub mod wait;
 pub mod webhook;
 
-pub mod api;
-
-pub use config::{ApiToken, BaseUrl, Config, DEFAULT_BASE_URL, DEFAULT_USER_AGENT};
-pub use create::{CancelAfter, CreatePrediction, SyncWait, Target, WebhookEvent};
-pub use endpoint::{
-    CancelPrediction, Endpoint, GetPrediction, ListPredictions, Page, Paginated, RetryClass,
-    check_status, cursor_of, parse_empty, parse_json, parse_prediction,
+pub use api::predictions::{
+    CancelAfter, CancelPrediction, CreatePrediction, GetPrediction, ListPredictions, SyncWait,
+    Target, WebhookEvent,
 };
+pub use call::Call;
+pub use config::{ApiToken, BaseUrl, Config, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, Limits};
+pub use download::{Download, DownloadItem, DownloadLimits, Downloaded};
+pub use drive::{drive, drive_items};
+pub use endpoint::{Endpoint, RetryClass, check_status, parse_empty, parse_json, parse_prediction};
 pub use error::{
-    ApiError, Error, PaginationError, Problem, RateLimit, RetryAfter, TransportError,
-    TransportErrorKind,
+    ApiError, Error, OutputError, OutputErrorKind, PaginationError, Problem, RateLimit, RetryAfter,
+    StreamError, StreamErrorKind, TransportError, TransportErrorKind,
 };
-pub use flow::{Call, Flow, Outgoing, RetryPolicy, SERVER_HOLD_MARGIN, Step, transport_failure};
+pub use flow::{BodyRead, Flow, Outgoing, SERVER_HOLD_MARGIN, SleepReason, Step, Timeout};
 pub use input::{FileInput, Prepared};
-pub use output::{DownloadLimits, OutputRef};
+pub use output::{OutputRef, SaveOptions};
+pub use pagination::{DEFAULT_MAX_PAGES, Page, Pager, Paginated, cursor_of};
 pub use prediction::{Metrics, ModelRef, Prediction, PredictionUrls, Status, is_version_id};
-pub use settings::{ClientSettings, DEFAULT_MAX_PAGES, Pager, PagerStep, Resolved};
-pub use stream::{OutputText, StreamAuth, StreamOptions, StreamSession, StreamStep};
+pub use retry::{RetryPolicy, transport_failure};
+pub use settings::{ClientSettings, EffectiveSettings};
+pub use stream::{OutputText, StreamAuth, StreamOptions, StreamSession};
 pub use wait::{JobKind, PollPolicy, Run, Wait, WaitOptions};

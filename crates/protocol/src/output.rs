@@ -1,112 +1,18 @@
-//! Fetching a prediction's outputs: URLs and `data:` URIs, who receives the token, what an
-//! expired link means, safe local file names and size limits.
+//! A prediction's outputs: URLs and `data:` URIs ([`output_refs`]), how many may be saved
+//! ([`SaveOptions`]), and safe local file names ([`FileNames`], [`sanitize_file_name`]).
+//! Fetching them is [`crate::download`].
 //!
 //! Output files live on another host than the API (`replicate.delivery`) and are kept about one
 //! hour after the prediction finished; small outputs may come back inline as `data:` URIs.
-//!
-//! # Who receives the API token
-//!
-//! [`download_request`] sends `Authorization` **only** when the URL is on the same origin
-//! (scheme, host and port) as the configured API base URL — the API's own
-//! `/v1/files/{id}/download`, or a proxy that serves outputs under its own origin, which already
-//! receives the token. Output hosts never receive it: an output URL is data from a response body,
-//! and Replicate's delivery URLs need no token. Drivers follow redirects themselves (at most
-//! [`DownloadLimits::max_redirects`]), building each hop with [`download_request`] again, so a
-//! redirect off the API origin never carries the token either.
-//!
-//! # Driving a download
-//!
-//! 1. [`output_refs`] lists a prediction's outputs, and fails at once with a clear message when
-//!    its data was removed;
-//! 2. a [`OutputRef::DataUri`] already holds its bytes; for a [`OutputRef::Url`], send
-//!    [`download_request`]; on a redirect ([`redirect_location`]) send a new
-//!    [`download_request`] for the new URL;
-//! 3. [`check_download_response`] turns the status into an error (an expired link, a retryable
-//!    429/5xx as [`Error::Api`] for [`RetryPolicy::decide`](crate::RetryPolicy::decide));
-//! 4. stream the body, checking [`DownloadLimits::check_content_length`] first and
-//!    [`DownloadLimits::check_received`] as bytes arrive;
-//! 5. name the local file with [`FileNames`].
 
 use std::collections::HashSet;
 
 use base64::Engine as _;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, LOCATION, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use serde_json::Value;
 
-use crate::error::ApiError;
-use crate::stream::{bearer, check_url};
-use crate::{Config, Error, Prediction, TransportError, TransportErrorKind};
-
-/// The default cap on one downloaded output: 512 MiB (videos can be large, and a cap protects
-/// the disk and memory from a runaway body).
-pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 512 * 1024 * 1024;
-
-/// The default number of redirects a download follows.
-pub const DEFAULT_MAX_REDIRECTS: u32 = 5;
-
-/// Size and redirect limits of a download.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DownloadLimits {
-    /// The largest body accepted, in bytes (after content decoding).
-    pub max_bytes: u64,
-    /// How many redirects are followed.
-    pub max_redirects: u32,
-    /// The minimum progress of a body: at least this many bytes in every window of this length
-    /// (default [`DEFAULT_MIN_PROGRESS`]: 4 KiB per 30 s), else the attempt fails as a timeout.
-    /// With the idle timeout (no byte at all for the client's timeout), it bounds the time a
-    /// download can take: at most `max_bytes / (bytes per window)` windows. `None` disables it.
-    pub min_progress: Option<(u64, std::time::Duration)>,
-}
-
-/// The default minimum download progress: 4 KiB in every 30 s.
-pub const DEFAULT_MIN_PROGRESS: (u64, std::time::Duration) =
-    (4096, std::time::Duration::from_secs(30));
-
-impl Default for DownloadLimits {
-    fn default() -> Self {
-        DownloadLimits {
-            max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
-            max_redirects: DEFAULT_MAX_REDIRECTS,
-            min_progress: Some(DEFAULT_MIN_PROGRESS),
-        }
-    }
-}
-
-impl DownloadLimits {
-    /// The error of a body over the limit: a transport error of kind
-    /// [`TransportErrorKind::BodyTooLarge`].
-    pub fn too_large(&self) -> Error {
-        Error::Transport(TransportError::new(
-            TransportErrorKind::BodyTooLarge,
-            format!(
-                "the output is larger than the download limit of {} bytes",
-                self.max_bytes
-            ),
-        ))
-    }
-
-    /// Fails before reading when `Content-Length` announces a body over the limit.
-    pub fn check_content_length(&self, headers: &HeaderMap) -> Result<(), Error> {
-        let announced = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        match announced {
-            Some(n) if n > self.max_bytes => Err(self.too_large()),
-            _ => Ok(()),
-        }
-    }
-
-    /// Fails once `received` bytes exceed the limit (call it as bytes arrive).
-    pub fn check_received(&self, received: u64) -> Result<(), Error> {
-        if received > self.max_bytes {
-            Err(self.too_large())
-        } else {
-            Ok(())
-        }
-    }
-}
+use crate::config::check_url;
+use crate::error::OutputErrorKind;
+use crate::{Error, Prediction};
 
 /// One output of a prediction: a URL to fetch, or inline data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,13 +48,21 @@ impl OutputRef {
             return parse_data_uri(s);
         }
         if has_prefix_ignore_case(s, "http://") || has_prefix_ignore_case(s, "https://") {
-            check_url(s).map_err(|_| Error::Output(format!("invalid output URL {s:?}")))?;
+            check_url(s).map_err(|_| {
+                Error::output(
+                    OutputErrorKind::InvalidReference,
+                    format!("invalid output URL {s:?}"),
+                )
+            })?;
             return Ok(OutputRef::Url(s.to_owned()));
         }
-        Err(Error::Output(format!(
-            "unsupported output reference {:?}: expected an http(s) URL or a data: URI",
-            short(s)
-        )))
+        Err(Error::output(
+            OutputErrorKind::InvalidReference,
+            format!(
+                "unsupported output reference {:?}: expected an http(s) URL or a data: URI",
+                short(s)
+            ),
+        ))
     }
 
     /// The URL, when this is one.
@@ -160,13 +74,13 @@ impl OutputRef {
     }
 }
 
-fn has_prefix_ignore_case(s: &str, prefix: &str) -> bool {
+pub(crate) fn has_prefix_ignore_case(s: &str, prefix: &str) -> bool {
     s.get(..prefix.len())
         .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 /// The first 60 characters, for messages.
-fn short(s: &str) -> String {
+pub(crate) fn short(s: &str) -> String {
     let mut out: String = s.chars().take(60).collect();
     if out.len() < s.len() {
         out.push('…');
@@ -176,9 +90,12 @@ fn short(s: &str) -> String {
 
 fn parse_data_uri(s: &str) -> Result<OutputRef, Error> {
     let rest = s.get(5..).unwrap_or_default();
-    let (header, data) = rest
-        .split_once(',')
-        .ok_or_else(|| Error::Output("invalid data: URI: no ',' before the data".to_owned()))?;
+    let (header, data) = rest.split_once(',').ok_or_else(|| {
+        Error::output(
+            OutputErrorKind::InvalidReference,
+            "invalid data: URI: no ',' before the data".to_owned(),
+        )
+    })?;
     let (mime, base64) = match header.get(header.len().saturating_sub(7)..) {
         Some(tail) if tail.eq_ignore_ascii_case(";base64") => {
             (header.get(..header.len() - 7).unwrap_or_default(), true)
@@ -200,10 +117,13 @@ fn parse_data_uri(s: &str) -> Result<OutputRef, Error> {
             .filter(|b| !b.is_ascii_whitespace())
             .collect();
         decode_base64(&compact).ok_or_else(|| {
-            Error::Output(format!(
-                "invalid base64 in a data: URI ({} bytes of {mime})",
-                compact.len()
-            ))
+            Error::output(
+                OutputErrorKind::InvalidReference,
+                format!(
+                    "invalid base64 in a data: URI ({} bytes of {mime})",
+                    compact.len()
+                ),
+            )
         })?
     } else {
         raw
@@ -246,10 +166,13 @@ pub fn output_refs_capped(
     check_outputs_available(prediction)?;
     let count = count_refs(&prediction.output, 0);
     if count > max_files {
-        return Err(Error::Output(format!(
-            "prediction {} has {count} output files, more than the cap of {max_files}: nothing was written (raise the cap to save them)",
-            prediction.id
-        )));
+        return Err(Error::output(
+            OutputErrorKind::TooManyFiles,
+            format!(
+                "prediction {} has {count} output files, more than the cap of {max_files}: nothing was written (raise the cap to save them)",
+                prediction.id
+            ),
+        ));
     }
     let mut refs = Vec::with_capacity(count);
     collect_refs(&prediction.output, &mut refs, 0)?;
@@ -298,11 +221,14 @@ fn count_refs(value: &Value, depth: usize) -> usize {
 /// Fails with a clear message when the prediction's output was removed (`data_removed`).
 pub fn check_outputs_available(prediction: &Prediction) -> Result<(), Error> {
     if prediction.data_removed {
-        return Err(Error::Output(format!(
-            "the outputs of prediction {} were removed (data_removed: true): outputs are kept about \
+        return Err(Error::output(
+            OutputErrorKind::Expired,
+            format!(
+                "the outputs of prediction {} were removed (data_removed: true): outputs are kept about \
              one hour after the prediction finished; run the model again",
-            prediction.id
-        )));
+                prediction.id
+            ),
+        ));
     }
     Ok(())
 }
@@ -326,152 +252,6 @@ fn collect_refs(value: &Value, refs: &mut Vec<OutputRef>, depth: usize) -> Resul
         _ => {}
     }
     Ok(())
-}
-
-/// The `GET` request of an output URL (or of a redirect hop).
-///
-/// It carries `User-Agent` and `Accept: */*`, and `Authorization` only when `url` is on the
-/// same origin as the API base URL (see the [module documentation](self)). A `data:` URI is
-/// refused: it holds its content already ([`OutputRef::parse`]).
-pub fn download_request(cfg: &Config, url: &str) -> Result<Request<Vec<u8>>, Error> {
-    download_request_with(cfg, url, true)
-}
-
-/// [`download_request`], where `may_send_token: false` keeps the token off even on the API's
-/// origin (a redirect hop of a chain that started elsewhere).
-pub fn download_request_with(
-    cfg: &Config,
-    url: &str,
-    may_send_token: bool,
-) -> Result<Request<Vec<u8>>, Error> {
-    if has_prefix_ignore_case(url.trim(), "data:") {
-        return Err(Error::InvalidInput(
-            "a data: URI holds its content; decode it with OutputRef::parse instead of downloading it"
-                .to_owned(),
-        ));
-    }
-    check_url(url)?;
-    let mut builder = Request::builder()
-        .method(Method::GET)
-        .uri(url)
-        .header(ACCEPT, HeaderValue::from_static("*/*"));
-    if let Ok(ua) = HeaderValue::try_from(cfg.user_agent()) {
-        builder = builder.header(USER_AGENT, ua);
-    }
-    if may_send_token && cfg.base_url().is_same_origin(url) {
-        builder = builder.header(AUTHORIZATION, bearer(cfg)?);
-    }
-    builder
-        .body(Vec::new())
-        .map_err(|e| Error::InvalidInput(format!("cannot build the download request: {e}")))
-}
-
-/// When a response is a redirect (301, 302, 303, 307, 308), the absolute URL to fetch next
-/// (relative `Location`s resolved against `current`): `Some(Ok(url))`; `Some(Err(_))` for a
-/// redirect without a usable `Location`; `None` for any other status.
-pub fn redirect_location(
-    current: &str,
-    status: StatusCode,
-    headers: &HeaderMap,
-) -> Option<Result<String, Error>> {
-    if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
-        return None;
-    }
-    let bad = |why: &str| {
-        Some(Err(Error::Output(format!(
-            "the output host answered a redirect (HTTP {}) {why}",
-            status.as_u16()
-        ))))
-    };
-    let Some(location) = headers.get(LOCATION).and_then(|l| l.to_str().ok()) else {
-        return bad("without a usable Location");
-    };
-    let location = location.trim();
-    let resolved = if has_prefix_ignore_case(location, "http://")
-        || has_prefix_ignore_case(location, "https://")
-    {
-        location.to_owned()
-    } else {
-        let Ok(base) = check_url(current) else {
-            return bad("from an invalid URL");
-        };
-        let scheme = base.scheme_str().unwrap_or("https");
-        let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
-        if let Some(rest) = location.strip_prefix("//") {
-            format!("{scheme}://{rest}")
-        } else if location.starts_with('/') {
-            format!("{scheme}://{authority}{location}")
-        } else if has_scheme(location) {
-            return bad(&format!("to an unsupported location {:?}", short(location)));
-        } else {
-            let dir = base
-                .path()
-                .rsplit_once('/')
-                .map(|(d, _)| d)
-                .unwrap_or_default();
-            format!("{scheme}://{authority}{dir}/{location}")
-        }
-    };
-    match check_url(&resolved) {
-        Ok(_) => Some(Ok(resolved)),
-        Err(_) => bad(&format!("to an unsupported location {:?}", short(location))),
-    }
-}
-
-/// Whether a URI reference starts with a scheme (`mailto:`, `file:`, ...).
-fn has_scheme(reference: &str) -> bool {
-    match reference.split_once(':') {
-        Some((scheme, _)) => {
-            let mut chars = scheme.chars();
-            chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-        }
-        None => false,
-    }
-}
-
-/// Maps a download's status to an error; `Ok(())` for 2xx.
-///
-/// - 403, 404, 410: the link expired or the file was removed ([`Error::Output`] saying so, with
-///   what `prediction` tells about it).
-/// - 429, 5xx: [`Error::Api`] carrying the status and `Retry-After`, which
-///   [`RetryPolicy::decide`](crate::RetryPolicy::decide) retries like any idempotent request.
-/// - A redirect that reached this point (too many, or not followed): [`Error::Output`].
-/// - Anything else: [`Error::Output`] with the status.
-pub fn check_download_response(
-    status: StatusCode,
-    headers: &HeaderMap,
-    prediction: Option<&Prediction>,
-) -> Result<(), Error> {
-    if status.is_success() {
-        return Ok(());
-    }
-    let code = status.as_u16();
-    Err(match code {
-        403 | 404 | 410 => {
-            let mut msg = format!(
-                "output link expired or removed (HTTP {code} from the output host): outputs are \
-                 kept about one hour after the prediction finished"
-            );
-            if let Some(p) = prediction {
-                msg.push_str(&format!(
-                    " (prediction {}: data_removed {}",
-                    p.id, p.data_removed
-                ));
-                if let Some(done) = p.completed_at {
-                    msg.push_str(&format!(", completed at {done}"));
-                }
-                msg.push(')');
-            }
-            msg.push_str("; get the prediction again, or run the model again");
-            Error::Output(msg)
-        }
-        429 | 500..=599 => Error::Api(Box::new(ApiError::from_response(status, headers, &[]))),
-        300..=399 => Error::Output(format!(
-            "the output host answered a redirect (HTTP {code}) that was not followed (too many redirects?)"
-        )),
-        _ => Error::Output(format!("the output host answered HTTP {code}")),
-    })
 }
 
 /// A safe local file name for an output: the last segment of the URL's path, percent-decoded

@@ -296,7 +296,12 @@ impl Prediction {
 
     /// Deserializes the output into your own type.
     pub fn output_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        T::deserialize(&self.output).map_err(|e| Error::Output(format!("unexpected output: {e}")))
+        T::deserialize(&self.output).map_err(|e| {
+            Error::output(
+                crate::error::OutputErrorKind::InvalidReference,
+                format!("unexpected output: {e}"),
+            )
+        })
     }
 
     /// What this prediction means to a caller: `Ok(self)` when it succeeded, the matching error

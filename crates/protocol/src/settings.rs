@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::endpoint::Paginated;
+use crate::config::Limits;
+use crate::pagination::{DEFAULT_MAX_PAGES, Pager, Paginated};
 use crate::{
-    ApiToken, Config, CreatePrediction, Error, Page, PaginationError, PollPolicy, RetryPolicy,
-    StreamOptions, SyncWait, Target, WaitOptions,
+    ApiToken, Config, CreatePrediction, Error, PollPolicy, RetryPolicy, StreamOptions, SyncWait,
+    Target, WaitOptions,
 };
 
 /// The environment variable holding the API token.
@@ -46,7 +47,7 @@ pub struct ClientSettings {
     /// Sync mode of `run` (`None` here means the default, `Prefer: wait`; `Some(None)` turns it
     /// off).
     pub sync_wait: Option<Option<SyncWait>>,
-    /// Cap on one downloaded output (default [`crate::output::DEFAULT_MAX_DOWNLOAD_BYTES`]).
+    /// Cap on one downloaded output (default [`crate::download::DEFAULT_MAX_DOWNLOAD_BYTES`]).
     pub max_download_bytes: Option<u64>,
     /// File inputs up to this size are sent inline as data URLs, larger ones uploaded (default
     /// [`crate::input::DEFAULT_UPLOAD_THRESHOLD`]).
@@ -61,7 +62,7 @@ pub struct ClientSettings {
     /// (default [`StreamOptions::default`]).
     pub stream: Option<StreamOptions>,
     /// The minimum progress of a download (default
-    /// [`crate::output::DEFAULT_MIN_PROGRESS`]; `Some(None)` disables it).
+    /// [`crate::download::DEFAULT_MIN_PROGRESS`]; `Some(None)` disables it).
     pub min_download_progress: Option<Option<(u64, Duration)>>,
 }
 
@@ -92,12 +93,17 @@ impl ClientSettings {
         if cfg.request(http::Method::GET, "/", None).is_err() {
             return Err(Error::InvalidToken);
         }
-        Ok(cfg)
+        Ok(cfg.with_limits(Limits {
+            timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+        }))
     }
 
     /// The settings with every default filled in, and the configuration.
-    pub fn resolve(&self) -> Result<Resolved, Error> {
-        Ok(Resolved {
+    pub fn resolve(&self) -> Result<EffectiveSettings, Error> {
+        Ok(EffectiveSettings {
             cfg: self.config()?,
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
             connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
@@ -109,7 +115,7 @@ impl ClientSettings {
             sync_wait: self.sync_wait.unwrap_or(Some(SyncWait::Max)),
             max_download_bytes: self
                 .max_download_bytes
-                .unwrap_or(crate::output::DEFAULT_MAX_DOWNLOAD_BYTES),
+                .unwrap_or(crate::download::DEFAULT_MAX_DOWNLOAD_BYTES),
             upload_threshold: self
                 .upload_threshold
                 .unwrap_or(crate::input::DEFAULT_UPLOAD_THRESHOLD),
@@ -118,14 +124,14 @@ impl ClientSettings {
             stream: self.stream.clone().unwrap_or_default(),
             min_download_progress: self
                 .min_download_progress
-                .unwrap_or(Some(crate::output::DEFAULT_MIN_PROGRESS)),
+                .unwrap_or(Some(crate::download::DEFAULT_MIN_PROGRESS)),
         })
     }
 }
 
 /// Client settings with every default applied: what a built client holds.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub struct EffectiveSettings {
     /// The request configuration.
     pub cfg: Config,
     /// Timeout of one exchange.
@@ -154,7 +160,7 @@ pub struct Resolved {
     pub min_download_progress: Option<(u64, Duration)>,
 }
 
-impl Resolved {
+impl EffectiveSettings {
     /// The limits a download runs with.
     pub fn download_limits(&self) -> crate::DownloadLimits {
         crate::DownloadLimits {
@@ -164,9 +170,11 @@ impl Resolved {
         }
     }
 
-    /// A pager over the list `first`, with the configured page cap.
+    /// A pager over the list `first`, with the configured retry policy and page cap.
     pub fn pager<P: Paginated>(&self, first: P) -> Pager<P> {
-        Pager::new(first).max_pages(self.max_pages)
+        Pager::new(self.cfg.clone(), first)
+            .retry_policy(self.retry.clone())
+            .max_pages(self.max_pages)
     }
 
     /// Wait options with these policies and, when `timeout` is given, a deadline that long after
@@ -186,132 +194,6 @@ impl Resolved {
         let mut create = CreatePrediction::new(Target::parse(model)?).input(input);
         create.sync = self.sync_wait;
         Ok(create)
-    }
-}
-
-/// How many pages a [`Pager`] reads by default before it stops with
-/// [`PaginationError::TooManyPages`] (at the API's 100 items a page, 100,000 items). Raise it with
-/// [`Pager::max_pages`].
-pub const DEFAULT_MAX_PAGES: usize = 1_000;
-
-/// What a [`Pager`] wants next.
-#[derive(Debug)]
-pub enum PagerStep<'a, T, P> {
-    /// The next item.
-    Item(T),
-    /// Fetch this page (execute the endpoint), then call [`Pager::push_page`] or
-    /// [`Pager::fail`].
-    Fetch(&'a P),
-    /// The listing stopped: the server's cursors form a cycle, or the page cap was reached
-    /// ([`Error::Pagination`]). Every item of the pages read before was handed out; the next
-    /// step is [`PagerStep::End`].
-    Failed(Error),
-    /// The listing is over.
-    End,
-}
-
-/// Walks every item of a paginated list, one page at a time, each page requested from the
-/// configured base URL with only the previous page's cursor.
-///
-/// Memory is bounded by one page; time by the page cap ([`DEFAULT_MAX_PAGES`], see
-/// [`Pager::max_pages`]). A server whose `next` cursor names a page already read (A → B → A) ends
-/// the listing with [`PaginationError::CursorCycle`] instead of looping.
-///
-/// ```
-/// use replicate_protocol::{ListPredictions, Page, Pager, PagerStep};
-/// let mut pager = Pager::new(ListPredictions::new());
-/// assert!(matches!(pager.next_step(), PagerStep::Fetch(_)));
-/// pager.push_page(Page { results: vec![], next: None, previous: None });
-/// assert!(matches!(pager.next_step(), PagerStep::End));
-/// ```
-pub struct Pager<P: Paginated> {
-    next: Option<P>,
-    buffer: std::collections::VecDeque<P::Item>,
-    seen: std::collections::HashSet<String>,
-    pages: usize,
-    max_pages: usize,
-    failure: Option<Error>,
-}
-
-impl<P: Paginated + std::fmt::Debug> std::fmt::Debug for Pager<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pager")
-            .field("next", &self.next)
-            .field("buffered", &self.buffer.len())
-            .field("pages", &self.pages)
-            .field("max_pages", &self.max_pages)
-            .finish()
-    }
-}
-
-impl<P: Paginated> Pager<P> {
-    /// A pager starting at `first`, with the default page cap ([`DEFAULT_MAX_PAGES`]).
-    pub fn new(first: P) -> Self {
-        let mut seen = std::collections::HashSet::new();
-        if let Some(c) = first.cursor() {
-            seen.insert(c.to_owned());
-        }
-        Pager {
-            next: Some(first),
-            buffer: Default::default(),
-            seen,
-            pages: 0,
-            max_pages: DEFAULT_MAX_PAGES,
-            failure: None,
-        }
-    }
-
-    /// The same pager, reading at most `max_pages` pages (at least 1) before it stops with
-    /// [`PaginationError::TooManyPages`].
-    pub fn max_pages(mut self, max_pages: usize) -> Self {
-        self.max_pages = max_pages.max(1);
-        self
-    }
-
-    /// How many pages were read so far.
-    pub fn pages(&self) -> usize {
-        self.pages
-    }
-
-    /// The next item, the next page to fetch, the reason the listing stopped, or the end.
-    pub fn next_step(&mut self) -> PagerStep<'_, P::Item, P> {
-        if let Some(item) = self.buffer.pop_front() {
-            return PagerStep::Item(item);
-        }
-        if let Some(e) = self.failure.take() {
-            return PagerStep::Failed(e);
-        }
-        match &self.next {
-            Some(p) => PagerStep::Fetch(p),
-            None => PagerStep::End,
-        }
-    }
-
-    /// The page fetched for the last [`PagerStep::Fetch`].
-    pub fn push_page(&mut self, page: Page<P::Item>) {
-        self.pages += 1;
-        let next = self.next.take().and_then(|p| p.next_page(&page));
-        self.buffer.extend(page.results);
-        let Some(next) = next else { return };
-        let cursor = next.cursor().unwrap_or_default().to_owned();
-        if !self.seen.insert(cursor.clone()) {
-            self.failure = Some(Error::Pagination(PaginationError::CursorCycle {
-                cursor,
-                page: self.pages,
-            }));
-        } else if self.pages >= self.max_pages {
-            self.failure = Some(Error::Pagination(PaginationError::TooManyPages {
-                max_pages: self.max_pages,
-            }));
-        } else {
-            self.next = Some(next);
-        }
-    }
-
-    /// The fetch failed: the listing ends after this error.
-    pub fn fail(&mut self) {
-        self.next = None;
-        self.buffer.clear();
     }
 }
 
@@ -430,6 +312,204 @@ macro_rules! client_settings_setters {
         pub fn stream_options(mut self, options: $crate::StreamOptions) -> Self {
             self.settings.stream = Some(options);
             self
+        }
+    };
+}
+
+/// Expands, inside an adapter's `impl Client`, to the methods both clients offer with the same
+/// body, blocking or async: `client_methods!(;)` in a blocking client, `client_methods!(async;
+/// .await)` in an async one. The client needs `settings: EffectiveSettings` in `self.inner`,
+/// and the methods `drive`, `execute` and `paginate`, and a `Pages` type.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! client_methods {
+    ($($async_:ident)?; $($await_:tt)*) => {
+        /// The configuration requests are built from.
+        pub fn config(&self) -> &$crate::Config {
+            &self.inner.settings.cfg
+        }
+
+        /// Options for [`Client::wait_with`] and [`Client::run_with`]: this client's policies,
+        /// with an optional deadline from now.
+        pub fn wait_options(&self, timeout: Option<::std::time::Duration>) -> $crate::WaitOptions {
+            self.inner
+                .settings
+                .wait_options(crate::now(), timeout)
+        }
+
+        /// The limits downloads run with
+        /// ([`ClientBuilder::max_download_bytes`](crate::ClientBuilder::max_download_bytes),
+        /// [`ClientBuilder::min_download_progress`](crate::ClientBuilder::min_download_progress)).
+        pub fn download_limits(&self) -> $crate::DownloadLimits {
+            self.inner.settings.download_limits()
+        }
+
+        /// Creates a prediction. It is sent once: see [`Error::CreateOutcomeUnknown`](crate::Error::CreateOutcomeUnknown).
+        pub $($async_)? fn create(
+            &self,
+            create: $crate::CreatePrediction,
+        ) -> Result<$crate::Prediction, $crate::Error> {
+            self.execute(create) $($await_)*
+        }
+
+        /// Gets a prediction.
+        pub $($async_)? fn get(&self, id: &str) -> Result<$crate::Prediction, $crate::Error> {
+            self.execute($crate::GetPrediction::new(id)) $($await_)*
+        }
+
+        /// Cancels a prediction.
+        pub $($async_)? fn cancel(&self, id: &str) -> Result<$crate::Prediction, $crate::Error> {
+            self.execute($crate::CancelPrediction::new(id)) $($await_)*
+        }
+
+        /// Every prediction, newest first, fetching pages as they are read (at most the page
+        /// cap, see [`ClientBuilder::max_pages`](crate::ClientBuilder::max_pages)).
+        pub fn list(&self) -> Pages<$crate::ListPredictions> {
+            self.paginate($crate::ListPredictions::new())
+        }
+
+        /// Waits until the prediction is terminal, or `timeout` passes (then a cancel is sent
+        /// and [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded) returned). The
+        /// terminal prediction is returned whatever its status; see
+        /// [`Prediction::into_result`](crate::Prediction::into_result).
+        pub $($async_)? fn wait(
+            &self,
+            id: &str,
+            timeout: Option<::std::time::Duration>,
+        ) -> Result<$crate::Prediction, $crate::Error> {
+            self.wait_with(id, self.wait_options(timeout)) $($await_)*
+        }
+
+        /// [`Client::wait`] with explicit options.
+        pub $($async_)? fn wait_with(
+            &self,
+            id: &str,
+            opts: $crate::WaitOptions,
+        ) -> Result<$crate::Prediction, $crate::Error> {
+            self.drive($crate::Wait::new(self.inner.settings.cfg.clone(), id, opts)) $($await_)*
+        }
+
+        /// Runs a model and returns its output.
+        ///
+        /// `model` is `owner/name`, `owner/name:version` or a version id. The create uses sync
+        /// mode (see [`ClientBuilder::sync_wait`](crate::ClientBuilder::sync_wait)) and the
+        /// prediction is polled if the answer is not terminal yet. A failed, canceled or aborted
+        /// prediction is an error carrying it; any failure after the create is
+        /// [`Error::AfterCreate`](crate::Error::AfterCreate), carrying the prediction's id.
+        pub $($async_)? fn run(
+            &self,
+            model: &str,
+            input: ::serde_json::Value,
+        ) -> Result<::serde_json::Value, $crate::Error> {
+            let create = self.inner.settings.run_create(model, input)?;
+            let prediction = self.run_with(create, self.wait_options(None)) $($await_)* ?;
+            Ok(prediction.output)
+        }
+
+        /// Creates and waits for a prediction with explicit options; the prediction is returned
+        /// when it succeeded, otherwise the matching error.
+        pub $($async_)? fn run_with(
+            &self,
+            create: $crate::CreatePrediction,
+            opts: $crate::WaitOptions,
+        ) -> Result<$crate::Prediction, $crate::Error> {
+            self.drive($crate::Run::new(self.inner.settings.cfg.clone(), create, opts)) $($await_)*
+                ?
+                .into_result()
+        }
+
+        /// Gets a file's details (`GET /v1/files/{id}`).
+        pub $($async_)? fn get_file(
+            &self,
+            id: &str,
+        ) -> Result<$crate::api::FileObject, $crate::Error> {
+            self.execute($crate::api::GetFile::new(id)) $($await_)*
+        }
+
+        /// Every file, newest first, fetching pages as they are read.
+        pub fn list_files(&self) -> Pages<$crate::api::ListFiles> {
+            self.paginate($crate::api::ListFiles::new())
+        }
+
+        /// Deletes a file (`DELETE /v1/files/{id}`).
+        pub $($async_)? fn delete_file(&self, id: &str) -> Result<(), $crate::Error> {
+            self.execute($crate::api::DeleteFile::new(id)) $($await_)*
+        }
+
+        /// Uploads a file (`POST /v1/files`). `mime` defaults to a guess from the name's
+        /// extension, `metadata` to `{}`. The upload is sent once (never repeated when its
+        /// answer is lost), under an idle timeout rather than a total one, so large files have
+        /// time to go. The API accepts files up to about 100 MiB.
+        pub $($async_)? fn upload_file(
+            &self,
+            bytes: impl Into<Vec<u8>>,
+            name: &str,
+            mime: Option<&str>,
+            metadata: Option<::serde_json::Value>,
+        ) -> Result<$crate::api::FileObject, $crate::Error> {
+            let mut file = $crate::api::CreateFile::new(bytes, name);
+            if let Some(mime) = mime {
+                file = file.content_type(mime);
+            }
+            if let Some(metadata) = metadata {
+                file = file.metadata(metadata);
+            }
+            self.upload(file) $($await_)*
+        }
+
+        /// Sends an upload request built by hand.
+        pub $($async_)? fn upload(
+            &self,
+            file: $crate::api::CreateFile,
+        ) -> Result<$crate::api::FileObject, $crate::Error> {
+            self.execute(file) $($await_)*
+        }
+
+        /// [`Client::prepare_input_file`] for bytes in memory: a `data:` URL when at most the
+        /// upload threshold, otherwise uploaded and its `urls.get` returned.
+        pub $($async_)? fn prepare_input(
+            &self,
+            input: $crate::FileInput,
+        ) -> Result<::serde_json::Value, $crate::Error> {
+            match input.prepare(self.inner.settings.upload_threshold) {
+                $crate::Prepared::DataUrl(url) => Ok(::serde_json::Value::String(url)),
+                $crate::Prepared::Upload => {
+                    let file = self.upload(input.into_upload()) $($await_)* ?;
+                    $crate::input::uploaded_value(file)
+                }
+            }
+        }
+    };
+}
+
+/// Expands to an adapter's `ClientBuilder` constructors on `Client`: `new`, `from_env`,
+/// `builder_from_env` and `builder`. The builder must implement `Default` and have a
+/// `settings: ClientSettings` field.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! client_constructors {
+    () => {
+        /// A client for the public API with this token and default settings.
+        pub fn new(token: impl Into<String>) -> Result<Client, $crate::Error> {
+            Client::builder().token(token).build()
+        }
+
+        /// A client from `REPLICATE_API_TOKEN` and, when set, `REPLICATE_BASE_URL`.
+        pub fn from_env() -> Result<Client, $crate::Error> {
+            Self::builder_from_env().build()
+        }
+
+        /// A builder preset from the environment, to adjust before building.
+        pub fn builder_from_env() -> ClientBuilder {
+            ClientBuilder {
+                settings: $crate::ClientSettings::from_env_with(|k| ::std::env::var(k).ok()),
+                ..ClientBuilder::default()
+            }
+        }
+
+        /// A builder.
+        pub fn builder() -> ClientBuilder {
+            ClientBuilder::default()
         }
     };
 }

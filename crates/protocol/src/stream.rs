@@ -1,31 +1,17 @@
 //! Following a prediction's server-sent events stream (`urls.stream`), with reconnection.
 //!
-//! [`StreamSession`] is a sans-IO state machine: it builds the requests, reads the response
-//! status and headers, decodes the body bytes it is fed (with [`sse::Decoder`](crate::sse::Decoder),
-//! so memory stays bounded by [`sse::Limits`](crate::sse::Limits)) and decides when and how to
-//! reconnect. Its driver repeats:
-//!
-//! 1. drain [`StreamSession::next_event`] until it returns `None`;
-//! 2. while [`StreamSession::is_reading`], read the next bytes of the open body and
-//!    [`feed`](StreamSession::feed) them; at the end of the body call
-//!    [`handle_eof`](StreamSession::handle_eof), on a read failure
-//!    [`handle_error`](StreamSession::handle_error), then go to 1;
-//! 3. otherwise `match session.poll(now)`:
-//!    - [`StreamStep::Connect`]: send the request (without following redirects, and with a
-//!      per-read timeout rather than a total one: a stream stays open for minutes), then call
-//!      [`handle_connected`](StreamSession::handle_connected) with the status and headers, or
-//!      [`handle_error`](StreamSession::handle_error) when it failed below HTTP;
-//!    - [`StreamStep::Sleep`]: sleep until that instant;
-//!    - [`StreamStep::Done`]: the session is over.
+//! [`StreamSession`] is a [`Flow`]: it builds the requests (streamed, under an idle timeout: a
+//! stream stays open for minutes), reads the response status and headers, decodes the body
+//! chunks it is handed (with [`sse::Decoder`](crate::sse::Decoder), so memory stays bounded by
+//! [`sse::Limits`](crate::sse::Limits)), yields each event, and decides when and how to
+//! reconnect. It is driven like every flow (see [`crate::flow`]).
 //!
 //! # What ends a session
 //!
-//! - A `done` event: the session succeeds. [`next_event`](StreamSession::next_event) returns the
-//!   `done` event itself (with its reason, e.g. `canceled`) and nothing after it.
-//! - An `error` event: [`next_event`](StreamSession::next_event) returns
-//!   [`Error::PredictionStreamError`] with the event's `detail`, and the session fails with the
-//!   same error. Every `Err` that `next_event` returns ends the session, and [`StreamStep::Done`]
-//!   repeats it: a driver that forwards `next_event`'s items stops after the first `Err`.
+//! - A `done` event: the session yields the `done` event itself (with its reason, e.g.
+//!   `canceled`), nothing after it, and ends with `Ok(())`.
+//! - An `error` event: the session ends with [`Error::PredictionStreamError`] and the event's
+//!   `detail`.
 //! - A line or an event over the decoder's [`Limits`]: [`Error::Stream`].
 //! - HTTP 404 or 410 when connecting: the stream is gone (the prediction finished long ago, or
 //!   the URL is wrong) — [`Error::Api`] with that status; see [`is_stream_gone`].
@@ -65,27 +51,28 @@
 //! ```
 //! use std::time::Instant;
 //! use http::{HeaderMap, StatusCode};
-//! use replicate_protocol::Config;
 //! use replicate_protocol::sse::ReplicateEvent;
-//! use replicate_protocol::stream::{StreamOptions, StreamSession, StreamStep};
+//! use replicate_protocol::stream::{StreamOptions, StreamSession};
+//! use replicate_protocol::{BodyRead, Config, Flow, Step};
 //!
 //! let cfg = Config::new("r8_token");
 //! let mut session =
 //!     StreamSession::new(&cfg, "https://stream.replicate.com/v1/files/abc", StreamOptions::default())?;
 //! let now = Instant::now();
-//! let StreamStep::Connect(request) = session.poll(now) else { unreachable!() };
-//! assert_eq!(request.headers()["accept"], "text/event-stream");
+//! let Step::Send(out) = session.poll(now) else { unreachable!() };
+//! assert_eq!(out.request.headers()["accept"], "text/event-stream");
+//! assert_eq!(out.read, BodyRead::Streamed);
 //! // Another origin than the API: no token.
-//! assert!(request.headers().get("authorization").is_none());
+//! assert!(out.request.headers().get("authorization").is_none());
 //!
 //! let mut headers = HeaderMap::new();
 //! headers.insert("content-type", "text/event-stream".parse().unwrap());
-//! session.handle_connected(StatusCode::OK, &headers, now);
-//! session.feed(b"event: output\nid: 1:0\ndata: Hello\n\nevent: done\ndata: {}\n\n");
-//! assert_eq!(session.next_event(), Some(Ok(ReplicateEvent::Output("Hello".into()))));
-//! assert_eq!(session.next_event(), Some(Ok(ReplicateEvent::Done(None))));
-//! assert_eq!(session.next_event(), None);
-//! assert!(matches!(session.poll(now), StreamStep::Done(Ok(()))));
+//! session.handle_head(StatusCode::OK, &headers, now);
+//! assert!(matches!(session.poll(now), Step::Receive));
+//! session.handle_chunk(b"event: output\nid: 1:0\ndata: Hello\n\nevent: done\ndata: {}\n\n", now);
+//! assert!(matches!(session.poll(now), Step::Yield(ReplicateEvent::Output(s)) if s == "Hello"));
+//! assert!(matches!(session.poll(now), Step::Yield(ReplicateEvent::Done(None))));
+//! assert!(matches!(session.poll(now), Step::Done(Ok(()))));
 //! # Ok::<(), replicate_protocol::Error>(())
 //! ```
 
@@ -93,10 +80,15 @@ use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use http::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use http::header::{
+    ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 
-use crate::error::ApiError;
+use crate::config::{bearer, check_url};
+use crate::error::{ApiError, StreamErrorKind};
+use crate::flow::{Flow, Outgoing, SleepReason, Step};
+use crate::retry::RetryPolicy;
 use crate::sse::{Decoder, Limits, ReplicateEvent};
 use crate::{Config, Error, Prediction, TransportError, TransportErrorKind};
 
@@ -158,18 +150,6 @@ impl Default for StreamOptions {
             limits: Limits::DEFAULT,
         }
     }
-}
-
-/// What a [`StreamSession`] asks its driver to do next.
-#[derive(Debug)]
-pub enum StreamStep {
-    /// Open this `GET` request (redirects not followed, a per-read timeout), then call
-    /// [`StreamSession::handle_connected`] or [`StreamSession::handle_error`].
-    Connect(Request<Vec<u8>>),
-    /// Sleep until this instant, then poll again.
-    Sleep(Instant),
-    /// The session is over: `Ok` after a `done` event.
-    Done(Result<(), Error>),
 }
 
 #[derive(Debug)]
@@ -288,38 +268,15 @@ impl StreamSession {
         matches!(self.state, State::Finished(_))
     }
 
-    /// What to do now. Drain [`next_event`](Self::next_event) first.
-    pub fn poll(&mut self, now: Instant) -> StreamStep {
-        match &self.state {
-            State::Finished(result) => StreamStep::Done(
-                result
-                    .clone()
-                    .map_err(|e| e.redact(self.cfg.token().expose())),
-            ),
-            State::Connecting | State::Reading => StreamStep::Done(Err(Error::InvalidState(
-                "stream polled while a connection was open",
-            ))),
-            State::Idle(Some(at)) if *at > now => StreamStep::Sleep(*at),
-            State::Idle(_) => match self.request() {
-                Ok(request) => {
-                    self.state = State::Connecting;
-                    StreamStep::Connect(request)
-                }
-                Err(e) => {
-                    self.state = State::Finished(Err(e.clone()));
-                    StreamStep::Done(Err(e))
-                }
-            },
-        }
-    }
-
     /// The request of the next connection.
     fn request(&self) -> Result<Request<Vec<u8>>, Error> {
         let mut builder = Request::builder()
             .method(Method::GET)
             .uri(self.url.as_str())
             .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
-            .header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            .header(CACHE_CONTROL, HeaderValue::from_static("no-store"))
+            // Events must arrive as they are sent: no compression to buffer them.
+            .header(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         if let Ok(ua) = HeaderValue::try_from(self.cfg.user_agent()) {
             builder = builder.header(USER_AGENT, ua);
         }
@@ -338,14 +295,14 @@ impl StreamSession {
             .map_err(|e| Error::InvalidInput(format!("cannot build the stream request: {e}")))
     }
 
-    /// The response head of the last [`StreamStep::Connect`].
-    pub fn handle_connected(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
+    /// The response head of the last connection ([`Flow::handle_head`]).
+    fn connected(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
         if !matches!(self.state, State::Connecting) {
             return;
         }
         let code = status.as_u16();
         if status == StatusCode::NO_CONTENT {
-            self.finish(Err(Error::Stream(
+            self.finish(Err(Error::stream(StreamErrorKind::NoContent,
                 "the stream answered 204 No Content before its done event: the server asks not to reconnect"
                     .to_owned(),
             )));
@@ -353,7 +310,7 @@ impl StreamSession {
             match headers.get(CONTENT_TYPE) {
                 Some(ct) if !is_event_stream(ct) => {
                     let ct = String::from_utf8_lossy(ct.as_bytes()).into_owned();
-                    self.finish(Err(Error::Stream(format!(
+                    self.finish(Err(Error::stream(StreamErrorKind::NotEventStream, format!(
                         "the stream answered HTTP {code} with Content-Type {ct:?} instead of text/event-stream"
                     ))));
                 }
@@ -364,7 +321,7 @@ impl StreamSession {
                 .get(http::header::LOCATION)
                 .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
                 .unwrap_or_default();
-            self.finish(Err(Error::Stream(format!(
+            self.finish(Err(Error::stream(StreamErrorKind::Redirected, format!(
                 "the stream answered a redirect (HTTP {code} to {to:?}); redirects of streams are not followed"
             ))));
         } else if code == 429 || status.is_server_error() {
@@ -392,7 +349,8 @@ impl StreamSession {
         }
     }
 
-    /// The next bytes of the open body. Ignored unless [`is_reading`](Self::is_reading).
+    /// The next bytes of the open body ([`Flow::handle_chunk`] without the time). Ignored unless
+    /// [`is_reading`](Self::is_reading).
     pub fn feed(&mut self, bytes: &[u8]) {
         if !self.is_reading() {
             return;
@@ -406,7 +364,10 @@ impl StreamSession {
             let event = match decoded {
                 Ok(event) => event,
                 Err(e) => {
-                    let err = Error::Stream(format!("{e}; the stream was abandoned"));
+                    let err = Error::stream(
+                        StreamErrorKind::Malformed,
+                        format!("{e}; the stream was abandoned"),
+                    );
                     self.events.push_back(Err(err.clone()));
                     self.finish(Err(err));
                     continue;
@@ -454,8 +415,9 @@ impl StreamSession {
         false
     }
 
-    /// The next event decoded, in stream order; `None` when more bytes are needed. An `Err`
-    /// ends the session (and [`poll`](Self::poll) repeats it).
+    /// The next event decoded, in stream order, taken out of the session without polling it;
+    /// `None` when more bytes are needed. An `Err` ends the session (and [`Flow::poll`] ends
+    /// with it). Polling yields the same events.
     pub fn next_event(&mut self) -> Option<Result<ReplicateEvent, Error>> {
         let secret = self.cfg.token().expose();
         self.events
@@ -464,11 +426,12 @@ impl StreamSession {
     }
 
     /// The open body ended (or the connection closed before the response head).
-    pub fn handle_eof(&mut self, now: Instant) {
+    fn ended(&mut self, now: Instant) {
         match self.state {
             State::Reading | State::Connecting => {
                 self.decoder.finish();
-                let err = Error::Stream(
+                let err = Error::stream(
+                    StreamErrorKind::Ended,
                     "the stream ended before its done event and could not be resumed".to_owned(),
                 );
                 self.reconnect(now, None, err, true);
@@ -478,7 +441,7 @@ impl StreamSession {
     }
 
     /// The last request, or the reading of its body, failed below HTTP.
-    pub fn handle_error(&mut self, error: TransportError, now: Instant) {
+    fn failed(&mut self, error: TransportError, now: Instant) {
         if !matches!(self.state, State::Reading | State::Connecting) {
             return;
         }
@@ -487,10 +450,13 @@ impl StreamSession {
         // otherwise be reopened forever. The count starts again at each event.
         self.decoder.finish();
         let cause = if self.is_reading() && error.kind == TransportErrorKind::Timeout {
-            Error::Stream(format!(
-                "the stream stayed silent (no event) through {} reopenings: {error}",
-                self.opts.max_reconnects
-            ))
+            Error::stream(
+                StreamErrorKind::Silent,
+                format!(
+                    "the stream stayed silent (no event) through {} reopenings: {error}",
+                    self.opts.max_reconnects
+                ),
+            )
         } else {
             Error::Transport(error)
         };
@@ -517,21 +483,88 @@ impl StreamSession {
     }
 
     /// The delay before the next attempt: the `retry` field or the initial backoff, doubled
-    /// per consecutive failure.
+    /// per consecutive failure up to the cap, by the shared rule ([`RetryPolicy::backoff`]).
     fn backoff(&self) -> Duration {
         let base = self
             .decoder
             .retry()
             .map(|ms| Duration::from_millis(ms).min(self.opts.max_retry_after))
             .unwrap_or(self.opts.initial_backoff);
-        let doublings = self.failures.saturating_sub(1).min(20);
-        let factor = 1u32.checked_shl(doublings).unwrap_or(u32::MAX);
-        base.saturating_mul(factor)
-            .min(self.opts.max_backoff.max(base))
+        RetryPolicy {
+            initial_backoff: base,
+            max_backoff: self.opts.max_backoff.max(base),
+            ..RetryPolicy::default()
+        }
+        .backoff(self.failures.saturating_sub(1))
     }
 
     fn finish(&mut self, result: Result<(), Error>) {
         self.state = State::Finished(result);
+    }
+}
+
+impl Flow for StreamSession {
+    type Item = ReplicateEvent;
+    type Output = Result<(), Error>;
+
+    fn poll(&mut self, now: Instant) -> Step<ReplicateEvent, Result<(), Error>> {
+        // The events decoded so far come first; an error among them is also the session's end.
+        while let Some(event) = self.events.pop_front() {
+            if let Ok(event) = event {
+                return Step::Yield(event);
+            }
+        }
+        match &self.state {
+            State::Finished(result) => Step::Done(
+                result
+                    .clone()
+                    .map_err(|e| e.redact(self.cfg.token().expose())),
+            ),
+            State::Connecting => Step::Done(Err(Error::InvalidState(
+                "stream polled while a connection was being opened",
+            ))),
+            State::Reading => Step::Receive,
+            State::Idle(Some(at)) if *at > now => Step::Sleep {
+                until: *at,
+                reason: SleepReason::Reconnect,
+            },
+            State::Idle(_) => match self.request() {
+                Ok(request) => {
+                    self.state = State::Connecting;
+                    Step::Send(Outgoing::streamed(&self.cfg, request))
+                }
+                Err(e) => {
+                    self.state = State::Finished(Err(e.clone()));
+                    Step::Done(Err(e))
+                }
+            },
+        }
+    }
+
+    fn handle_response(&mut self, response: Response<Vec<u8>>, now: Instant) {
+        // A driver that read the body whole: the same as a head, one chunk and the end.
+        let (parts, body) = response.into_parts();
+        self.connected(parts.status, &parts.headers, now);
+        if self.is_reading() {
+            self.feed(&body);
+            self.ended(now);
+        }
+    }
+
+    fn handle_error(&mut self, error: TransportError, now: Instant) {
+        self.failed(error, now);
+    }
+
+    fn handle_head(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
+        self.connected(status, headers, now);
+    }
+
+    fn handle_chunk(&mut self, chunk: &[u8], _now: Instant) {
+        self.feed(chunk);
+    }
+
+    fn handle_end(&mut self, now: Instant) {
+        self.ended(now);
     }
 }
 
@@ -549,29 +582,6 @@ fn is_event_stream(ct: &HeaderValue) -> bool {
             .trim()
             .eq_ignore_ascii_case("text/event-stream")
     })
-}
-
-/// `Bearer {token}`, marked sensitive.
-pub(crate) fn bearer(cfg: &Config) -> Result<HeaderValue, Error> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", cfg.token().expose()))
-        .map_err(|_| Error::InvalidToken)?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-/// Checks that a URL is absolute `http`/`https` with a host and without credentials.
-pub(crate) fn check_url(url: &str) -> Result<Uri, Error> {
-    let bad = |why: &str| Error::InvalidInput(format!("URL {url:?}: {why}"));
-    let uri: Uri = url.parse().map_err(|_| bad("not a valid URL"))?;
-    match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
-        _ => return Err(bad("only http and https URLs are supported")),
-    }
-    let authority = uri.authority().ok_or_else(|| bad("the URL has no host"))?;
-    if authority.as_str().contains('@') || authority.host().is_empty() {
-        return Err(bad("credentials in the URL are not allowed"));
-    }
-    Ok(uri)
 }
 
 /// The text of a stream's `output` events, concatenated exactly as received (multi-line data is

@@ -4,8 +4,14 @@ use std::time::{Duration, Instant};
 
 use http::Response;
 
-use crate::endpoint::{RetryClass, checked_id, parse_json};
-use crate::flow::{Call, Flow, Outgoing, Retrier, RetryPolicy, Step, time_left};
+use std::convert::Infallible;
+
+use crate::api::{CancelTraining, GetTraining};
+use crate::call::Call;
+use crate::endpoint::{Endpoint, RetryClass, parse_json};
+use crate::flow::{Flow, Outgoing, SleepReason, Step, time_left};
+use crate::retry::{Retrier, RetryPolicy};
+use crate::{CancelPrediction, GetPrediction};
 use crate::{Config, CreatePrediction, Error, Prediction, SyncWait, TransportError};
 
 /// How often a running prediction is polled.
@@ -99,23 +105,20 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    fn collection(self) -> &'static str {
+    /// The request that reads the job ([`GetPrediction`] or [`GetTraining`]).
+    pub fn get_request(self, cfg: &Config, id: &str) -> Result<http::Request<Vec<u8>>, Error> {
         match self {
-            JobKind::Prediction => "predictions",
-            JobKind::Training => "trainings",
+            JobKind::Prediction => GetPrediction::new(id).request(cfg),
+            JobKind::Training => GetTraining::new(id).request(cfg),
         }
     }
 
-    /// The request that reads the job.
-    pub fn get_request(self, cfg: &Config, id: &str) -> Result<http::Request<Vec<u8>>, Error> {
-        let path = format!("/{}/{}", self.collection(), checked_id(id)?);
-        cfg.request(http::Method::GET, &path, None)
-    }
-
-    /// The request that cancels the job.
+    /// The request that cancels the job ([`CancelPrediction`] or [`CancelTraining`]).
     pub fn cancel_request(self, cfg: &Config, id: &str) -> Result<http::Request<Vec<u8>>, Error> {
-        let path = format!("/{}/{}/cancel", self.collection(), checked_id(id)?);
-        cfg.request(http::Method::POST, &path, None)
+        match self {
+            JobKind::Prediction => CancelPrediction::new(id).request(cfg),
+            JobKind::Training => CancelTraining::new(id).request(cfg),
+        }
     }
 }
 
@@ -164,8 +167,10 @@ enum WaitState {
 ///             let resp = transport(out.request);
 ///             wait.handle_response(resp, now);
 ///         }
-///         Step::Sleep(until) => now = until,
+///         Step::Sleep { until, .. } => now = until,
 ///         Step::Done(result) => break result.unwrap(),
+///         // A wait reads whole answers and yields nothing.
+///         Step::Receive | Step::Yield(_) => unreachable!(),
 ///     }
 /// };
 /// assert_eq!(prediction.status, Status::Succeeded);
@@ -256,7 +261,11 @@ impl Wait {
         }
     }
 
-    fn send(&mut self, next: WaitState, now: Instant) -> Step<Result<Prediction, Error>> {
+    fn send(
+        &mut self,
+        next: WaitState,
+        now: Instant,
+    ) -> Step<Infallible, Result<Prediction, Error>> {
         let canceling = matches!(next, WaitState::Canceling);
         let request = if canceling {
             self.kind.cancel_request(&self.cfg, &self.id)
@@ -268,17 +277,14 @@ impl Wait {
                 self.requests += 1;
                 self.state = next;
                 self.retrier.sent(&request);
-                Step::Send(Outgoing {
-                    request,
-                    min_timeout: None,
-                    // A poll ends by the deadline; the cancel sent at the deadline gets the
-                    // client's usual timeout.
-                    max_timeout: if canceling {
-                        None
-                    } else {
-                        time_left(self.opts.deadline, now)
-                    },
-                })
+                // A poll ends by the deadline; the cancel sent at the deadline gets the usual
+                // timeout.
+                let max = if canceling {
+                    None
+                } else {
+                    time_left(self.opts.deadline, now)
+                };
+                Step::Send(Outgoing::buffered(&self.cfg, request).bounded(None, max))
             }
             Err(e) => {
                 self.state = WaitState::Done(None);
@@ -302,9 +308,10 @@ impl Wait {
 }
 
 impl Flow for Wait {
+    type Item = Infallible;
     type Output = Result<Prediction, Error>;
 
-    fn poll(&mut self, now: Instant) -> Step<Self::Output> {
+    fn poll(&mut self, now: Instant) -> Step<Infallible, Self::Output> {
         let started = *self.started.get_or_insert(now);
         if self.delay_first {
             // Created just now and not terminal: the first poll comes after one interval.
@@ -347,9 +354,14 @@ impl Flow for Wait {
             return Step::Done(Err(err));
         }
         match self.state {
-            WaitState::Idle(Some(at)) if at > now => {
-                Step::Sleep(self.opts.deadline.map_or(at, |d| at.min(d)))
-            }
+            WaitState::Idle(Some(at)) if at > now => Step::Sleep {
+                until: self.opts.deadline.map_or(at, |d| at.min(d)),
+                reason: if self.retrier.retries + self.retrier.throttled > 0 {
+                    SleepReason::Retry
+                } else {
+                    SleepReason::Poll
+                },
+            },
             _ => self.send(WaitState::Polling, now),
         }
     }
@@ -500,9 +512,10 @@ fn after_create(wait: &Wait, error: Error) -> Error {
 }
 
 impl Flow for Run {
+    type Item = Infallible;
     type Output = Result<Prediction, Error>;
 
-    fn poll(&mut self, now: Instant) -> Step<Self::Output> {
+    fn poll(&mut self, now: Instant) -> Step<Infallible, Self::Output> {
         loop {
             match &mut self.state {
                 RunState::Creating(call) => {

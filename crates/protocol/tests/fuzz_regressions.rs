@@ -100,7 +100,7 @@ fn huge_retry_after_under_a_patient_policy_ends_the_call() {
     call.handle_response(throttled("86400"), now);
     match call.poll(now) {
         // Waited in full, plus at most one backoff of jitter.
-        Step::Sleep(at) => assert!(
+        Step::Sleep { until: at, .. } => assert!(
             at >= now + Duration::from_secs(86_400)
                 && at <= now + Duration::from_secs(86_400) + Duration::from_millis(250),
             "{at:?}"
@@ -142,7 +142,7 @@ fn floats_survive_a_json_round_trip() {
 /// `Retry-After` under a patient policy overflowed `Instant + Duration`. It now ends the session.
 #[test]
 fn huge_retry_after_ends_a_stream_session() {
-    use replicate_protocol::{StreamOptions, StreamSession, StreamStep};
+    use replicate_protocol::{Flow, StreamOptions, StreamSession};
     let cfg = Config::new("r8_token");
     let opts = StreamOptions {
         max_retry_after: Duration::MAX,
@@ -150,9 +150,9 @@ fn huge_retry_after_ends_a_stream_session() {
     };
     let mut session = StreamSession::new(&cfg, "https://stream.example/v1/s/1", opts).unwrap();
     let now = Instant::now();
-    assert!(matches!(session.poll(now), StreamStep::Connect(_)));
+    assert!(matches!(session.poll(now), Step::Send(_)));
     let mut headers = http::HeaderMap::new();
     headers.insert("retry-after", "18446744073709551615".parse().unwrap());
-    session.handle_connected(StatusCode::TOO_MANY_REQUESTS, &headers, now);
-    assert!(matches!(session.poll(now), StreamStep::Done(Err(_))));
+    session.handle_head(StatusCode::TOO_MANY_REQUESTS, &headers, now);
+    assert!(matches!(session.poll(now), Step::Done(Err(_))));
 }

@@ -6,15 +6,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Reply, drive, pred_body, proxy_cfg, resp, resp_with};
+use common::{Reply, drive, drive_collect, pred_body, proxy_cfg, resp, resp_with};
 use http::{HeaderMap, StatusCode};
 use proptest::prelude::*;
-use replicate_protocol::download_plan::{DownloadHead, DownloadPlan};
+use replicate_protocol::download::{Download, DownloadItem};
 use replicate_protocol::output::{self, SaveOptions};
 use replicate_protocol::text::{clean_line, clean_text, redact};
 use replicate_protocol::{
-    Call, Config, CreatePrediction, DownloadLimits, Error, GetPrediction, ListPredictions, Page,
-    Pager, PagerStep, PaginationError, Prediction, RetryPolicy, Run, Target, TransportError,
+    Call, Config, CreatePrediction, Error, Flow, GetPrediction, ListPredictions, Pager,
+    PaginationError, Prediction, RetryPolicy, Run, Step, Target, TransportError,
     TransportErrorKind, WaitOptions,
 };
 
@@ -131,66 +131,75 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // 2. Cursor cycles and the page cap.
 
-fn page_with_next(cursor: Option<&str>) -> Page<Prediction> {
-    Page {
-        results: vec![serde_json::from_slice(&pred_body("p", "succeeded")).unwrap()],
-        next: cursor.map(|c| format!("https://proxy.example/replicate/v1/predictions?cursor={c}")),
-        previous: None,
-    }
+fn page_body(next: Option<&str>) -> String {
+    let next = next.map_or("null".to_owned(), |c| {
+        format!("\"https://proxy.example/replicate/v1/predictions?cursor={c}\"")
+    });
+    format!(
+        r#"{{"results":[{}],"next":{next},"previous":null}}"#,
+        String::from_utf8(pred_body("p", "succeeded")).unwrap()
+    )
 }
 
 #[test]
 fn a_pager_detects_a_cursor_cycle() {
-    let mut pager = Pager::new(ListPredictions::new());
-    let mut items = 0;
-    let mut fetches = 0;
-    let err = loop {
-        match pager.next_step() {
-            PagerStep::Item(_) => items += 1,
-            PagerStep::Fetch(p) => {
-                fetches += 1;
-                assert!(fetches <= 3, "fetched a page of the cycle again");
-                // A → B → A
-                let next = match p.cursor.as_deref() {
-                    None => "A",
-                    Some("A") => "B",
-                    Some(_) => "A",
-                };
-                pager.push_page(page_with_next(Some(next)));
-            }
-            PagerStep::Failed(e) => break e,
-            PagerStep::End => panic!("ended without saying why"),
-        }
-    };
-    assert_eq!(items, 3, "the items read before the cycle are handed out");
+    // A → B → A: three pages are fetched, the third names A again.
+    let mut pager = Pager::new(cfg(), ListPredictions::new());
+    let (t, items) = drive_collect(
+        &mut pager,
+        Instant::now(),
+        vec![
+            Reply::Http(resp(200, page_body(Some("A")))),
+            Reply::Http(resp(200, page_body(Some("B")))),
+            Reply::Http(resp(200, page_body(Some("A")))),
+        ],
+    );
+    assert_eq!(
+        items.len(),
+        3,
+        "the items read before the cycle are handed out"
+    );
+    assert_eq!(t.sent.len(), 3);
+    assert!(t.sent[1].1.uri().query().unwrap().contains("cursor=A"));
     assert!(matches!(
-        &err,
-        Error::Pagination(PaginationError::CursorCycle { cursor, .. }) if cursor == "A"
+        &t.result,
+        Err(Error::Pagination(PaginationError::CursorCycle { cursor, .. })) if cursor == "A"
     ));
-    assert!(matches!(pager.next_step(), PagerStep::End));
 }
 
 #[test]
 fn a_pager_stops_at_its_page_cap() {
-    let mut pager = Pager::new(ListPredictions::new()).max_pages(5);
-    let mut n = 0u32;
-    let err = loop {
-        match pager.next_step() {
-            PagerStep::Item(_) => {}
-            PagerStep::Fetch(_) => {
-                n += 1;
-                pager.push_page(page_with_next(Some(&format!("c{n}"))));
-            }
-            PagerStep::Failed(e) => break e,
-            PagerStep::End => panic!(),
-        }
-    };
-    assert_eq!(n, 5);
+    let mut pager = Pager::new(cfg(), ListPredictions::new()).max_pages(5);
+    let replies = (1..=5)
+        .map(|n| Reply::Http(resp(200, page_body(Some(&format!("c{n}"))))))
+        .collect();
+    let (t, items) = drive_collect(&mut pager, Instant::now(), replies);
+    assert_eq!(t.sent.len(), 5);
+    assert_eq!(items.len(), 5);
+    let err = t.result.unwrap_err();
     assert_eq!(
         err,
         Error::Pagination(PaginationError::TooManyPages { max_pages: 5 })
     );
     assert!(err.to_string().contains("more than 5 pages"));
+}
+
+#[test]
+fn a_pager_retries_a_page_and_ends_after_the_last() {
+    let mut pager = Pager::new(cfg(), ListPredictions::new())
+        .retry_policy(RetryPolicy::default().without_jitter());
+    let (t, items) = drive_collect(
+        &mut pager,
+        Instant::now(),
+        vec![
+            Reply::Http(resp(200, page_body(Some("A")))),
+            Reply::Http(resp(503, "")),
+            Reply::Http(resp(200, page_body(None))),
+        ],
+    );
+    assert_eq!(items.len(), 2);
+    assert_eq!(t.sleeps.len(), 1);
+    assert_eq!(t.result, Ok(()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,67 +214,39 @@ fn redirect_to(url: &str) -> HeaderMap {
 #[test]
 fn a_redirect_from_an_output_host_into_the_api_origin_gets_no_token() {
     let cfg = cfg();
-    let mut plan = DownloadPlan::new(
-        &cfg,
-        "https://replicate.delivery/x/out.png",
-        DownloadLimits::default(),
-        RetryPolicy::default(),
-    )
-    .unwrap();
-    assert!(
-        plan.request()
-            .unwrap()
-            .headers()
-            .get("authorization")
-            .is_none()
+    let now = Instant::now();
+    let send = |plan: &mut Download| match plan.poll(now) {
+        Step::Send(out) => out.request,
+        other => panic!("{other:?}"),
+    };
+    let mut plan = Download::new(&cfg, "https://replicate.delivery/x/out.png").unwrap();
+    assert!(send(&mut plan).headers().get("authorization").is_none());
+    plan.handle_head(
+        StatusCode::FOUND,
+        &redirect_to("https://proxy.example/replicate/v1/account"),
+        now,
     );
-    let head = plan
-        .handle_head(
-            StatusCode::FOUND,
-            &redirect_to("https://proxy.example/replicate/v1/account"),
-            None,
-        )
-        .unwrap();
-    assert_eq!(head, DownloadHead::Redirect);
-    let req = plan.request().unwrap();
+    let req = send(&mut plan);
     assert_eq!(req.uri(), "https://proxy.example/replicate/v1/account");
     assert!(req.headers().get("authorization").is_none());
     assert!(!plan.sends_token());
 
     // A chain that starts on the API origin, leaves it and comes back: no token either.
-    let mut plan = DownloadPlan::new(
-        &cfg,
-        "https://proxy.example/replicate/v1/files/f/download",
-        DownloadLimits::default(),
-        RetryPolicy::default(),
-    )
-    .unwrap();
-    assert!(
-        plan.request()
-            .unwrap()
-            .headers()
-            .get("authorization")
-            .is_some()
-    );
+    let mut plan =
+        Download::new(&cfg, "https://proxy.example/replicate/v1/files/f/download").unwrap();
+    assert!(send(&mut plan).headers().get("authorization").is_some());
     plan.handle_head(
         StatusCode::FOUND,
         &redirect_to("https://cdn.example/f"),
-        None,
-    )
-    .unwrap();
+        now,
+    );
+    assert!(send(&mut plan).headers().get("authorization").is_none());
     plan.handle_head(
         StatusCode::FOUND,
         &redirect_to("https://proxy.example/replicate/v1/account"),
-        None,
-    )
-    .unwrap();
-    assert!(
-        plan.request()
-            .unwrap()
-            .headers()
-            .get("authorization")
-            .is_none()
+        now,
     );
+    assert!(send(&mut plan).headers().get("authorization").is_none());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,40 +254,51 @@ fn a_redirect_from_an_output_host_into_the_api_origin_gets_no_token() {
 
 #[test]
 fn a_dripped_download_fails_the_minimum_progress_rule() {
-    let mut plan = DownloadPlan::new(
-        &cfg(),
-        "https://replicate.delivery/x/out.png",
-        DownloadLimits::default(),
-        RetryPolicy::default(),
-    )
-    .unwrap();
+    let open = |plan: &mut Download, t: Instant| {
+        let Step::Send(_) = plan.poll(t) else {
+            panic!()
+        };
+        plan.handle_head(StatusCode::OK, &HeaderMap::new(), t);
+    };
     let t0 = Instant::now();
-    let mut err = None;
+    let mut plan = Download::new(&cfg(), "https://replicate.delivery/x/out.png")
+        .unwrap()
+        .retry_policy(RetryPolicy::none());
+    open(&mut plan, t0);
+    let mut end = None;
     // One byte every 5 s: each read arrives well within any idle timeout.
     for i in 0..20u64 {
-        if let Err(e) = plan.handle_chunk(1, t0 + Duration::from_secs(5 * i)) {
-            err = Some((i, e));
-            break;
+        let t = t0 + Duration::from_secs(5 * i);
+        match plan.poll(t) {
+            Step::Receive => plan.handle_chunk(b"x", t),
+            Step::Yield(DownloadItem::Chunk(_)) => {
+                assert!(matches!(plan.poll(t), Step::Receive));
+                plan.handle_chunk(b"x", t);
+            }
+            Step::Done(r) => {
+                end = Some((i, r));
+                break;
+            }
+            other => panic!("{other:?}"),
         }
     }
-    let (i, err) = err.expect("a drip of 1 byte per 5 s never failed");
-    assert_eq!(i, 6, "fails once the first 30 s window is over");
+    let (i, result) = end.expect("a drip of 1 byte per 5 s never failed");
+    assert_eq!(i, 7, "fails once the first 30 s window is over");
+    let err = result.unwrap_err();
     assert!(
         matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Timeout),
         "{err:?}"
     );
     // A steady download passes.
-    let mut plan = DownloadPlan::new(
-        &cfg(),
-        "https://replicate.delivery/x/out.png",
-        DownloadLimits::default(),
-        RetryPolicy::default(),
-    )
-    .unwrap();
+    let mut plan = Download::new(&cfg(), "https://replicate.delivery/x/out.png").unwrap();
+    open(&mut plan, t0);
     for i in 0..100u64 {
-        plan.handle_chunk(8192, t0 + Duration::from_secs(i))
-            .unwrap();
+        let t = t0 + Duration::from_secs(i);
+        assert!(matches!(plan.poll(t), Step::Receive));
+        plan.handle_chunk(&[0; 8192], t);
+        assert!(matches!(plan.poll(t), Step::Yield(DownloadItem::Chunk(_))));
     }
+    plan.handle_end(t0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,11 +2,9 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use http::{HeaderMap, HeaderValue, StatusCode};
+use replicate_protocol::download::{check_download_response, download_request, redirect_location};
 use replicate_protocol::input::{self, DEFAULT_UPLOAD_THRESHOLD, guess_mime};
-use replicate_protocol::output::{
-    self, FileNames, check_download_response, download_request, file_name_for, output_refs,
-    redirect_location, sanitize_file_name,
-};
+use replicate_protocol::output::{self, FileNames, file_name_for, output_refs, sanitize_file_name};
 use replicate_protocol::{
     Config, DownloadLimits, Error, FileInput, OutputRef, Prediction, Prepared, TransportErrorKind,
 };
@@ -186,10 +184,13 @@ fn expired_links_are_explained() {
         let Error::Output(msg) = &e else {
             panic!("{e:?}")
         };
-        assert!(msg.contains("output link expired or removed"), "{msg}");
-        assert!(msg.contains("one hour"), "{msg}");
-        assert!(msg.contains("ctdw"), "{msg}");
-        assert!(msg.contains("data_removed"), "{msg}");
+        assert!(
+            msg.message.contains("output link expired or removed"),
+            "{msg}"
+        );
+        assert!(msg.message.contains("one hour"), "{msg}");
+        assert!(msg.message.contains("ctdw"), "{msg}");
+        assert!(msg.message.contains("data_removed"), "{msg}");
     }
     let e = check_download_response(StatusCode::NOT_FOUND, &HeaderMap::new(), None).unwrap_err();
     assert!(e.to_string().contains("expired"), "{e}");

@@ -406,11 +406,12 @@ proptest! {
                         Err(e) => wait.handle_error(e, now),
                     }
                 }
-                Step::Sleep(until) => {
+                Step::Sleep { until, .. } => {
                     prop_assert!(until > now, "sleep to {:?} from {:?}", until, now);
                     prop_assert!(until <= deadline, "sleep past the deadline");
                     now = until;
                 }
+                Step::Receive | Step::Yield(_) => prop_assert!(false, "a wait reads whole answers"),
                 Step::Done(result) => {
                     finished = Some(result);
                     break;
@@ -512,10 +513,11 @@ proptest! {
                         CreateAnswer::Created(s) => run.handle_response(resp(201, pred_body(ID, s)), now),
                     }
                 }
-                Step::Sleep(until) => {
+                Step::Sleep { until, .. } => {
                     prop_assert!(until > now);
                     now = until;
                 }
+                Step::Receive | Step::Yield(_) => prop_assert!(false, "a run reads whole answers"),
                 Step::Done(r) => break r,
             }
         };

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use common::{Reply, drive, ms, pred_body, proxy_cfg, resp, resp_with, throttled};
 use http::{HeaderMap, StatusCode};
 use replicate_protocol::{
-    ApiError, Call, CreatePrediction, Error, Flow, GetPrediction, RateLimit, RetryAfter,
-    RetryClass, RetryPolicy, Status, Step, SyncWait, Target, TransportError, TransportErrorKind,
-    transport_failure,
+    ApiError, BodyRead, Call, CreatePrediction, Error, Flow, GetPrediction, Limits, RateLimit,
+    RetryAfter, RetryClass, RetryPolicy, Status, Step, SyncWait, Target, Timeout, TransportError,
+    TransportErrorKind, transport_failure,
 };
 
 fn api(status: u16, headers: &[(&str, &str)], body: &str) -> ApiError {
@@ -658,18 +658,29 @@ fn call_sync_create_timeout() {
     let Step::Send(out) = call.poll(Instant::now()) else {
         panic!()
     };
-    assert_eq!(out.min_timeout, Some(Duration::from_secs(40)));
-    assert_eq!(out.timeout(Duration::from_secs(5)), Duration::from_secs(40));
-    assert_eq!(
-        out.timeout(Duration::from_secs(90)),
-        Duration::from_secs(90)
-    );
+    // The server may hold it 30 s: the timeout is at least that plus the margin.
+    assert_eq!(out.timeout, Timeout::Total(Duration::from_secs(40)));
+    // A longer configured timeout stays.
+    let long = proxy_cfg().with_limits(Limits {
+        timeout: Duration::from_secs(90),
+        ..Limits::default()
+    });
+    let mut call = Call::new(create().sync(SyncWait::seconds(30).unwrap()), long);
+    let Step::Send(out) = call.poll(Instant::now()) else {
+        panic!()
+    };
+    assert_eq!(out.timeout, Timeout::Total(Duration::from_secs(90)));
     let mut plain = get_call();
     let Step::Send(out) = plain.poll(Instant::now()) else {
         panic!()
     };
-    assert_eq!(out.min_timeout, None);
-    assert_eq!(out.timeout(Duration::from_secs(5)), Duration::from_secs(5));
+    assert_eq!(out.timeout, Timeout::Total(Limits::default().timeout));
+    assert_eq!(
+        out.read,
+        BodyRead::Buffered {
+            max_bytes: Limits::default().max_response_bytes
+        }
+    );
 }
 
 #[test]

@@ -533,7 +533,10 @@ fn run_first_request_is_the_create() {
     let Step::Send(out) = run.poll(Instant::now()) else {
         panic!("expected the create")
     };
-    assert_eq!(out.min_timeout, Some(Duration::from_secs(70)));
+    assert_eq!(
+        out.timeout,
+        replicate_protocol::Timeout::Total(Duration::from_secs(70))
+    );
     assert_eq!(
         render(&out.request),
         render(

@@ -7,9 +7,30 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use replicate_protocol::sse::{DoneReason, ReplicateEvent};
 use replicate_protocol::stream::{self, LAST_EVENT_ID};
 use replicate_protocol::{
-    Config, Error, OutputText, Prediction, StreamAuth, StreamOptions, StreamSession, StreamStep,
+    Config, Error, Flow, OutputText, Prediction, Step, StreamAuth, StreamOptions, StreamSession,
     TransportError, TransportErrorKind,
 };
+
+/// The steps of a stream session, as these tests read them.
+#[derive(Debug)]
+#[allow(dead_code)]
+enum StreamStep {
+    Connect(Request<Vec<u8>>),
+    Receive,
+    Sleep(Instant),
+    Event(ReplicateEvent),
+    Done(Result<(), Error>),
+}
+
+fn poll(s: &mut StreamSession, now: Instant) -> StreamStep {
+    match Flow::poll(s, now) {
+        Step::Send(out) => StreamStep::Connect(out.request),
+        Step::Receive => StreamStep::Receive,
+        Step::Sleep { until, .. } => StreamStep::Sleep(until),
+        Step::Yield(e) => StreamStep::Event(e),
+        Step::Done(r) => StreamStep::Done(r),
+    }
+}
 
 const STREAM_URL: &str = "https://stream.replicate.com/v1/files/bcwr-abc";
 
@@ -31,7 +52,7 @@ fn session(opts: StreamOptions) -> StreamSession {
 }
 
 fn connect(s: &mut StreamSession, now: Instant) -> Request<Vec<u8>> {
-    match s.poll(now) {
+    match poll(s, now) {
         StreamStep::Connect(req) => req,
         other => panic!("expected Connect, got {other:?}"),
     }
@@ -39,7 +60,7 @@ fn connect(s: &mut StreamSession, now: Instant) -> Request<Vec<u8>> {
 
 fn open(s: &mut StreamSession, now: Instant) -> Request<Vec<u8>> {
     let req = connect(s, now);
-    s.handle_connected(StatusCode::OK, &sse_headers(), now);
+    s.handle_head(StatusCode::OK, &sse_headers(), now);
     assert!(s.is_reading());
     req
 }
@@ -96,9 +117,9 @@ fn normal_flow_to_done() {
         ]
     );
     assert!(!s.is_reading());
-    assert!(matches!(s.poll(now), StreamStep::Done(Ok(()))));
+    assert!(matches!(poll(&mut s, now), StreamStep::Done(Ok(()))));
     // Polling again repeats the outcome.
-    assert!(matches!(s.poll(now), StreamStep::Done(Ok(()))));
+    assert!(matches!(poll(&mut s, now), StreamStep::Done(Ok(()))));
 
     let mut text = OutputText::new();
     for e in got.iter().flatten() {
@@ -124,10 +145,10 @@ fn events_after_done_are_dropped_and_eof_after_done_is_harmless() {
         drain(&mut s),
         vec![Ok(ReplicateEvent::Done(Some(DoneReason::Canceled)))]
     );
-    s.handle_eof(now);
+    s.handle_end(now);
     s.feed(b"event: output\ndata: later\n\n");
     assert!(drain(&mut s).is_empty());
-    assert!(matches!(s.poll(now), StreamStep::Done(Ok(()))));
+    assert!(matches!(poll(&mut s, now), StreamStep::Done(Ok(()))));
 }
 
 #[test]
@@ -146,7 +167,7 @@ fn error_event_ends_the_session() {
             Err(Error::PredictionStreamError("CUDA out of memory".into()))
         ]
     );
-    match s.poll(now) {
+    match poll(&mut s, now) {
         StreamStep::Done(Err(Error::PredictionStreamError(d))) => {
             assert_eq!(d, "CUDA out of memory")
         }
@@ -163,12 +184,12 @@ fn eof_midway_reconnects_with_last_event_id_and_dedups() {
     // A partial event is lost with the connection.
     s.feed(b"id: 7:2\nevent: output\ndata: c");
     assert_eq!(drain(&mut s), vec![out("a"), out("b")]);
-    s.handle_eof(t0);
+    s.handle_end(t0);
     assert!(!s.is_reading());
     assert_eq!(s.last_event_id(), Some("7:1"));
 
     // The first reconnection waits the initial backoff.
-    let at = match s.poll(t0) {
+    let at = match poll(&mut s, t0) {
         StreamStep::Sleep(at) => at,
         other => panic!("{other:?}"),
     };
@@ -192,7 +213,7 @@ fn eof_midway_reconnects_with_last_event_id_and_dedups() {
         drain(&mut s),
         vec![out("c"), Ok(ReplicateEvent::Done(None))]
     );
-    assert!(matches!(s.poll(at), StreamStep::Done(Ok(()))));
+    assert!(matches!(poll(&mut s, at), StreamStep::Done(Ok(()))));
 }
 
 #[test]
@@ -205,8 +226,8 @@ fn events_without_their_own_id_are_never_dropped() {
         b"id: 1\nevent: output\ndata: x\n\nevent: output\ndata: x\n\nevent: output\ndata: y\n\n",
     );
     assert_eq!(drain(&mut s), vec![out("x"), out("x"), out("y")]);
-    s.handle_eof(now);
-    let StreamStep::Sleep(at) = s.poll(now) else {
+    s.handle_end(now);
+    let StreamStep::Sleep(at) = poll(&mut s, now) else {
         panic!()
     };
     let req = open(&mut s, at);
@@ -224,11 +245,11 @@ fn retry_field_sets_the_reconnect_delay() {
     s.feed(b"retry: 2000\n\n");
     s.feed(ev("1:0", "output", "a").as_bytes());
     assert_eq!(drain(&mut s), vec![out("a")]);
-    s.handle_eof(t0);
-    assert!(matches!(s.poll(t0), StreamStep::Sleep(at) if at == t0 + Duration::from_secs(2)));
+    s.handle_end(t0);
+    assert!(matches!(poll(&mut s, t0), StreamStep::Sleep(at) if at == t0 + Duration::from_secs(2)));
     // Not yet time: still sleeping.
     assert!(matches!(
-        s.poll(t0 + Duration::from_secs(1)),
+        poll(&mut s, t0 + Duration::from_secs(1)),
         StreamStep::Sleep(_)
     ));
     // A second consecutive failure doubles it.
@@ -238,7 +259,7 @@ fn retry_field_sets_the_reconnect_delay() {
         TransportError::new(TransportErrorKind::Connect, "refused"),
         t1,
     );
-    assert!(matches!(s.poll(t1), StreamStep::Sleep(at) if at == t1 + Duration::from_secs(4)));
+    assert!(matches!(poll(&mut s, t1), StreamStep::Sleep(at) if at == t1 + Duration::from_secs(4)));
 }
 
 #[test]
@@ -251,8 +272,10 @@ fn huge_retry_field_is_capped() {
     let t0 = Instant::now();
     open(&mut s, t0);
     s.feed(b"retry: 99999999999\n\n");
-    s.handle_eof(t0);
-    assert!(matches!(s.poll(t0), StreamStep::Sleep(at) if at == t0 + Duration::from_secs(10)));
+    s.handle_end(t0);
+    assert!(
+        matches!(poll(&mut s, t0), StreamStep::Sleep(at) if at == t0 + Duration::from_secs(10))
+    );
 }
 
 #[test]
@@ -267,11 +290,11 @@ fn max_reconnects_exhausted_is_an_error() {
     let mut now = Instant::now();
     let mut sleeps = Vec::new();
     loop {
-        match s.poll(now) {
+        match poll(&mut s, now) {
             StreamStep::Connect(_) => {
-                s.handle_connected(StatusCode::OK, &sse_headers(), now);
+                s.handle_head(StatusCode::OK, &sse_headers(), now);
                 s.feed(b": keepalive\n\n");
-                s.handle_eof(now);
+                s.handle_end(now);
             }
             StreamStep::Sleep(at) => {
                 sleeps.push(at - now);
@@ -280,11 +303,12 @@ fn max_reconnects_exhausted_is_an_error() {
             StreamStep::Done(r) => {
                 let err = r.unwrap_err();
                 assert!(
-                    matches!(err, Error::Stream(ref m) if m.contains("done")),
+                    matches!(err, Error::Stream(ref m) if m.message.contains("done")),
                     "{err}"
                 );
                 break;
             }
+            other => panic!("{other:?}"),
         }
     }
     // Two reconnections, the second delay doubled but capped.
@@ -308,8 +332,8 @@ fn counter_resets_after_events() {
         open(&mut s, now);
         s.feed(ev(&format!("1:{i}"), "output", "t").as_bytes());
         assert_eq!(drain(&mut s), vec![out("t")]);
-        s.handle_eof(now);
-        let StreamStep::Sleep(at) = s.poll(now) else {
+        s.handle_end(now);
+        let StreamStep::Sleep(at) = poll(&mut s, now) else {
             panic!("gave up at {i}")
         };
         now = at;
@@ -330,12 +354,12 @@ fn transport_errors_reconnect_like_eof() {
         TransportError::new(TransportErrorKind::Connect, "refused"),
         now,
     );
-    let StreamStep::Sleep(at) = s.poll(now) else {
+    let StreamStep::Sleep(at) = poll(&mut s, now) else {
         panic!()
     };
     connect(&mut s, at);
     s.handle_error(TransportError::new(TransportErrorKind::Io, "reset"), at);
-    match s.poll(at) {
+    match poll(&mut s, at) {
         StreamStep::Done(Err(Error::Transport(t))) => assert_eq!(t.kind, TransportErrorKind::Io),
         other => panic!("{other:?}"),
     }
@@ -358,7 +382,7 @@ fn silent_stream_reopens_count_so_a_silent_host_is_not_reopened_forever() {
             TransportError::new(TransportErrorKind::Timeout, "read timed out"),
             now,
         );
-        match s.poll(now) {
+        match poll(&mut s, now) {
             StreamStep::Sleep(at) => {
                 reopenings += 1;
                 assert!(reopenings <= 3, "reopened more than max_reconnects times");
@@ -370,7 +394,7 @@ fn silent_stream_reopens_count_so_a_silent_host_is_not_reopened_forever() {
     };
     assert_eq!(reopenings, 3);
     assert!(
-        matches!(&err, Error::Stream(m) if m.contains("silent")),
+        matches!(&err, Error::Stream(m) if m.message.contains("silent")),
         "{err:?}"
     );
 }
@@ -391,7 +415,7 @@ fn an_event_resets_the_silent_reopen_count() {
             TransportError::new(TransportErrorKind::Timeout, "read timed out"),
             now,
         );
-        let StreamStep::Sleep(at) = s.poll(now) else {
+        let StreamStep::Sleep(at) = poll(&mut s, now) else {
             panic!("a stream that delivers events gave up")
         };
         now = at;
@@ -403,25 +427,27 @@ fn server_errors_reconnect_with_backoff_and_retry_after() {
     let mut s = session(StreamOptions::default());
     let t0 = Instant::now();
     connect(&mut s, t0);
-    s.handle_connected(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), t0);
+    s.handle_head(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), t0);
     assert!(!s.is_reading());
-    assert!(matches!(s.poll(t0), StreamStep::Sleep(at) if at == t0 + Duration::from_millis(500)));
+    assert!(
+        matches!(poll(&mut s, t0), StreamStep::Sleep(at) if at == t0 + Duration::from_millis(500))
+    );
     let t1 = t0 + Duration::from_millis(500);
     connect(&mut s, t1);
-    s.handle_connected(StatusCode::BAD_GATEWAY, &HeaderMap::new(), t1);
-    assert!(matches!(s.poll(t1), StreamStep::Sleep(at) if at == t1 + Duration::from_secs(1)));
+    s.handle_head(StatusCode::BAD_GATEWAY, &HeaderMap::new(), t1);
+    assert!(matches!(poll(&mut s, t1), StreamStep::Sleep(at) if at == t1 + Duration::from_secs(1)));
     // 429 with Retry-After: that delay.
     let t2 = t1 + Duration::from_secs(1);
     connect(&mut s, t2);
     let mut h = HeaderMap::new();
     h.insert("retry-after", HeaderValue::from_static("7"));
-    s.handle_connected(StatusCode::TOO_MANY_REQUESTS, &h, t2);
-    assert!(matches!(s.poll(t2), StreamStep::Sleep(at) if at == t2 + Duration::from_secs(7)));
+    s.handle_head(StatusCode::TOO_MANY_REQUESTS, &h, t2);
+    assert!(matches!(poll(&mut s, t2), StreamStep::Sleep(at) if at == t2 + Duration::from_secs(7)));
     let t3 = t2 + Duration::from_secs(7);
     open(&mut s, t3);
     s.feed(ev("1", "done", "{}").as_bytes());
     drain(&mut s);
-    assert!(matches!(s.poll(t3), StreamStep::Done(Ok(()))));
+    assert!(matches!(poll(&mut s, t3), StreamStep::Done(Ok(()))));
 }
 
 #[test]
@@ -431,8 +457,8 @@ fn too_long_retry_after_gives_up() {
     connect(&mut s, now);
     let mut h = HeaderMap::new();
     h.insert("retry-after", HeaderValue::from_static("3600"));
-    s.handle_connected(StatusCode::SERVICE_UNAVAILABLE, &h, now);
-    match s.poll(now) {
+    s.handle_head(StatusCode::SERVICE_UNAVAILABLE, &h, now);
+    match poll(&mut s, now) {
         StreamStep::Done(Err(e)) => assert_eq!(e.status(), Some(503)),
         other => panic!("{other:?}"),
     }
@@ -444,8 +470,8 @@ fn gone_streams_are_a_typed_error() {
         let mut s = session(StreamOptions::default());
         let now = Instant::now();
         connect(&mut s, now);
-        s.handle_connected(status, &HeaderMap::new(), now);
-        match s.poll(now) {
+        s.handle_head(status, &HeaderMap::new(), now);
+        match poll(&mut s, now) {
             StreamStep::Done(Err(e)) => {
                 assert!(stream::is_stream_gone(&e), "{e}");
                 assert_eq!(e.status(), Some(status.as_u16()));
@@ -458,8 +484,8 @@ fn gone_streams_are_a_typed_error() {
     let mut s = session(StreamOptions::default());
     let now = Instant::now();
     connect(&mut s, now);
-    s.handle_connected(StatusCode::UNAUTHORIZED, &HeaderMap::new(), now);
-    match s.poll(now) {
+    s.handle_head(StatusCode::UNAUTHORIZED, &HeaderMap::new(), now);
+    match poll(&mut s, now) {
         StreamStep::Done(Err(e)) => {
             assert_eq!(e.status(), Some(401));
             assert!(!stream::is_stream_gone(&e));
@@ -475,9 +501,9 @@ fn wrong_content_type_redirects_and_204_end_the_session() {
     let mut s = session(StreamOptions::default());
     let now = Instant::now();
     connect(&mut s, now);
-    s.handle_connected(StatusCode::OK, &h, now);
+    s.handle_head(StatusCode::OK, &h, now);
     assert!(
-        matches!(s.poll(now), StreamStep::Done(Err(Error::Stream(m))) if m.contains("text/html"))
+        matches!(poll(&mut s, now), StreamStep::Done(Err(Error::Stream(m))) if m.message.contains("text/html"))
     );
 
     // Parameters and case are fine.
@@ -488,7 +514,7 @@ fn wrong_content_type_redirects_and_204_end_the_session() {
     );
     let mut s = session(StreamOptions::default());
     connect(&mut s, now);
-    s.handle_connected(StatusCode::OK, &h, now);
+    s.handle_head(StatusCode::OK, &h, now);
     assert!(s.is_reading());
 
     let mut h = HeaderMap::new();
@@ -498,16 +524,16 @@ fn wrong_content_type_redirects_and_204_end_the_session() {
     );
     let mut s = session(StreamOptions::default());
     connect(&mut s, now);
-    s.handle_connected(StatusCode::FOUND, &h, now);
+    s.handle_head(StatusCode::FOUND, &h, now);
     assert!(
-        matches!(s.poll(now), StreamStep::Done(Err(Error::Stream(m))) if m.contains("redirect"))
+        matches!(poll(&mut s, now), StreamStep::Done(Err(Error::Stream(m))) if m.message.contains("redirect"))
     );
 
     let mut s = session(StreamOptions::default());
     connect(&mut s, now);
-    s.handle_connected(StatusCode::NO_CONTENT, &HeaderMap::new(), now);
+    s.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new(), now);
     assert!(matches!(
-        s.poll(now),
+        poll(&mut s, now),
         StreamStep::Done(Err(Error::Stream(_)))
     ));
 }
@@ -530,7 +556,7 @@ fn oversized_events_end_the_session() {
     assert_eq!(got[0], out("ok"));
     assert!(matches!(&got[1], Err(Error::Stream(_))));
     assert!(matches!(
-        s.poll(now),
+        poll(&mut s, now),
         StreamStep::Done(Err(Error::Stream(_)))
     ));
 }
@@ -616,12 +642,15 @@ fn the_token_header_is_sensitive_and_bad_tokens_fail() {
     let bad = Config::new("bad\ntoken");
     let mut s = StreamSession::new(&bad, STREAM_URL, opts).unwrap();
     assert!(matches!(
-        s.poll(Instant::now()),
+        poll(&mut s, Instant::now()),
         StreamStep::Done(Err(Error::InvalidToken))
     ));
     // Without the token, a bad one does not matter.
     let mut s = StreamSession::new(&bad, STREAM_URL, StreamOptions::default()).unwrap();
-    assert!(matches!(s.poll(Instant::now()), StreamStep::Connect(_)));
+    assert!(matches!(
+        poll(&mut s, Instant::now()),
+        StreamStep::Connect(_)
+    ));
 }
 
 #[test]
@@ -658,17 +687,17 @@ fn misuse_never_panics() {
     let now = Instant::now();
     // Out-of-order calls are ignored.
     s.feed(b"event: output\ndata: x\n\n");
-    s.handle_eof(now);
-    s.handle_connected(StatusCode::OK, &sse_headers(), now);
+    s.handle_end(now);
+    s.handle_head(StatusCode::OK, &sse_headers(), now);
     s.handle_error(TransportError::new(TransportErrorKind::Io, "x"), now);
     assert!(s.next_event().is_none());
     connect(&mut s, now);
     // Polling with a connection in flight is reported, without losing the connection.
     assert!(matches!(
-        s.poll(now),
+        poll(&mut s, now),
         StreamStep::Done(Err(Error::InvalidState(_)))
     ));
-    s.handle_connected(StatusCode::OK, &sse_headers(), now);
+    s.handle_head(StatusCode::OK, &sse_headers(), now);
     assert!(s.is_reading());
 }
 

@@ -383,7 +383,9 @@ fn wake_polls_at_once() {
     let mut wait = Wait::new(proxy_cfg(), ID, fixed(5000));
     assert!(matches!(wait.poll(base), Step::Send(_)));
     wait.handle_response(resp(200, pred_body(ID, "processing")), base);
-    assert!(matches!(wait.poll(base + ms(10)), Step::Sleep(at) if at == base + ms(5000)));
+    assert!(
+        matches!(wait.poll(base + ms(10)), Step::Sleep { until: at, .. } if at == base + ms(5000))
+    );
     wait.wake();
     assert!(matches!(wait.poll(base + ms(20)), Step::Send(_)));
 }
@@ -607,7 +609,7 @@ fn a_deadline_bounds_a_sync_mode_create() {
         panic!()
     };
     assert_eq!(out.request.headers()["prefer"], "wait=2");
-    assert_eq!(out.timeout(Duration::from_secs(30)), ms(3500));
+    assert_eq!(out.timeout, replicate_protocol::Timeout::Total(ms(3500)));
     // With under a second left, no sync mode at all.
     let opts = WaitOptions {
         deadline: Some(base + ms(800)),
@@ -638,7 +640,10 @@ fn polls_end_by_the_deadline() {
     let Step::Send(out) = wait.poll(base) else {
         panic!()
     };
-    assert_eq!(out.timeout(Duration::from_secs(30)), Duration::from_secs(5));
+    assert_eq!(
+        out.timeout,
+        replicate_protocol::Timeout::Total(Duration::from_secs(5))
+    );
 }
 
 #[test]

@@ -5,13 +5,15 @@ use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use replicate_protocol::download_plan::{self, DownloadHead, DownloadPlan};
+use replicate_protocol::config::loggable_url;
+use replicate_protocol::download::{self, Download, DownloadItem, Downloaded};
 use replicate_protocol::output::{self, FileNames, SaveOptions};
-use replicate_protocol::{DownloadLimits, Error, OutputRef, Prediction};
+use replicate_protocol::{Error, OutputErrorKind, OutputRef, Prediction};
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use crate::{Client, classify, idle_timeout, loggable_uri, loggable_url, millis};
+use crate::Client;
+use crate::driver::{Driver, Event};
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
@@ -56,11 +58,6 @@ impl Sink<'_> {
 }
 
 impl Client {
-    /// The limits downloads run with ([`ClientBuilder::max_download_bytes`](crate::ClientBuilder::max_download_bytes)).
-    pub fn download_limits(&self) -> DownloadLimits {
-        self.inner.settings.download_limits()
-    }
-
     /// Downloads one output into memory: an `http(s)` URL, or a `data:` URI (decoded, no
     /// request).
     ///
@@ -144,7 +141,7 @@ impl Client {
                 }
             };
             let name =
-                download_plan::output_file_name(&mut names, output, index, content_type.as_deref());
+                download::output_file_name(&mut names, output, index, content_type.as_deref());
             paths.push(
                 temp.persist(dir, name, &mut names, options.overwrite)
                     .await?,
@@ -153,110 +150,47 @@ impl Client {
         Ok(paths)
     }
 
-    /// Fetches a URL into `sink`, retrying per the client's policy.
+    /// Fetches a URL into `sink`: the [`Download`] flow, driven here; a restart (a retry after
+    /// some bytes) empties the sink.
     async fn fetch(
         &self,
         url: &str,
         prediction: Option<&Prediction>,
         mut sink: Sink<'_>,
-    ) -> Result<Fetched, Error> {
-        let mut plan = DownloadPlan::new(
-            self.config(),
-            url,
-            self.download_limits(),
-            self.inner.settings.retry.clone(),
-        )?;
-        loop {
-            let error = match self.fetch_once(&mut plan, prediction, &mut sink).await {
-                Ok(fetched) => return Ok(fetched),
-                Err(e) => e,
-            };
-            let Some(delay) = plan.retry_delay(&error) else {
-                tracing::debug!(error = %error, "replicate: download failed");
-                return Err(error);
-            };
-            tracing::debug!(
-                delay_ms = millis(delay),
-                retry = plan.retries(),
-                error = %error,
-                "replicate: retrying download"
-            );
-            tokio::time::sleep(delay).await;
-            sink.reset()
-                .await
-                .map_err(|e| Error::Output(format!("cannot restart the download of {url}: {e}")))?;
+    ) -> Result<Downloaded, Error> {
+        let mut flow = Download::new(self.config(), url)?
+            .limits(self.download_limits())
+            .retry_policy(self.inner.settings.retry.clone());
+        if let Some(p) = prediction {
+            flow = flow.for_prediction(p);
         }
-    }
-
-    /// One attempt: follows redirects by hand, checks the status, streams the body.
-    async fn fetch_once(
-        &self,
-        plan: &mut DownloadPlan,
-        prediction: Option<&Prediction>,
-        sink: &mut Sink<'_>,
-    ) -> Result<Fetched, Error> {
-        let timeout = self.inner.settings.timeout;
+        let mut driver = Driver::new(self.clone(), flow);
+        let failed = |e: io::Error| {
+            Error::output(
+                OutputErrorKind::Write,
+                format!("cannot write the output of {}: {e}", loggable_url(url)),
+            )
+        };
         loop {
-            // Built again for every hop: the token only ever goes to the API's origin.
-            let request = plan.request()?;
-            let url = loggable_uri(request.uri());
-            tracing::debug!(
-                %url,
-                authorized = request.headers().contains_key(http::header::AUTHORIZATION),
-                "replicate: downloading"
-            );
-            let request =
-                reqwest::Request::try_from(request).map_err(|e| Error::Transport(classify(e)))?;
-            let mut response =
-                match tokio::time::timeout(timeout, self.inner.http.execute(request)).await {
-                    Ok(response) => response.map_err(|e| Error::Transport(classify(e)))?,
-                    Err(_) => {
-                        return Err(Error::Transport(idle_timeout(
-                            timeout,
-                            "the output host's response",
-                        )));
-                    }
-                };
-            tracing::debug!(%url, status = response.status().as_u16(), "replicate: download answered");
-            let content_type = match plan.handle_head(
-                response.status(),
-                response.headers(),
-                prediction,
-            )? {
-                DownloadHead::Redirect => {
-                    tracing::debug!(to = %loggable_url(plan.url()), "replicate: following a download redirect");
-                    continue;
+            match driver.next_event().await {
+                Event::Item(DownloadItem::Chunk(bytes)) => sink.write(&bytes).await,
+                Event::Item(DownloadItem::Restart) => sink.reset().await,
+                Event::Done(result) => {
+                    let done = result?;
+                    sink.flush().await.map_err(failed)?;
+                    return Ok(done);
                 }
-                DownloadHead::Body { content_type } => content_type,
-            };
-            loop {
-                let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
-                    Ok(chunk) => chunk.map_err(|e| Error::Transport(classify(e)))?,
-                    Err(_) => {
-                        return Err(Error::Transport(idle_timeout(timeout, "the output's body")));
-                    }
-                };
-                let Some(chunk) = chunk else { break };
-                plan.handle_chunk(chunk.len(), std::time::Instant::now())?;
-                sink.write(&chunk)
-                    .await
-                    .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
             }
-            sink.flush()
-                .await
-                .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
-            return Ok(Fetched { content_type });
+            .map_err(failed)?;
         }
     }
-}
-
-/// What a successful fetch learnt.
-struct Fetched {
-    content_type: Option<String>,
 }
 
 fn write_error(path: &Path, e: &io::Error) -> Error {
-    Error::Output(format!("cannot write {}: {e}", path.display()))
+    Error::output(
+        OutputErrorKind::Write,
+        format!("cannot write {}: {e}", path.display()),
+    )
 }
 
 /// A temporary file in the target directory, removed unless persisted (when dropped too, so a
@@ -272,7 +206,7 @@ impl TempFile {
     async fn create(dir: &Path) -> Result<TempFile, Error> {
         loop {
             let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(download_plan::temp_file_name(n));
+            let path = dir.join(download::temp_file_name(n));
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)

@@ -109,42 +109,33 @@
 //! pooled connection, and reqwest re-sends an HTTP/2 request the server refused
 //! (`REFUSED_STREAM`) or declined with a graceful `GOAWAY`.
 
-use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use futures_util::future::{Either, select};
-use futures_util::stream::{BoxStream, Stream};
 use replicate_protocol::{
-    Call, CancelPrediction, ClientSettings, Config, CreatePrediction, Endpoint, Flow,
-    GetPrediction, ListPredictions, Outgoing, PagerStep, Paginated, Resolved, Run, Step,
-    TransportError, TransportErrorKind, Wait, WaitOptions,
+    Call, ClientSettings, EffectiveSettings, Endpoint, Flow, Paginated, TransportError,
+    TransportErrorKind,
 };
-use serde_json::Value;
 
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;
-pub use replicate_protocol::output::SaveOptions;
 pub use replicate_protocol::sse::ReplicateEvent;
-pub use replicate_protocol::{Error, FileInput, Prediction, Status, StreamAuth, StreamOptions};
+pub use replicate_protocol::{
+    Error, FileInput, Prediction, SaveOptions, Status, StreamAuth, StreamOptions,
+};
 
+pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
-pub use replicate_protocol::output::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::settings::{
     BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
 };
 
 mod download;
+mod driver;
 mod files;
 mod stream;
 
-pub use stream::EventStream;
-
-/// The most memory reserved up front from a `Content-Length`; the body grows past it as it comes.
-const MAX_PREALLOCATION: u64 = 1024 * 1024;
+pub use driver::{EventStream, Items, Pages};
 
 /// An async Replicate client.
 ///
@@ -157,7 +148,7 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    settings: Resolved,
+    settings: EffectiveSettings,
     http: reqwest::Client,
 }
 
@@ -246,345 +237,70 @@ fn tls_config() -> Result<rustls::ClientConfig, Error> {
     Ok(config)
 }
 
-/// The HTTP stack could not be set up. Nothing was sent.
-fn setup_error(message: String) -> Error {
-    Error::Transport(TransportError::new(TransportErrorKind::Other, message))
+impl Client {
+    replicate_protocol::client_constructors!();
+    replicate_protocol::client_methods!(async; .await);
+
+    /// Drives any flow of `replicate-protocol` to its end with this client's connection pool,
+    /// sleeping on tokio timers in between, and dropping the items it yields (stream [`Items`]
+    /// to get them).
+    ///
+    /// While the flow sleeps waiting for a streaming prediction, this future also follows the
+    /// prediction's event stream (unless [`ClientBuilder::follow_stream`] turned that off) and
+    /// wakes the flow on `done`, so it ends then rather than at its next poll. A failing stream
+    /// only means the flow goes on polling. Nothing is spawned: the stream is read only while
+    /// this future is polled, and closed when it ends or is dropped.
+    pub async fn drive<F: Flow>(&self, flow: F) -> F::Output {
+        driver::Driver::new(self.clone(), flow).finish().await
+    }
+
+    /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
+    pub async fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
+        self.drive(Call::with_policy(
+            endpoint,
+            self.inner.settings.cfg.clone(),
+            self.inner.settings.retry.clone(),
+            None,
+        ))
+        .await
+    }
+
+    /// Every item of any paginated list, starting at `first`. The stream ends after the last
+    /// page, or after yielding the error that stopped it.
+    pub fn paginate<P>(&self, first: P) -> Pages<P>
+    where
+        P: Paginated + Send + 'static,
+        P::Item: Send + 'static,
+    {
+        self.items(self.inner.settings.pager(first))
+    }
+
+    /// The items a flow yields, as a stream that drives it (see [`Items`]).
+    pub fn items<F>(&self, flow: F) -> Items<F>
+    where
+        F: Flow<Output = Result<(), Error>> + Send + 'static,
+        F::Item: Send + 'static,
+    {
+        Items::new(driver::Driver::new(self.clone(), flow))
+    }
 }
 
 /// The instant flows are driven with: tokio's clock, the one `sleep_until` uses.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// An instant of [`now`]'s clock as a tokio instant, to sleep until it.
-fn tokio_instant(at: Instant) -> tokio::time::Instant {
-    tokio::time::Instant::from_std(at)
-}
-
 /// `what` stayed silent for a whole `timeout`.
-fn idle_timeout(timeout: Duration, what: &str) -> TransportError {
+pub(crate) fn idle_timeout(timeout: Duration, what: &str) -> TransportError {
     TransportError::new(
         TransportErrorKind::Timeout,
         format!("{what} made no progress for {timeout:?}"),
     )
 }
 
-impl Client {
-    /// A client for the public API with this token and default settings.
-    pub fn new(token: impl Into<String>) -> Result<Client, Error> {
-        Client::builder().token(token).build()
-    }
-
-    /// A client from `REPLICATE_API_TOKEN` and, when set, `REPLICATE_BASE_URL`.
-    pub fn from_env() -> Result<Client, Error> {
-        Self::builder_from_env().build()
-    }
-
-    /// A builder preset from the environment, to adjust before building. Empty variables count
-    /// as unset.
-    pub fn builder_from_env() -> ClientBuilder {
-        ClientBuilder {
-            settings: ClientSettings::from_env_with(|k| std::env::var(k).ok()),
-            client: None,
-        }
-    }
-
-    /// A builder.
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder::default()
-    }
-
-    /// The configuration requests are built from.
-    pub fn config(&self) -> &Config {
-        &self.inner.settings.cfg
-    }
-
-    /// Options for [`Client::wait_with`] and [`Client::run_with`]: this client's policies, with
-    /// an optional deadline from now.
-    pub fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
-        self.inner.settings.wait_options(now(), timeout)
-    }
-
-    /// Drives any flow of `replicate-protocol` to its end with this client's connection pool,
-    /// sleeping on tokio timers in between.
-    ///
-    /// While the flow sleeps waiting for a streaming prediction, this future also reads the
-    /// prediction's event stream (unless [`ClientBuilder::follow_stream`] turned that off) and
-    /// wakes the flow on `done`, so it ends then rather than at its next poll. A failing stream
-    /// only means the flow goes on polling. Nothing is spawned: the stream is read only while
-    /// this future is polled, and closed when it ends or is dropped.
-    pub async fn drive<F: Flow>(&self, mut flow: F) -> F::Output {
-        let mut watcher: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
-        let mut watched = false;
-        // Whether the last exchange failed, so that the next sleep is a retry's backoff.
-        let mut failed = false;
-        loop {
-            match flow.poll(now()) {
-                // Boxed: a request's future is large (reqwest's `Pending`, the body read) and
-                // lives only while the request is out, whereas a waiting flow spends most of
-                // its life asleep; inline, its size would be paid for the whole wait.
-                Step::Send(out) => match Box::pin(self.send(out)).await {
-                    Ok(response) => {
-                        failed = !response.status().is_success();
-                        flow.handle_response(response, now());
-                    }
-                    Err(error) => {
-                        failed = true;
-                        flow.handle_error(error, now());
-                    }
-                },
-                Step::Sleep(until) => {
-                    let delay = until.saturating_duration_since(now());
-                    if failed {
-                        tracing::debug!(
-                            delay_ms = millis(delay),
-                            "replicate: retrying after a failure"
-                        );
-                    } else {
-                        tracing::trace!(
-                            delay_ms = millis(delay),
-                            "replicate: waiting before the next poll"
-                        );
-                    }
-                    if !watched
-                        && self.inner.settings.follow_stream
-                        && let Some(url) = flow.stream_hint()
-                    {
-                        watched = true;
-                        watcher = Some(Box::pin(self.clone().watch_stream(url.to_owned())));
-                    }
-                    let sleep = tokio::time::sleep_until(tokio_instant(until));
-                    match watcher.as_mut() {
-                        None => sleep.await,
-                        Some(watch) => {
-                            let sleep = std::pin::pin!(sleep);
-                            if let Either::Right(_) = select(sleep, watch.as_mut()).await {
-                                watcher = None;
-                                flow.wake();
-                            }
-                        }
-                    }
-                }
-                Step::Done(output) => return output,
-            }
-        }
-    }
-
-    /// Reads an event stream until `done` (or a failure).
-    async fn watch_stream(self, url: String) {
-        let opts = self.inner.settings.stream.clone();
-        if let Ok(mut events) = self.stream_url(&url, opts).await {
-            while let Some(event) = events.next().await {
-                if matches!(event, Ok(ReplicateEvent::Done(_)) | Err(_)) {
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
-    pub async fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
-        let call = Call::with_policy(
-            endpoint,
-            self.inner.settings.cfg.clone(),
-            self.inner.settings.retry.clone(),
-            None,
-        );
-        self.drive(call).await
-    }
-
-    /// Creates a prediction. It is sent once: see [`Error::CreateOutcomeUnknown`].
-    pub async fn create(&self, create: CreatePrediction) -> Result<Prediction, Error> {
-        self.execute(create).await
-    }
-
-    /// Gets a prediction.
-    pub async fn get(&self, id: &str) -> Result<Prediction, Error> {
-        self.execute(GetPrediction::new(id)).await
-    }
-
-    /// Cancels a prediction.
-    pub async fn cancel(&self, id: &str) -> Result<Prediction, Error> {
-        self.execute(CancelPrediction::new(id)).await
-    }
-
-    /// Every prediction, newest first, fetching pages as the stream is polled.
-    pub fn list(&self) -> Pages<ListPredictions> {
-        self.paginate(ListPredictions::new())
-    }
-
-    /// Every item of any paginated list, starting at `first`. The stream ends after the last
-    /// page, or after yielding the first error.
-    pub fn paginate<P>(&self, first: P) -> Pages<P>
-    where
-        P: Paginated + Send + Sync + 'static,
-        P::Item: Send + 'static,
-    {
-        let state = (self.clone(), self.inner.settings.pager(first));
-        let stream = futures_util::stream::unfold(state, |(client, mut pager)| async move {
-            loop {
-                let request = match pager.next_step() {
-                    PagerStep::Item(item) => return Some((Ok(item), (client, pager))),
-                    PagerStep::End => return None,
-                    PagerStep::Failed(e) => return Some((Err(e), (client, pager))),
-                    PagerStep::Fetch(request) => client.execute(request),
-                };
-                match request.await {
-                    Ok(page) => pager.push_page(page),
-                    Err(e) => {
-                        pager.fail();
-                        return Some((Err(e), (client, pager)));
-                    }
-                }
-            }
-        });
-        Pages {
-            inner: Box::pin(stream),
-        }
-    }
-
-    /// Waits until the prediction is terminal, or `timeout` passes (then a cancel is sent and
-    /// [`Error::DeadlineExceeded`] returned). The terminal prediction is returned whatever its
-    /// status; see [`Prediction::into_result`].
-    pub async fn wait(&self, id: &str, timeout: Option<Duration>) -> Result<Prediction, Error> {
-        self.wait_with(id, self.wait_options(timeout)).await
-    }
-
-    /// [`Client::wait`] with explicit options.
-    pub async fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error> {
-        self.drive(Wait::new(self.inner.settings.cfg.clone(), id, opts))
-            .await
-    }
-
-    /// Runs a model and returns its output.
-    ///
-    /// `model` is `owner/name`, `owner/name:version` or a version id. The create uses sync mode
-    /// (see [`ClientBuilder::sync_wait`]) and the prediction is polled if the answer is not
-    /// terminal yet. A failed, canceled or aborted prediction is an error carrying it.
-    pub async fn run(&self, model: &str, input: Value) -> Result<Value, Error> {
-        let create = self.inner.settings.run_create(model, input)?;
-        let prediction = self.run_with(create, self.wait_options(None)).await?;
-        Ok(prediction.output)
-    }
-
-    /// Creates and waits for a prediction with explicit options; the prediction is returned when
-    /// it succeeded, otherwise the matching error.
-    pub async fn run_with(
-        &self,
-        create: CreatePrediction,
-        opts: WaitOptions,
-    ) -> Result<Prediction, Error> {
-        self.drive(Run::new(self.inner.settings.cfg.clone(), create, opts))
-            .await?
-            .into_result()
-    }
-
-    /// Sends one request of the protocol and reads its whole body (up to the cap).
-    ///
-    /// Logs the method, the URL without its query, the status and failures at `debug` level
-    /// (target `replicate_reqwest`); never a header, so never the token.
-    async fn send(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
-        let timeout = out.timeout(self.inner.settings.timeout);
-        let method = out.request.method().clone();
-        let url = loggable_uri(out.request.uri());
-        tracing::debug!(%method, %url, timeout_ms = millis(timeout), "replicate: sending request");
-        let result = self.send_inner(out, timeout).await;
-        match &result {
-            Ok(resp) => tracing::debug!(
-                %method,
-                %url,
-                status = resp.status().as_u16(),
-                bytes = resp.body().len(),
-                "replicate: response"
-            ),
-            Err(e) => tracing::debug!(
-                %method,
-                %url,
-                kind = ?e.kind,
-                error = %e.message,
-                "replicate: request failed"
-            ),
-        }
-        result
-    }
-
-    async fn send_inner(
-        &self,
-        out: Outgoing,
-        timeout: Duration,
-    ) -> Result<http::Response<Vec<u8>>, TransportError> {
-        let mut request = reqwest::Request::try_from(out.request).map_err(classify)?;
-        *request.timeout_mut() = Some(timeout);
-        let mut response = self.inner.http.execute(request).await.map_err(classify)?;
-        let status = response.status();
-        let version = response.version();
-        let headers = std::mem::take(response.headers_mut());
-        let body = read_body(response, self.inner.settings.max_response_bytes).await?;
-        let mut response = http::Response::new(body);
-        *response.status_mut() = status;
-        *response.version_mut() = version;
-        *response.headers_mut() = headers;
-        Ok(response)
-    }
-}
-
-/// A URL as logged: scheme, host, port and path, without the query (download links may be
-/// signed) and without anything else.
-pub(crate) fn loggable_uri(uri: &http::Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or("");
-    let host = uri.host().unwrap_or("");
-    match uri.port_u16() {
-        Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
-        None => format!("{scheme}://{host}{}", uri.path()),
-    }
-}
-
-/// [`loggable_uri`] of a URL string.
-pub(crate) fn loggable_url(url: &str) -> String {
-    url.parse::<http::Uri>()
-        .map(|uri| loggable_uri(&uri))
-        .unwrap_or_else(|_| "<invalid URL>".to_owned())
-}
-
-/// A duration in whole milliseconds, for logs.
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Reads a body of at most `cap` bytes, failing as soon as it is known to be larger: from its
-/// `Content-Length` before reading anything, else at the chunk that crosses the cap. Dropping the
-/// response then closes its connection rather than draining it.
-async fn read_body(response: reqwest::Response, cap: u64) -> Result<Vec<u8>, TransportError> {
-    read_body_with(response, cap, || ()).await
-}
-
-/// [`read_body`], calling `on_chunk` as each chunk arrives.
-async fn read_body_with(
-    mut response: reqwest::Response,
-    cap: u64,
-    mut on_chunk: impl FnMut(),
-) -> Result<Vec<u8>, TransportError> {
-    let too_large = || {
-        TransportError::new(
-            TransportErrorKind::BodyTooLarge,
-            format!("the response body is larger than the limit of {cap} bytes"),
-        )
-    };
-    let declared = response.content_length();
-    if declared.is_some_and(|len| len > cap) {
-        return Err(too_large());
-    }
-    let reserve = declared.unwrap_or(0).min(MAX_PREALLOCATION);
-    let mut body = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-    while let Some(chunk) = response.chunk().await.map_err(classify)? {
-        on_chunk();
-        let len = u64::try_from(body.len() + chunk.len()).unwrap_or(u64::MAX);
-        if len > cap {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// The HTTP stack could not be set up. Nothing was sent.
+fn setup_error(message: String) -> Error {
+    Error::Transport(TransportError::new(TransportErrorKind::Other, message))
 }
 
 /// Maps a reqwest error to the protocol's transport error kinds.
@@ -593,7 +309,7 @@ async fn read_body_with(
 /// DNS, TLS handshake, proxy tunnel), which happen before the request is handed to a connection,
 /// so it wins over `is_timeout` (a connect timeout is both). Timeouts of the whole exchange are
 /// never `is_connect`.
-fn classify(err: reqwest::Error) -> TransportError {
+pub(crate) fn classify(err: reqwest::Error) -> TransportError {
     let kind = if err.is_connect() {
         TransportErrorKind::Connect
     } else if err.is_timeout() {
@@ -621,28 +337,6 @@ fn chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
-}
-
-/// A stream of every item of a paginated list; pages are fetched as it is polled, each request
-/// going to the configured base URL with only the cursor of the previous page.
-///
-/// It is `Send` and `Unpin`: use it with [`futures_util::StreamExt`].
-pub struct Pages<P: Paginated> {
-    inner: BoxStream<'static, Result<P::Item, Error>>,
-}
-
-impl<P: Paginated> fmt::Debug for Pages<P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pages").finish_non_exhaustive()
-    }
-}
-
-impl<P: Paginated> Stream for Pages<P> {
-    type Item = Result<P::Item, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,14 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use std::time::Instant;
+
+use futures_util::stream::Stream;
+use replicate_protocol::{
+    CreatePrediction, Flow, Outgoing, PollPolicy, RetryPolicy, Step, Target, TransportError,
+};
+
 use super::*;
-use replicate_protocol::{PollPolicy, RetryPolicy, Target};
 
 /// A short-lived test server: answers every connection with what `respond` returns for the
 /// request (head and body as text), or closes it without an answer when `respond` returns `None`.
@@ -210,11 +216,33 @@ async fn response_keeps_status_headers_version_and_body() {
         .expect("base")
         .request(http::Method::GET, "/predictions/abc", None)
         .expect("request");
+    /// Sends one request and keeps its answer whole.
+    struct Capture {
+        cfg: Config,
+        request: Option<http::Request<Vec<u8>>>,
+        response: Option<http::Response<Vec<u8>>>,
+    }
+    impl Flow for Capture {
+        type Item = std::convert::Infallible;
+        type Output = Option<http::Response<Vec<u8>>>;
+        fn poll(&mut self, _: Instant) -> Step<Self::Item, Self::Output> {
+            match self.request.take() {
+                Some(r) => Step::Send(Outgoing::buffered(&self.cfg, r)),
+                None => Step::Done(self.response.take()),
+            }
+        }
+        fn handle_response(&mut self, response: http::Response<Vec<u8>>, _: Instant) {
+            self.response = Some(response);
+        }
+        fn handle_error(&mut self, error: TransportError, _: Instant) {
+            panic!("{error}");
+        }
+    }
     let response = c
-        .send(Outgoing {
-            request,
-            min_timeout: None,
-            max_timeout: None,
+        .drive(Capture {
+            cfg: c.config().clone(),
+            request: Some(request),
+            response: None,
         })
         .await
         .expect("response");

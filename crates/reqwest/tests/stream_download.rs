@@ -231,7 +231,7 @@ async fn dropped_stream_resumes_with_last_event_id() {
     // Every token exactly once, in order.
     assert_eq!(outputs(&events), ["a", "b", "c", "d"]);
     assert_eq!(events.last(), Some(&ReplicateEvent::Done(None)));
-    assert_eq!(stream.session().reconnects(), 1);
+    assert_eq!(stream.session().unwrap().reconnects(), 1);
     assert!(stream.last_event_id().is_some());
 
     let reqs = files_requests(&s);
@@ -344,7 +344,7 @@ async fn stream_retries_server_errors_then_reads() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, Error::Stream(ref m) if m.contains("text/html")),
+        matches!(e, Error::Stream(ref m) if m.message.contains("text/html")),
         "{e}"
     );
 }
@@ -613,8 +613,8 @@ async fn expired_links_are_explained() {
     let Error::Output(msg) = &e else {
         panic!("{e:?}")
     };
-    assert!(msg.contains("expired"), "{msg}");
-    assert!(msg.contains("one hour"), "{msg}");
+    assert!(msg.message.contains("expired"), "{msg}");
+    assert!(msg.message.contains("one hour"), "{msg}");
 
     // The prediction fetched before the removal: the link's answer says why.
     let tmp = TempDir::new("expired");

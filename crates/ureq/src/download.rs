@@ -2,18 +2,17 @@
 //! hand, and never the API token for output hosts.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use replicate_protocol::download_plan::{self, DownloadHead, DownloadPlan};
+use replicate_protocol::config::loggable_url;
+use replicate_protocol::download::{self, Download, DownloadItem, Downloaded};
 use replicate_protocol::output::{self, FileNames, SaveOptions};
-use replicate_protocol::{DownloadLimits, Error, OutputRef, Prediction};
+use replicate_protocol::{Error, OutputErrorKind, OutputRef, Prediction};
 
-use crate::{Client, classify, classify_io, loggable_uri, loggable_url, millis};
-
-/// Bytes asked for per read of a download body.
-const READ_CHUNK: usize = 64 * 1024;
+use crate::Client;
+use crate::driver::{Driver, Event};
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
@@ -36,17 +35,7 @@ impl Sink for File {
     }
 }
 
-/// What a successful fetch learnt.
-struct Fetched {
-    content_type: Option<String>,
-}
-
 impl Client {
-    /// The limits downloads run with ([`ClientBuilder::max_download_bytes`](crate::ClientBuilder::max_download_bytes)).
-    pub fn download_limits(&self) -> DownloadLimits {
-        self.inner.settings.download_limits()
-    }
-
     /// Downloads one output into memory: an `http(s)` URL, or a `data:` URI (decoded, no
     /// request).
     ///
@@ -122,110 +111,49 @@ impl Client {
                 }
             };
             let name =
-                download_plan::output_file_name(&mut names, output, index, content_type.as_deref());
+                download::output_file_name(&mut names, output, index, content_type.as_deref());
             paths.push(temp.persist(dir, name, &mut names, options.overwrite)?);
         }
         Ok(paths)
     }
 
-    /// Fetches a URL into `sink`, retrying per the client's policy.
+    /// Fetches a URL into `sink`: the [`Download`] flow, driven here; a restart (a retry after
+    /// some bytes) empties the sink.
     fn fetch(
         &self,
         url: &str,
         prediction: Option<&Prediction>,
         sink: &mut dyn Sink,
-    ) -> Result<Fetched, Error> {
-        let mut plan = DownloadPlan::new(
-            self.config(),
-            url,
-            self.download_limits(),
-            self.inner.settings.retry.clone(),
-        )?;
-        loop {
-            let error = match self.fetch_once(&mut plan, prediction, sink) {
-                Ok(fetched) => return Ok(fetched),
-                Err(e) => e,
-            };
-            let Some(delay) = plan.retry_delay(&error) else {
-                tracing::debug!(error = %error, "replicate: download failed");
-                return Err(error);
-            };
-            tracing::debug!(
-                delay_ms = millis(delay),
-                retry = plan.retries(),
-                error = %error,
-                "replicate: retrying download"
-            );
-            std::thread::sleep(delay);
-            sink.reset()
-                .map_err(|e| Error::Output(format!("cannot restart the download of {url}: {e}")))?;
+    ) -> Result<Downloaded, Error> {
+        let mut flow = Download::new(self.config(), url)?
+            .limits(self.download_limits())
+            .retry_policy(self.inner.settings.retry.clone());
+        if let Some(p) = prediction {
+            flow = flow.for_prediction(p);
         }
-    }
-
-    /// One attempt: follows redirects by hand, checks the status, streams the body.
-    fn fetch_once(
-        &self,
-        plan: &mut DownloadPlan,
-        prediction: Option<&Prediction>,
-        sink: &mut dyn Sink,
-    ) -> Result<Fetched, Error> {
-        use ureq::RequestExt;
-        let timeout = self.inner.settings.timeout;
+        let mut driver = Driver::new(self.clone(), flow);
         loop {
-            // Built again for every hop: the token only ever goes to the API's origin.
-            let request = plan.request()?;
-            let url = loggable_uri(request.uri());
-            tracing::debug!(
-                %url,
-                authorized = request.headers().contains_key(http::header::AUTHORIZATION),
-                "replicate: downloading"
-            );
-            let response = request
-                .with_agent(&self.inner.agent)
-                .configure()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .timeout_global(None)
-                .timeout_per_call(None)
-                .timeout_recv_body(None)
-                .timeout_recv_response(Some(timeout))
-                .timeout_per_read(Some(timeout))
-                .run()
-                .map_err(|e| Error::Transport(classify(e)))?;
-            tracing::debug!(%url, status = response.status().as_u16(), "replicate: download answered");
-            let content_type = match plan.handle_head(
-                response.status(),
-                response.headers(),
-                prediction,
-            )? {
-                DownloadHead::Redirect => {
-                    tracing::debug!(to = %loggable_url(plan.url()), "replicate: following a download redirect");
-                    continue;
-                }
-                DownloadHead::Body { content_type } => content_type,
-            };
-            let mut reader = response.into_body().into_reader();
-            let mut buf = vec![0u8; READ_CHUNK];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::Transport(classify_io(e))),
-                };
-                plan.handle_chunk(n, std::time::Instant::now())?;
-                sink.write_all(buf.get(..n).unwrap_or_default())
-                    .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
+            match driver.next_event() {
+                Event::Item(DownloadItem::Chunk(bytes)) => sink.write_all(&bytes),
+                Event::Item(DownloadItem::Restart) => sink.reset(),
+                Event::Done(result) => return result,
+                Event::Stopped => return Err(Error::InvalidState("download abandoned")),
             }
-            sink.flush()
-                .map_err(|e| Error::Output(format!("cannot write the output: {e}")))?;
-            return Ok(Fetched { content_type });
+            .map_err(|e| {
+                Error::output(
+                    OutputErrorKind::Write,
+                    format!("cannot write the output of {}: {e}", loggable_url(url)),
+                )
+            })?;
         }
     }
 }
 
 fn write_error(path: &Path, e: &io::Error) -> Error {
-    Error::Output(format!("cannot write {}: {e}", path.display()))
+    Error::output(
+        OutputErrorKind::Write,
+        format!("cannot write {}: {e}", path.display()),
+    )
 }
 
 /// A temporary file in the target directory, removed unless persisted.
@@ -239,7 +167,7 @@ impl TempFile {
     fn create(dir: &Path) -> Result<TempFile, Error> {
         loop {
             let n = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(download_plan::temp_file_name(n));
+            let path = dir.join(download::temp_file_name(n));
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => {
                     return Ok(TempFile {

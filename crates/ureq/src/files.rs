@@ -1,79 +1,23 @@
-//! The files API (upload, get, list, delete) and file inputs.
+//! File inputs read from disk: uploaded or inlined (the rest of the files API is shared with the
+//! async client, see `client_methods!`).
 
 use std::path::Path;
-use std::time::Instant;
 
-use replicate_protocol::api::{CreateFile, DeleteFile, FileObject, GetFile, ListFiles};
-use replicate_protocol::input::{self, FileInput, Prepared};
-use replicate_protocol::{Call, Error, Flow, Outgoing, Step, TransportError};
+use replicate_protocol::Error;
+use replicate_protocol::api::FileObject;
+use replicate_protocol::input::{self, FileInput};
 use serde_json::Value;
 
-use crate::{Client, Pages, classify};
+use crate::Client;
 
 impl Client {
-    /// Uploads a file (`POST /v1/files`). `mime` defaults to a guess from the name's
-    /// extension, `metadata` to `{}`. The upload is sent once (never repeated when its answer is
-    /// lost), with per-read and per-write timeouts rather than a total one, so large files have
-    /// time to go. The API accepts files up to about 100 MiB.
-    pub fn upload_file(
-        &self,
-        bytes: impl Into<Vec<u8>>,
-        name: &str,
-        mime: Option<&str>,
-        metadata: Option<Value>,
-    ) -> Result<FileObject, Error> {
-        let mut file = CreateFile::new(bytes, name);
-        if let Some(mime) = mime {
-            file = file.content_type(mime);
-        }
-        if let Some(metadata) = metadata {
-            file = file.metadata(metadata);
-        }
-        self.upload(file)
-    }
-
     /// Uploads the file at `path`, named after it, its media type guessed from its extension.
+    /// Only a regular file is read (a FIFO or a device is refused), at most the files API's
+    /// limit.
     pub fn upload_path(&self, path: &Path, metadata: Option<Value>) -> Result<FileObject, Error> {
         let bytes = read_input(path)?;
         let name = input::file_name_of(path);
         self.upload_file(bytes, &name, Some(input::guess_mime(path)), metadata)
-    }
-
-    /// Sends an upload request built by hand.
-    pub fn upload(&self, file: CreateFile) -> Result<FileObject, Error> {
-        let mut call = Call::with_policy(
-            file,
-            self.inner.settings.cfg.clone(),
-            self.inner.settings.retry.clone(),
-            None,
-        );
-        loop {
-            match call.poll(Instant::now()) {
-                Step::Send(out) => match self.send_upload(out) {
-                    Ok(resp) => call.handle_response(resp, Instant::now()),
-                    Err(err) => call.handle_error(err, Instant::now()),
-                },
-                Step::Sleep(until) => {
-                    std::thread::sleep(until.saturating_duration_since(Instant::now()))
-                }
-                Step::Done(out) => return out,
-            }
-        }
-    }
-
-    /// Gets a file's details (`GET /v1/files/{id}`).
-    pub fn get_file(&self, id: &str) -> Result<FileObject, Error> {
-        self.execute(GetFile::new(id))
-    }
-
-    /// Every file, newest first, fetching pages as the iterator advances.
-    pub fn list_files(&self) -> Pages<ListFiles> {
-        self.paginate(ListFiles::new())
-    }
-
-    /// Deletes a file (`DELETE /v1/files/{id}`).
-    pub fn delete_file(&self, id: &str) -> Result<(), Error> {
-        self.execute(DeleteFile::new(id))
     }
 
     /// The input value for the file at `path`: a `data:` URL when it is at most the upload
@@ -92,45 +36,6 @@ impl Client {
         let input =
             FileInput::from_bytes(input::file_name_of(path), input::guess_mime(path), bytes);
         self.prepare_input(input)
-    }
-
-    /// [`Client::prepare_input_file`] for bytes in memory.
-    pub fn prepare_input(&self, input: FileInput) -> Result<Value, Error> {
-        match input.prepare(self.inner.settings.upload_threshold) {
-            Prepared::DataUrl(url) => Ok(Value::String(url)),
-            Prepared::Upload => {
-                let file = self.upload(input.into_upload())?;
-                input::uploaded_value(file)
-            }
-        }
-    }
-
-    /// Sends an upload: per-read and per-write timeouts, no total timeout, no redirects.
-    fn send_upload(&self, out: Outgoing) -> Result<http::Response<Vec<u8>>, TransportError> {
-        use ureq::RequestExt;
-        let timeout = out.timeout(self.inner.settings.timeout);
-        let resp = out
-            .request
-            .with_agent(&self.inner.agent)
-            .configure()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(None)
-            .timeout_per_call(None)
-            .timeout_send_body(None)
-            .timeout_recv_body(None)
-            .timeout_recv_response(Some(timeout))
-            .timeout_per_read(Some(timeout))
-            .timeout_per_write(Some(timeout))
-            .run()
-            .map_err(classify)?;
-        let (parts, mut body) = resp.into_parts();
-        let bytes = body
-            .with_config()
-            .limit(self.inner.settings.max_response_bytes)
-            .read_to_vec()
-            .map_err(classify)?;
-        Ok(http::Response::from_parts(parts, bytes))
     }
 }
 

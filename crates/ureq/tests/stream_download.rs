@@ -320,7 +320,7 @@ fn stream_retries_server_errors_then_reads() {
         .stream_url(&format!("{base}/s"), Default::default())
         .unwrap_err();
     assert!(
-        matches!(e, Error::Stream(ref m) if m.contains("text/html")),
+        matches!(e, Error::Stream(ref m) if m.message.contains("text/html")),
         "{e}"
     );
 }
@@ -550,8 +550,8 @@ fn expired_links_are_explained() {
     let Error::Output(msg) = &e else {
         panic!("{e:?}")
     };
-    assert!(msg.contains("expired"), "{msg}");
-    assert!(msg.contains("one hour"), "{msg}");
+    assert!(msg.message.contains("expired"), "{msg}");
+    assert!(msg.message.contains("one hour"), "{msg}");
 
     // The prediction fetched before the removal: the link's answer says why.
     let tmp = TempDir::new("expired");

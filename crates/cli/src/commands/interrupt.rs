@@ -2,7 +2,7 @@
 //! say which prediction is still running, exit 130.
 //!
 //! Downloads are streamed to `{dir}/.replicate-download-{pid}-{n}.part` and renamed when
-//! complete ([`replicate_protocol::download_plan::temp_file_name`]); a process killed in between
+//! complete ([`replicate_protocol::download::temp_file_name`]); a process killed in between
 //! would leave the partial file behind. The handler runs on its own thread (the `ctrlc` crate),
 //! removes the `.part` files of this process from the directory being written, and exits.
 
@@ -105,7 +105,7 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("replicate-cli-interrupt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let ours = dir.join(replicate_protocol::download_plan::temp_file_name(7));
+        let ours = dir.join(replicate_protocol::download::temp_file_name(7));
         let other_pid = std::process::id().wrapping_add(1);
         let theirs = dir.join(format!(".replicate-download-{other_pid}-7.part"));
         let output = dir.join("out-0.png");

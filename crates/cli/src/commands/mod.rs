@@ -280,9 +280,10 @@ struct Watched<'a> {
 }
 
 impl Flow for Watched<'_> {
+    type Item = std::convert::Infallible;
     type Output = Result<Prediction, Error>;
 
-    fn poll(&mut self, now: Instant) -> Step<Self::Output> {
+    fn poll(&mut self, now: Instant) -> Step<Self::Item, Self::Output> {
         self.wait.poll(now)
     }
 

@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 
 use super::models::Model;
 use super::{segment, with_cursor};
-use crate::endpoint::{Endpoint, Page, parse_json};
+use crate::endpoint::{Endpoint, parse_json};
+use crate::pagination::Page;
 use crate::{Config, Error};
 
 /// A collection as listed by `GET /v1/collections` (without its models).

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 
 use super::account::Account;
 use super::{json_body, segment, with_cursor};
-use crate::endpoint::{Endpoint, Page, RetryClass, parse_empty, parse_json};
+use crate::endpoint::{Endpoint, RetryClass, parse_empty, parse_json};
+use crate::pagination::Page;
 use crate::{Config, Error};
 
 /// A deployment: a model version on dedicated, autoscaled hardware.

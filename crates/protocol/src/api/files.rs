@@ -9,9 +9,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::{segment, set_accept, with_cursor};
-use crate::endpoint::{
-    Endpoint, Page, RetryClass, check_status, parse_empty, parse_json, push_query,
-};
+use crate::endpoint::{Endpoint, RetryClass, check_status, parse_empty, parse_json, push_query};
+use crate::pagination::Page;
 use crate::{Config, Error};
 
 /// A file stored by the API (`POST /v1/files` and friends).
@@ -332,6 +331,9 @@ impl Endpoint for CreateFile {
     }
     fn parse<B: AsRef<[u8]>>(&self, resp: Response<B>) -> Result<FileObject, Error> {
         parse_json(&resp)
+    }
+    fn long_transfer(&self) -> bool {
+        true
     }
     fn retry_class(&self) -> RetryClass {
         RetryClass::CreateOnce

@@ -46,7 +46,7 @@ use crate::endpoint::checked_id;
 /// Implements [`crate::Paginated`] for a list endpoint with a `cursor: Option<String>` field.
 macro_rules! paginated {
     ($ty:ty, $item:ty) => {
-        impl $crate::endpoint::Paginated for $ty {
+        impl $crate::pagination::Paginated for $ty {
             type Item = $item;
             fn with_cursor(&self, cursor: Option<String>) -> Self {
                 let mut next = self.clone();
@@ -66,6 +66,7 @@ pub mod deployments;
 pub mod files;
 pub mod hardware;
 pub mod models;
+pub mod predictions;
 pub mod search;
 pub mod trainings;
 pub mod webhooks;

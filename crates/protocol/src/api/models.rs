@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::{json_body, segment, set_accept, with_cursor};
-use crate::endpoint::{Endpoint, Page, RetryClass, check_status, parse_empty, parse_json};
+use crate::endpoint::{Endpoint, RetryClass, check_status, parse_empty, parse_json};
+use crate::pagination::Page;
 use crate::{Config, Error, Prediction};
 
 /// A model (`GET /v1/models/{owner}/{name}` and every list of models).

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use super::models::Model;
 use super::with_cursor;
-use crate::endpoint::{Endpoint, Page, parse_json, push_query};
+use crate::endpoint::{Endpoint, parse_json, push_query};
+use crate::pagination::Page;
 use crate::{Config, Error};
 
 /// `QUERY /v1/models`: public models matching a text, one page at a time.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{json_body, segment, with_cursor};
-use crate::endpoint::{Endpoint, Page, RetryClass, parse_json};
+use crate::endpoint::{Endpoint, RetryClass, parse_json};
+use crate::pagination::Page;
 use crate::{Config, Error, ModelRef, Prediction, WebhookEvent};
 
 /// A training.
@@ -108,7 +109,7 @@ impl CreateTraining {
 
     /// Sets one input field.
     pub fn input_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        crate::create::insert_field(&mut self.input, key.into(), value.into());
+        crate::api::predictions::insert_field(&mut self.input, key.into(), value.into());
         self
     }
 

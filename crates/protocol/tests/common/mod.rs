@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use replicate_protocol::{Config, Flow, Step};
+use replicate_protocol::{BodyRead, Config, Flow, Step};
 use serde_json::Value;
 
 /// The proxy base URL of the seed guide.
@@ -168,24 +168,50 @@ pub struct Trace<T> {
 }
 
 /// Drives a flow with a made-up clock that jumps to each sleep instant, answering each request
-/// with the next reply of `replies` (panics when the script runs out).
+/// with the next reply of `replies` (panics when the script runs out). A streamed answer is
+/// handed over as its head, its body in one chunk, and its end; yielded items are collected.
 pub fn drive<F: Flow>(flow: &mut F, start: Instant, replies: Vec<Reply>) -> Trace<F::Output> {
+    drive_collect(flow, start, replies).0
+}
+
+/// [`drive`], also returning the items the flow yielded.
+pub fn drive_collect<F: Flow>(
+    flow: &mut F,
+    start: Instant,
+    replies: Vec<Reply>,
+) -> (Trace<F::Output>, Vec<F::Item>) {
     let mut replies = replies.into_iter();
     let mut now = start;
     let mut sent = Vec::new();
     let mut sleeps = Vec::new();
+    let mut items = Vec::new();
+    let mut body: Option<Option<Vec<u8>>> = None;
     for _ in 0..10_000 {
-        match flow.poll(now) {
+        let step = flow.poll(now);
+        if !matches!(step, Step::Receive | Step::Yield(_)) {
+            body = None;
+        }
+        match step {
             Step::Send(out) => {
+                let streamed = matches!(out.read, BodyRead::Streamed);
                 let request = out.request;
                 sent.push((now, request));
                 match replies.next() {
+                    Some(Reply::Http(r)) if streamed => {
+                        let (parts, b) = r.into_parts();
+                        flow.handle_head(parts.status, &parts.headers, now);
+                        body = Some(Some(b));
+                    }
                     Some(Reply::Http(r)) => flow.handle_response(r, now),
                     Some(Reply::Fail(e)) => flow.handle_error(e, now),
                     None => panic!("script ran out after {} requests", sent.len()),
                 }
             }
-            Step::Sleep(until) => {
+            Step::Receive => match body.as_mut().and_then(Option::take) {
+                Some(b) if !b.is_empty() => flow.handle_chunk(&b, now),
+                _ => flow.handle_end(now),
+            },
+            Step::Sleep { until, .. } => {
                 assert!(
                     until > now,
                     "sleep to the past or present: {until:?} <= {now:?}"
@@ -193,17 +219,21 @@ pub fn drive<F: Flow>(flow: &mut F, start: Instant, replies: Vec<Reply>) -> Trac
                 sleeps.push(until);
                 now = until;
             }
+            Step::Yield(item) => items.push(item),
             Step::Done(result) => {
                 assert!(
                     replies.next().is_none(),
                     "unused replies left in the script"
                 );
-                return Trace {
-                    sent,
-                    sleeps,
-                    result,
-                    end: now,
-                };
+                return (
+                    Trace {
+                        sent,
+                        sleeps,
+                        result,
+                        end: now,
+                    },
+                    items,
+                );
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Creating predictions: targets, options, and the request that carries them.
+//! The prediction endpoints: creating one (targets, options, and the request that carries them),
+//! getting, canceling and listing them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,8 +9,13 @@ use http::Method;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use http::{Request, Response};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use crate::config::encode_segment;
-use crate::endpoint::{Endpoint, RetryClass, parse_json};
+use crate::endpoint::{Endpoint, RetryClass, checked_id, parse_json, push_query};
+use crate::pagination::{Page, Paginated};
 use crate::{Config, Error, ModelRef, Prediction, is_version_id};
 
 /// What a create runs against.
@@ -413,5 +419,111 @@ pub(crate) fn insert_field(input: &mut Value, key: String, value: Value) {
     }
     if let Value::Object(map) = input {
         map.insert(key, value);
+    }
+}
+
+/// `GET /v1/predictions/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetPrediction {
+    /// The prediction id.
+    pub id: String,
+}
+
+impl GetPrediction {
+    /// Gets a prediction by id.
+    pub fn new(id: impl Into<String>) -> Self {
+        GetPrediction { id: id.into() }
+    }
+}
+
+impl Endpoint for GetPrediction {
+    type Output = Prediction;
+    fn request(&self, cfg: &Config) -> Result<Request<Vec<u8>>, Error> {
+        let path = format!("/predictions/{}", checked_id(&self.id)?);
+        cfg.request(Method::GET, &path, None)
+    }
+    fn parse<B: AsRef<[u8]>>(&self, resp: Response<B>) -> Result<Prediction, Error> {
+        parse_json(&resp)
+    }
+}
+
+/// `POST /v1/predictions/{id}/cancel`. Canceling twice is harmless, so it is retried like a GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelPrediction {
+    /// The prediction id.
+    pub id: String,
+}
+
+impl CancelPrediction {
+    /// Cancels a prediction by id.
+    pub fn new(id: impl Into<String>) -> Self {
+        CancelPrediction { id: id.into() }
+    }
+}
+
+impl Endpoint for CancelPrediction {
+    type Output = Prediction;
+    fn request(&self, cfg: &Config) -> Result<Request<Vec<u8>>, Error> {
+        let path = format!("/predictions/{}/cancel", checked_id(&self.id)?);
+        cfg.request(Method::POST, &path, None)
+    }
+    fn parse<B: AsRef<[u8]>>(&self, resp: Response<B>) -> Result<Prediction, Error> {
+        parse_json(&resp)
+    }
+}
+
+/// `GET /v1/predictions`: your predictions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPredictions {
+    /// The page cursor (from a previous page's `next`).
+    pub cursor: Option<String>,
+    /// Only predictions created at or after this time.
+    pub created_after: Option<OffsetDateTime>,
+    /// Only predictions created before this time.
+    pub created_before: Option<OffsetDateTime>,
+}
+
+impl ListPredictions {
+    /// The first page of every prediction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Endpoint for ListPredictions {
+    type Output = Page<Prediction>;
+    fn request(&self, cfg: &Config) -> Result<Request<Vec<u8>>, Error> {
+        let mut path = "/predictions".to_owned();
+        if let Some(c) = &self.cursor {
+            push_query(&mut path, "cursor", c);
+        }
+        for (key, t) in [
+            ("created_after", self.created_after),
+            ("created_before", self.created_before),
+        ] {
+            if let Some(t) = t {
+                let s = t
+                    .format(&Rfc3339)
+                    .map_err(|e| Error::InvalidInput(format!("{key}: {e}")))?;
+                push_query(&mut path, key, &s);
+            }
+        }
+        cfg.request(Method::GET, &path, None)
+    }
+    fn parse<B: AsRef<[u8]>>(&self, resp: Response<B>) -> Result<Page<Prediction>, Error> {
+        parse_json(&resp)
+    }
+}
+
+impl Paginated for ListPredictions {
+    type Item = Prediction;
+    fn with_cursor(&self, cursor: Option<String>) -> Self {
+        ListPredictions {
+            cursor,
+            ..self.clone()
+        }
+    }
+    fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
     }
 }

@@ -1,0 +1,369 @@
+//! The one loop that drives every flow: send, receive, sleep, hand out items (see
+//! [`replicate_protocol::flow`] for the rule it follows).
+
+use std::io::Read;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::time::Instant;
+
+use replicate_protocol::config::loggable_url;
+use replicate_protocol::flow::{BodyRead, Outgoing, SleepReason, Timeout, check_announced_length};
+use replicate_protocol::sse::ReplicateEvent;
+use replicate_protocol::{Error, Flow, Pager, Step, StreamSession, TransportError};
+
+use crate::{Client, classify, classify_io};
+
+/// Bytes asked for per read of a streamed body.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The target of this crate's log events (the crate's name, whatever module emits them).
+const LOG_TARGET: &str = "replicate_ureq";
+
+/// What a driver hands back.
+pub(crate) enum Event<Y, T> {
+    /// An item the flow yielded.
+    Item(Y),
+    /// The flow is over.
+    Done(T),
+    /// The owner of the stop signal is gone: the flow was abandoned.
+    Stopped,
+}
+
+/// A flow and the connection it may have open.
+pub(crate) struct Driver<F: Flow> {
+    client: Client,
+    flow: F,
+    body: Option<ureq::BodyReader<'static>>,
+    buf: Vec<u8>,
+    /// Ends the flow when its sender is dropped (a stream watcher).
+    stop: Option<Receiver<()>>,
+    watch: Option<Watch>,
+}
+
+/// A thread following a stream for a flow that sleeps.
+struct Watch {
+    /// Signalled when the stream said `done` (or gave up).
+    done: Receiver<()>,
+    /// Dropped with the driver, which stops the thread.
+    _stop: mpsc::Sender<()>,
+}
+
+impl<F: Flow> Driver<F> {
+    pub(crate) fn new(client: Client, flow: F) -> Self {
+        Driver {
+            client,
+            flow,
+            body: None,
+            buf: Vec::new(),
+            stop: None,
+            watch: None,
+        }
+    }
+
+    pub(crate) fn flow(&self) -> &F {
+        &self.flow
+    }
+
+    /// Drives the flow to its end, dropping its items.
+    pub(crate) fn finish(mut self) -> F::Output {
+        loop {
+            if let Event::Done(output) = self.next_event() {
+                return output;
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|rx| matches!(rx.try_recv(), Err(TryRecvError::Disconnected)))
+    }
+
+    /// Drives the flow until it yields an item or ends.
+    pub(crate) fn next_event(&mut self) -> Event<F::Item, F::Output> {
+        loop {
+            if self.stopped() {
+                self.body = None;
+                return Event::Stopped;
+            }
+            let step = self.flow.poll(Instant::now());
+            if !matches!(step, Step::Receive | Step::Yield(_)) {
+                // The rule: a body stays open only while the flow reads it or yields.
+                self.body = None;
+            }
+            match step {
+                Step::Send(out) => self.send(out),
+                Step::Receive => self.receive(),
+                Step::Sleep { until, reason } => self.sleep(until, reason),
+                Step::Yield(item) => return Event::Item(item),
+                Step::Done(output) => return Event::Done(output),
+            }
+        }
+    }
+
+    fn send(&mut self, out: Outgoing) {
+        let method = out.request.method().clone();
+        let url = loggable_url(&out.request.uri().to_string());
+        let authorized = out
+            .request
+            .headers()
+            .contains_key(http::header::AUTHORIZATION);
+        tracing::debug!(target: LOG_TARGET, %method, %url, authorized, timeout = ?out.timeout, "replicate: sending request");
+        let read = out.read;
+        let result = self.client.transmit(out);
+        let now = Instant::now();
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::debug!(target: LOG_TARGET, %method, %url, kind = ?e.kind, error = %e.message, "replicate: request failed");
+                return self.flow.handle_error(e, now);
+            }
+        };
+        tracing::debug!(target: LOG_TARGET, %method, %url, status = response.status().as_u16(), "replicate: response");
+        let (parts, body) = response.into_parts();
+        match read {
+            BodyRead::Buffered { max_bytes } => match read_all(&parts.headers, body, max_bytes) {
+                Ok(bytes) => self
+                    .flow
+                    .handle_response(http::Response::from_parts(parts, bytes), Instant::now()),
+                Err(e) => self.flow.handle_error(e, Instant::now()),
+            },
+            BodyRead::Streamed => {
+                self.flow.handle_head(parts.status, &parts.headers, now);
+                self.body = Some(body.into_reader());
+            }
+        }
+    }
+
+    fn receive(&mut self) {
+        let Some(body) = self.body.as_mut() else {
+            return self.flow.handle_end(Instant::now());
+        };
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_CHUNK];
+        }
+        let read = loop {
+            match body.read(&mut self.buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        let now = Instant::now();
+        match read {
+            Ok(0) => {
+                self.body = None;
+                self.flow.handle_end(now);
+            }
+            Ok(n) => self
+                .flow
+                .handle_chunk(self.buf.get(..n).unwrap_or_default(), now),
+            Err(e) => {
+                self.body = None;
+                let e = classify_io(e);
+                tracing::debug!(target: LOG_TARGET, kind = ?e.kind, error = %e.message, "replicate: body read failed");
+                self.flow.handle_error(e, now);
+            }
+        }
+    }
+
+    fn sleep(&mut self, until: Instant, reason: SleepReason) {
+        let delay = until.saturating_duration_since(Instant::now());
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        match reason {
+            SleepReason::Poll => {
+                tracing::trace!(target: LOG_TARGET, delay_ms = millis, "replicate: waiting before the next poll")
+            }
+            SleepReason::Retry => {
+                tracing::debug!(target: LOG_TARGET, delay_ms = millis, "replicate: retrying after a failure")
+            }
+            SleepReason::Reconnect => tracing::debug!(target: LOG_TARGET,
+                delay_ms = millis,
+                "replicate: reconnecting the event stream"
+            ),
+        }
+        if self.watch.is_none()
+            && reason == SleepReason::Poll
+            && self.client.inner.settings.follow_stream
+            && let Some(url) = self.flow.stream_hint()
+        {
+            self.watch = Some(self.client.watch(url));
+        }
+        let wait = until.saturating_duration_since(Instant::now());
+        if let Some(watch) = &self.watch {
+            if watch.done.recv_timeout(wait).is_ok() {
+                self.flow.wake();
+            }
+        } else if let Some(stop) = &self.stop {
+            // Returns early when the stop signal's sender is dropped.
+            let _ = stop.recv_timeout(wait);
+        } else {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+impl Client {
+    /// Sends a request without following redirects, under the timeout the flow chose.
+    fn transmit(&self, out: Outgoing) -> Result<http::Response<ureq::Body>, TransportError> {
+        use ureq::RequestExt;
+        let request = out.request.with_agent(&self.inner.agent);
+        let configured = match out.timeout {
+            // The agent applies it already: configuring it again costs system calls.
+            Timeout::Total(t) if self.inner.agent_timeout == Some(t) => {
+                return request.run().map_err(classify);
+            }
+            Timeout::Total(t) => request.configure().timeout_global(Some(t)),
+            Timeout::Idle(t) => request
+                .configure()
+                .timeout_global(None)
+                .timeout_per_call(None)
+                .timeout_send_body(None)
+                .timeout_recv_body(None)
+                .timeout_recv_response(Some(t))
+                .timeout_per_read(Some(t))
+                .timeout_per_write(Some(t)),
+        };
+        configured
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .allow_non_standard_methods(true)
+            .run()
+            .map_err(classify)
+    }
+
+    /// Starts a thread following the stream at `url` until `done`, a failure, or the returned
+    /// watch is dropped.
+    fn watch(&self, url: &str) -> Watch {
+        let (done_tx, done) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let session = StreamSession::new(self.config(), url, self.inner.settings.stream.clone());
+        let client = self.clone();
+        std::thread::spawn(move || {
+            if let Ok(session) = session {
+                let mut driver = Driver::new(client, session);
+                driver.stop = Some(stop_rx);
+                while let Event::Item(event) = driver.next_event() {
+                    if matches!(event, ReplicateEvent::Done(_)) {
+                        break;
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        });
+        Watch {
+            done,
+            _stop: stop_tx,
+        }
+    }
+}
+
+/// Reads a whole body of at most `max_bytes`: refused from its head when it announces more,
+/// else at the read that crosses the cap.
+fn read_all(
+    headers: &http::HeaderMap,
+    mut body: ureq::Body,
+    max_bytes: u64,
+) -> Result<Vec<u8>, TransportError> {
+    check_announced_length(headers, max_bytes)?;
+    body.with_config()
+        .limit(max_bytes)
+        .read_to_vec()
+        .map_err(classify)
+}
+
+/// The items a flow yields, as an iterator that drives it: [`Pages`] of a list,
+/// [`EventStream`] of a prediction's events. An `Err` is the last item: what ended the flow.
+/// Dropping it closes any connection it holds.
+pub struct Items<F: Flow> {
+    driver: Driver<F>,
+    /// An item read ahead by [`Items::start`].
+    pending: Option<F::Item>,
+    fused: bool,
+}
+
+/// Every item of a paginated list; pages are fetched as the iterator advances, each request
+/// going to the configured base URL with only the cursor of the previous page.
+pub type Pages<P> = Items<Pager<P>>;
+
+/// The events of a prediction stream, read as the iterator advances (see [`Client::stream`]).
+///
+/// Items are [`ReplicateEvent`]s, `done` included (with its reason), then the iterator ends.
+/// An `Err` is the last item: an `error` event ([`Error::PredictionStreamError`]), a gone stream
+/// (see [`replicate_protocol::stream::is_stream_gone`]), or reconnection attempts exhausted.
+pub type EventStream = Items<StreamSession>;
+
+impl<F: Flow<Output = Result<(), Error>>> Items<F> {
+    pub(crate) fn new(driver: Driver<F>) -> Self {
+        Items {
+            driver,
+            pending: None,
+            fused: false,
+        }
+    }
+
+    /// The flow being driven (a stream session's last event id, a pager's page count...).
+    pub fn flow(&self) -> &F {
+        self.driver.flow()
+    }
+
+    /// Drives the flow until its first item is ready or a body is open, so that a failure to
+    /// start (a refused stream) is an error here rather than the first item.
+    pub(crate) fn start(mut self) -> Result<Self, Error> {
+        // Items yielded while starting are not lost: they are put back in front.
+        match self.driver.next_event() {
+            Event::Item(item) => {
+                self.pending = Some(item);
+                Ok(self)
+            }
+            Event::Done(Ok(())) | Event::Stopped => {
+                self.fused = true;
+                Ok(self)
+            }
+            Event::Done(Err(e)) => Err(e),
+        }
+    }
+}
+
+impl EventStream {
+    /// The session: its last event id, reconnection count, ...
+    pub fn session(&self) -> &StreamSession {
+        self.flow()
+    }
+
+    /// The id of the last event received.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.flow().last_event_id()
+    }
+}
+
+impl<F: Flow<Output = Result<(), Error>>> Iterator for Items<F> {
+    type Item = Result<F::Item, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(item) = self.pending.take() {
+            return Some(Ok(item));
+        }
+        if self.fused {
+            return None;
+        }
+        match self.driver.next_event() {
+            Event::Item(item) => Some(Ok(item)),
+            Event::Done(result) => {
+                self.fused = true;
+                result.err().map(Err)
+            }
+            Event::Stopped => {
+                self.fused = true;
+                None
+            }
+        }
+    }
+}
+
+impl<F: Flow + std::fmt::Debug> std::fmt::Debug for Items<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Items")
+            .field("flow", self.driver.flow())
+            .field("open", &self.driver.body.is_some())
+            .finish_non_exhaustive()
+    }
+}
