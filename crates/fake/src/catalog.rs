@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{check_keys, json_object, known_sku, optional_string, page_resp, required_string};
+use crate::account::known_sku;
+use crate::body::{check_keys, json_object, optional_string, required_string, valid_slug};
 use crate::http::Resp;
+use crate::pagination::page_resp;
+use crate::request::Req;
 use crate::script::{ModelScript, Outcome, Output};
-use crate::server::Req;
 use crate::state::{Shared, State, Terminal, VersionRec, lock};
 use crate::util;
 
@@ -188,16 +190,6 @@ pub(crate) fn list_models(shared: &Arc<Shared>, req: &Req) -> Resp {
         &keep,
         |it| render_model(&st, &it.1),
     )
-}
-
-/// Whether a name part is a valid slug: lowercase letters, digits, `-`, `_` and `.`.
-pub(crate) fn valid_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 100
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-        })
-        && !s.starts_with('.')
 }
 
 /// `POST /v1/models`.

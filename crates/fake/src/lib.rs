@@ -126,8 +126,10 @@
 //! with [`FakeServer`] and a blocking client, use a multi-thread runtime and keep the blocking
 //! calls off the runtime's threads.
 
+mod account;
 mod api;
 mod assets;
+mod body;
 mod catalog;
 mod deployments;
 mod fault;
@@ -135,11 +137,17 @@ mod files;
 mod http;
 mod multipart;
 mod options;
+mod origin;
+mod pagination;
+mod predictions;
 mod record;
+mod request;
+mod routing;
 mod script;
 mod server;
 mod state;
 mod trainings;
+mod uploads;
 mod util;
 mod webhook;
 
@@ -158,7 +166,8 @@ pub use crate::options::{
     DEFAULT_MAX_RECORDED_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_REQUEST_LOG_CAPACITY,
     DEFAULT_TOKEN, DEFAULT_WEBHOOK_SECRET, Options, RateLimit,
 };
-pub use crate::record::{Origin, RecordedRequest, WebhookDelivery};
+pub use crate::origin::Origin;
+pub use crate::record::{RecordedRequest, WebhookDelivery};
 pub use crate::script::{
     BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MULTILINE_TOKENS, ModelScript, Outcome, Output, Span,
     TEXT_TOKENS, builtin_script,

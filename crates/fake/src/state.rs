@@ -10,7 +10,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::fault::{Fault, FaultRule};
 use crate::options::Options;
-use crate::record::{Origin, RecordedRequest, WebhookDelivery};
+use crate::origin::Origin;
+use crate::record::{RecordedRequest, WebhookDelivery};
 use crate::script::{BUILTIN_MODELS, ModelScript, Outcome, Output, builtin_script};
 use crate::util;
 
