@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::http::Resp;
 use crate::request::Req;
+use crate::script::MAX_NUM_OUTPUTS;
 
 /// The webhook events a body may name in `webhook_events_filter`.
 pub(crate) const EVENTS: [&str; 4] = ["start", "output", "logs", "completed"];
@@ -187,4 +188,30 @@ pub(crate) fn valid_slug(s: &str) -> bool {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
         })
         && !s.starts_with('.')
+}
+
+/// The input `num_outputs` of an image model ([`Output::Urls`](crate::Output::Urls)): `None`
+/// when absent or `null`, else an integer from 1 to [`MAX_NUM_OUTPUTS`]; anything else is
+/// reported in `errs`.
+pub(crate) fn num_outputs(input: Option<&Value>, errs: &mut Vec<String>) -> Option<usize> {
+    const KEY: &str = "input.num_outputs";
+    match input.and_then(|i| i.get("num_outputs")) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_u64().and_then(|v| usize::try_from(v).ok()) {
+            Some(v) if (1..=MAX_NUM_OUTPUTS).contains(&v) => Some(v),
+            _ => {
+                errs.push(format!(
+                    "{KEY}: Must be an integer from 1 to {MAX_NUM_OUTPUTS}"
+                ));
+                None
+            }
+        },
+        Some(other) => {
+            errs.push(format!(
+                "{KEY}: Invalid type. Expected: integer, given: {}",
+                type_name(other)
+            ));
+            None
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::body::{check_keys, json_object, optional_string, required_string, val
 use crate::http::Resp;
 use crate::pagination::page_resp;
 use crate::request::Req;
-use crate::script::{ModelScript, Outcome, Output};
+use crate::script::{MAX_NUM_OUTPUTS, ModelScript, Outcome, Output};
 use crate::state::{Shared, State, Terminal, VersionRec, lock};
 use crate::util;
 
@@ -37,6 +37,33 @@ fn output_schema(script: &ModelScript) -> Value {
     }
 }
 
+fn input_schema(script: &ModelScript) -> Value {
+    let mut props = Map::new();
+    props.insert(
+        "prompt".into(),
+        json!({
+            "type": "string", "title": "Prompt", "x-order": 0,
+            "description": "Input prompt"
+        }),
+    );
+    if let Outcome::Succeed(Output::Urls(n)) = &script.outcome {
+        props.insert(
+            "num_outputs".into(),
+            json!({
+                "type": "integer", "title": "Num Outputs", "x-order": 1,
+                "description": "Number of outputs to generate",
+                "minimum": 1, "maximum": MAX_NUM_OUTPUTS, "default": n
+            }),
+        );
+    }
+    json!({
+        "type": "object",
+        "title": "Input",
+        "required": ["prompt"],
+        "properties": props,
+    })
+}
+
 /// A version object.
 pub(crate) fn version_json(script: &ModelScript, v: &VersionRec) -> Value {
     json!({
@@ -48,15 +75,7 @@ pub(crate) fn version_json(script: &ModelScript, v: &VersionRec) -> Value {
             "info": {"title": "Cog", "version": "0.1.0"},
             "paths": {},
             "components": {"schemas": {
-                "Input": {
-                    "type": "object",
-                    "title": "Input",
-                    "required": ["prompt"],
-                    "properties": {"prompt": {
-                        "type": "string", "title": "Prompt", "x-order": 0,
-                        "description": "Input prompt"
-                    }}
-                },
+                "Input": input_schema(script),
                 "Output": output_schema(script),
             }}
         }

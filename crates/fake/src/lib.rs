@@ -98,14 +98,14 @@
 //!
 //! | model | behaviour |
 //! |---|---|
-//! | `black-forest-labs/flux-schnell` | mimics the seed: version [`FLUX_SCHNELL_VERSION`], seed logs, output `["{files}/xezq/<token>/out-0.jpg"]` (a real JPEG), streams, `metrics.image_count` |
+//! | `black-forest-labs/flux-schnell` | mimics the seed: version [`FLUX_SCHNELL_VERSION`], seed logs, output `["{files}/xezq/<token>/out-0.jpg"]` (a real JPEG; input `num_outputs` from 1 to [`MAX_NUM_OUTPUTS`] makes that many), streams, `metrics.image_count` |
 //! | `fake/fail` | fails with an error and a traceback in the logs |
 //! | `fake/cancel` | cancels itself at the end of processing |
 //! | `fake/abort` | `aborted` after starting; never starts (no `started_at`) |
 //! | `fake/text` | streams tokens [`TEXT_TOKENS`] `"Hello", " world", "!"` (partial output while processing) |
 //! | `fake/text-multiline` | streams [`MULTILINE_TOKENS`], tokens with newlines |
 //! | `fake/json` | outputs a JSON object |
-//! | `fake/urls` | outputs a list of 3 PNG URLs |
+//! | `fake/urls` | outputs a list of 3 PNG URLs (or input `num_outputs` of them) |
 //! | `fake/slow` | processes for 50 ticks |
 //! | `fake/data-uri` | outputs a `data:image/png;base64,...` URI |
 //! | `fake/unknown-status` | reports status `"quantum"` while processing, then succeeds with `"done"` |
@@ -169,8 +169,8 @@ pub use crate::options::{
 pub use crate::origin::Origin;
 pub use crate::record::{RecordedRequest, WebhookDelivery};
 pub use crate::script::{
-    BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MULTILINE_TOKENS, ModelScript, Outcome, Output, Span,
-    TEXT_TOKENS, builtin_script,
+    BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MAX_NUM_OUTPUTS, MULTILINE_TOKENS, ModelScript, Outcome,
+    Output, Span, TEXT_TOKENS, builtin_script,
 };
 pub use crate::webhook::{sign_webhook, signing_key};
 

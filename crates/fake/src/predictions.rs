@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::body::{check_keys, job_fields, json_object, required_string, type_name};
+use crate::body::{check_keys, job_fields, json_object, num_outputs, required_string, type_name};
 use crate::http::Resp;
 use crate::pagination::page_resp;
 use crate::request::Req;
@@ -152,6 +152,17 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req, target: Target) -> R
         },
     };
 
+    // The model's own input validation, once the model is known.
+    let outputs = if script.takes_num_outputs() {
+        let mut errs = Vec::new();
+        let n = num_outputs(obj.get("input"), &mut errs);
+        if !errs.is_empty() {
+            return Resp::invalid(&errs);
+        }
+        n
+    } else {
+        None
+    };
     let input = obj.get("input").cloned().unwrap_or_else(|| json!({}));
     // Build and render it before storing it: a prediction that cannot be rendered (a panic
     // here) must not be left in the state, where every later list would meet it.
@@ -166,6 +177,7 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req, target: Target) -> R
             script,
             deadline,
             webhook: webhook_url.map(|url| WebhookCfg { url, events }),
+            num_outputs: outputs,
         },
         &shared.opts,
     );

@@ -127,6 +127,7 @@ pub(crate) fn create(shared: &Arc<Shared>, req: &Req, model: &str, version: &str
                 script: train_script,
                 deadline: None,
                 webhook: webhook_url.map(|url| WebhookCfg { url, events }),
+                num_outputs: None,
             },
             &shared.opts,
         );
