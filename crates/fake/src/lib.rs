@@ -73,6 +73,11 @@
 //! [`RecordedRequest::fault`] set. [`Options::rate_limit`] throttles the whole API origin like
 //! Replicate does ([`RateLimit`]).
 //!
+//! Fault rules and failing models also have one-line text forms, which the `replicate-fake`
+//! binary and `replicate fake-server` take as `--fault METHOD:PATH_SUBSTRING:FAULT[:TIMES]` and
+//! `--fail-model OWNER/NAME[:MESSAGE]`: [`FaultRule`] and [`Fault`] implement
+//! [`FromStr`](std::str::FromStr), as does [`FailModel`]; [`SPEC_HELP`] is the grammar.
+//!
 //! # Robustness
 //!
 //! The fake is meant to face hostile clients too (security test suites):
@@ -145,6 +150,7 @@ mod request;
 mod routing;
 mod script;
 mod server;
+mod spec;
 mod state;
 mod trainings;
 mod uploads;
@@ -172,6 +178,7 @@ pub use crate::script::{
     BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MAX_NUM_OUTPUTS, MULTILINE_TOKENS, ModelScript, Outcome,
     Output, Span, TEXT_TOKENS, builtin_script,
 };
+pub use crate::spec::{DEFAULT_FAIL_MESSAGE, FailModel, SPEC_HELP, SpecError};
 pub use crate::webhook::{sign_webhook, signing_key};
 
 use crate::state::{Shared, State, lock};
