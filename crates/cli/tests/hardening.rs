@@ -389,8 +389,11 @@ fn a_failure_after_the_create_prints_the_id_and_how_to_resume() {
     // Every poll is throttled, for longer than the client waits for (`Retry-After` over its
     // `max_retry_after`): the wait gives up at once, after the create succeeded.
     server.push_fault(
-        FaultRule::new(Matcher::new("GET", "/v1/predictions/"), Fault::throttled(100_000))
-            .times(1000),
+        FaultRule::new(
+            Matcher::new("GET", "/v1/predictions/"),
+            Fault::throttled(100_000),
+        )
+        .times(1000),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cli(&server, dir.path())

@@ -28,7 +28,8 @@ Faults (--fault METHOD:PATH_SUBSTRING:FAULT[:TIMES], repeatable):
     huge=BYTES      answer 200 with a JSON body of BYTES bytes; nothing happens
     cut=BYTES       apply the request; send the headers, then only BYTES bytes of the body
     drip=MS,BYTES   apply the request; send the body BYTES bytes every MS milliseconds
-    apply-then=STATUS  apply the request, then answer STATUS instead (e.g. 502 after a create)
+    apply-then=STATUS
+                    apply the request, then answer STATUS instead (e.g. 502 after a create)
     echo[=STATUS]   answer STATUS (default 401) echoing the request's headers, token included,
                     as problem JSON (echo-html=STATUS and echo-text=STATUS: as HTML or text)
     cursor=TEXT     apply a list request; make the page's next URL carry cursor TEXT
@@ -415,7 +416,9 @@ mod tests {
 
     #[test]
     fn failing_models_read() {
-        let f: FailModel = "acme/broken:CUDA error: out of memory".parse().unwrap();
+        let f: FailModel = "acme/broken:CUDA error: out of memory"
+            .parse()
+            .expect("spec");
         assert_eq!(f.model, "acme/broken");
         assert_eq!(f.error, "CUDA error: out of memory");
         match f.script().outcome {
@@ -426,7 +429,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         for s in ["acme/broken", "acme/broken:", "acme/broken:  "] {
-            let f: FailModel = s.parse().unwrap();
+            let f: FailModel = s.parse().expect("spec");
             assert_eq!(f.model, "acme/broken");
             assert_eq!(f.error, DEFAULT_FAIL_MESSAGE);
         }
