@@ -4,7 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+#[cfg(feature = "fake")]
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use replicate_protocol::ApiToken;
 use replicate_protocol::output::DEFAULT_MAX_OUTPUT_FILES;
 
@@ -14,8 +16,11 @@ pub const DEFAULT_MAX_PAGES: usize = replicate_protocol::DEFAULT_MAX_PAGES;
 /// The longest `--timeout` accepted: a year.
 const MAX_TIMEOUT_SECS: f64 = 366.0 * 24.0 * 3600.0;
 
-/// Shown at the end of `replicate --help`.
-const AFTER_HELP: &str = "\
+/// Shown at the end of `replicate --help`, followed by `$tail`.
+macro_rules! after_help {
+    ($tail:literal) => {
+        concat!(
+            "\
 Configuration:
   --token / REPLICATE_API_TOKEN      the API token (never printed)
   --base-url / REPLICATE_BASE_URL    the API base, e.g. https://proxy.example/replicate
@@ -41,7 +46,19 @@ Exit codes:
   130  interrupted (Ctrl-C, SIGTERM); partial downloads were removed
 
 Server text (logs, errors, outputs, file names) is printed with control characters escaped,
-and the API token is never printed. `replicate demo` needs no token and no network.";
+and the API token is never printed.",
+            $tail
+        )
+    };
+}
+
+/// Shown at the end of `replicate --help`.
+#[cfg(feature = "fake")]
+const AFTER_HELP: &str = after_help!(" `replicate demo` needs no token and no network.");
+
+/// Shown at the end of `replicate --help`.
+#[cfg(not(feature = "fake"))]
+const AFTER_HELP: &str = after_help!("");
 
 /// The `replicate` command line: run Replicate models and manage predictions, files and models.
 #[derive(Debug, Parser)]
@@ -115,10 +132,14 @@ pub enum Command {
     /// Webhook helpers.
     #[command(subcommand)]
     Webhook(WebhookCommand),
-    /// Run the bundled Replicate-compatible fake server until killed.
+    /// Run the bundled Replicate-compatible fake server until killed: a local stand-in for the
+    /// API, with scripted failures and faults.
+    #[cfg(feature = "fake")]
+    #[command(after_help = replicate_fake::SPEC_HELP)]
     FakeServer(FakeServerArgs),
     /// Run the seed guide's flux-schnell example end to end on an in-process fake server (no
     /// token, no network) and write the output image.
+    #[cfg(feature = "fake")]
     Demo(DemoArgs),
 }
 
@@ -341,8 +362,21 @@ pub struct VerifyArgs {
 }
 
 /// `replicate fake-server`.
+///
+/// It serves rather than calls the API: the client options do not apply. Its `--token` is the
+/// token the server accepts (the global `--token` is not propagated here, see [`parse`]), and
+/// `--base-url` is refused.
+#[cfg(feature = "fake")]
 #[derive(Debug, Args)]
 pub struct FakeServerArgs {
+    /// The bearer token the server accepts, printed at start (default: hk-fake-token). Not
+    /// read from REPLICATE_API_TOKEN: a real token is never served nor printed.
+    #[arg(long, value_name = "TOKEN", value_parser = parse_token)]
+    pub token: Option<ApiToken>,
+    /// Refused: the server is not a client (its address is --port, printed at start). It takes
+    /// the place of the global --base-url here, so that --help does not show it.
+    #[arg(long, hide = true, value_name = "URL", value_parser = refuse_base_url)]
+    pub base_url: Option<String>,
     /// Port of the API on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -355,9 +389,20 @@ pub struct FakeServerArgs {
     /// Scheduling tick of the scripted models, in milliseconds.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub tick_ms: u64,
+    /// Make every prediction of this model fail with MESSAGE (repeatable; see below).
+    #[arg(long = "fail-model", value_name = "OWNER/NAME[:MESSAGE]")]
+    pub fail_models: Vec<replicate_fake::FailModel>,
+    /// Inject a fault into matching requests (repeatable, tried in order; see below).
+    #[arg(long = "fault", value_name = "METHOD:PATH_SUBSTRING:FAULT[:TIMES]")]
+    pub faults: Vec<replicate_fake::FaultRule>,
+    /// Throttle the API to N requests per second, like Replicate: beyond it, 429 with
+    /// Retry-After (0 throttles every request).
+    #[arg(long, value_name = "N")]
+    pub rate_limit: Option<u32>,
 }
 
 /// `replicate demo`.
+#[cfg(feature = "fake")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to write the output image.
@@ -409,6 +454,42 @@ fn parse_token(s: &str) -> Result<ApiToken, String> {
     Ok(ApiToken::new(s))
 }
 
+/// `fake-server --base-url`: always a usage error.
+#[cfg(feature = "fake")]
+fn refuse_base_url(_: &str) -> Result<String, String> {
+    Err(
+        "fake-server serves the API and calls no server: it takes no --base-url \
+         (choose its address with --port)"
+            .to_owned(),
+    )
+}
+
+/// Parses the command line (exit 2 on a usage error, 0 after `--help`).
+pub fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    from_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The arguments of parsed matches, with `fake-server`'s `--token` taken only from the command
+/// line.
+///
+/// `fake-server` defines its own `--token`, which keeps clap from adding the global one to it.
+/// But clap still copies the global one's value into it, and that value may come from
+/// `REPLICATE_API_TOKEN`: a real token, that the server would accept and print. Only a token
+/// given on the command line (after `fake-server`, or before it) is kept.
+pub fn from_matches(matches: &ArgMatches) -> Result<Cli, clap::Error> {
+    #[allow(unused_mut)]
+    let mut cli = Cli::from_arg_matches(matches)?;
+    #[cfg(feature = "fake")]
+    if let Command::FakeServer(args) = &mut cli.command
+        && let Some(sub) = matches.subcommand_matches("fake-server")
+        && sub.value_source("token") != Some(ValueSource::CommandLine)
+    {
+        args.token = None;
+    }
+    Ok(cli)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,6 +506,48 @@ mod tests {
         let debug = format!("{cli:?} {:?} {:#?}", cli.global, cli.global);
         assert!(!debug.contains(SECRET), "{debug}");
         assert!(!debug.contains("very-secret"), "{debug}");
+    }
+
+    #[cfg(feature = "fake")]
+    #[test]
+    fn fake_server_takes_its_token_from_its_command_line_only() {
+        let parse = |args: &[&str]| {
+            let m = Cli::command().try_get_matches_from(args).expect("parse");
+            match from_matches(&m).expect("arguments").command {
+                Command::FakeServer(a) => a.token.map(|t| t.expose().to_owned()),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(parse(&["replicate", "fake-server"]), None);
+        assert_eq!(
+            parse(&["replicate", "fake-server", "--token", "t1"]),
+            Some("t1".to_owned())
+        );
+        assert_eq!(
+            parse(&["replicate", "--token", "t2", "fake-server"]),
+            Some("t2".to_owned())
+        );
+        let m =
+            Cli::command().try_get_matches_from(["replicate", "fake-server", "--base-url", "x"]);
+        assert!(m.is_err());
+        let m = Cli::command().try_get_matches_from([
+            "replicate",
+            "fake-server",
+            "--fault",
+            "POST:/predictions:503:2",
+            "--fail-model",
+            "a/b:boom",
+            "--rate-limit",
+            "5",
+        ]);
+        let cli = from_matches(&m.expect("parse")).expect("arguments");
+        let Command::FakeServer(a) = cli.command else {
+            panic!("fake-server expected");
+        };
+        assert_eq!(a.faults.len(), 1);
+        assert_eq!(a.faults[0].times, 2);
+        assert_eq!(a.fail_models[0].error, "boom");
+        assert_eq!(a.rate_limit, Some(5));
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl fmt::Display for CliError {
 /// the terminal) and caps the length of one line.
 fn clean(line: &str) -> String {
     const MAX: usize = 400;
-    let line = crate::output::safe_line(line);
+    let line = crate::text::safe_line(line);
     let mut s: String = line.chars().take(MAX).collect();
     if line.chars().count() > MAX {
         s.push('…');

@@ -6,17 +6,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 mod args;
 mod commands;
 mod exit;
 mod input;
 mod output;
+mod text;
 
 fn main() -> ExitCode {
     install_panic_hook();
-    let cli = args::Cli::parse();
+    let cli = args::parse();
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(err) => {

@@ -3,9 +3,11 @@
 
 mod common;
 
+#[cfg(feature = "fake")]
 use std::io::{BufRead, BufReader};
+#[cfg(feature = "fake")]
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 use replicate_fake::{FakeHandle, ModelScript, Options};
@@ -349,9 +351,11 @@ fn webhook_verify_checks_the_signature_of_stdin() {
         .code(2);
 }
 
+#[cfg(feature = "fake")]
 /// Kills the child it holds when dropped, so a failing test leaves no server behind.
 struct KillOnDrop(std::process::Child);
 
+#[cfg(feature = "fake")]
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -359,6 +363,7 @@ impl Drop for KillOnDrop {
     }
 }
 
+#[cfg(feature = "fake")]
 #[test]
 fn fake_server_prints_its_base_url_and_token_and_serves() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -392,13 +397,14 @@ fn fake_server_prints_its_base_url_and_token_and_serves() {
     assert!(child.0.try_wait().expect("try_wait").is_none());
 }
 
+#[cfg(feature = "fake")]
 #[test]
 fn demo_runs_offline_without_a_token_and_writes_the_image() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = bare(dir.path())
         .env_remove("REPLICATE_POLL_INTERVAL_MS")
         .arg("demo")
-        .timeout(Duration::from_secs(30))
+        .timeout(std::time::Duration::from_secs(30))
         .output()
         .expect("demo");
     assert!(out.status.success(), "{}", stderr(&out));

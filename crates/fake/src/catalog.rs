@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{check_keys, json_object, known_sku, optional_string, page_resp, required_string};
+use crate::account::known_sku;
+use crate::body::{check_keys, json_object, optional_string, required_string, valid_slug};
 use crate::http::Resp;
-use crate::script::{ModelScript, Outcome, Output};
-use crate::server::Req;
+use crate::pagination::page_resp;
+use crate::request::Req;
+use crate::script::{MAX_NUM_OUTPUTS, ModelScript, Outcome, Output};
 use crate::state::{Shared, State, Terminal, VersionRec, lock};
 use crate::util;
 
@@ -35,6 +37,33 @@ fn output_schema(script: &ModelScript) -> Value {
     }
 }
 
+fn input_schema(script: &ModelScript) -> Value {
+    let mut props = Map::new();
+    props.insert(
+        "prompt".into(),
+        json!({
+            "type": "string", "title": "Prompt", "x-order": 0,
+            "description": "Input prompt"
+        }),
+    );
+    if let Outcome::Succeed(Output::Urls(n)) = &script.outcome {
+        props.insert(
+            "num_outputs".into(),
+            json!({
+                "type": "integer", "title": "Num Outputs", "x-order": 1,
+                "description": "Number of outputs to generate",
+                "minimum": 1, "maximum": MAX_NUM_OUTPUTS, "default": n
+            }),
+        );
+    }
+    json!({
+        "type": "object",
+        "title": "Input",
+        "required": ["prompt"],
+        "properties": props,
+    })
+}
+
 /// A version object.
 pub(crate) fn version_json(script: &ModelScript, v: &VersionRec) -> Value {
     json!({
@@ -46,15 +75,7 @@ pub(crate) fn version_json(script: &ModelScript, v: &VersionRec) -> Value {
             "info": {"title": "Cog", "version": "0.1.0"},
             "paths": {},
             "components": {"schemas": {
-                "Input": {
-                    "type": "object",
-                    "title": "Input",
-                    "required": ["prompt"],
-                    "properties": {"prompt": {
-                        "type": "string", "title": "Prompt", "x-order": 0,
-                        "description": "Input prompt"
-                    }}
-                },
+                "Input": input_schema(script),
                 "Output": output_schema(script),
             }}
         }
@@ -188,16 +209,6 @@ pub(crate) fn list_models(shared: &Arc<Shared>, req: &Req) -> Resp {
         &keep,
         |it| render_model(&st, &it.1),
     )
-}
-
-/// Whether a name part is a valid slug: lowercase letters, digits, `-`, `_` and `.`.
-pub(crate) fn valid_slug(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 100
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
-        })
-        && !s.starts_with('.')
 }
 
 /// `POST /v1/models`.

@@ -1,18 +1,16 @@
 //! Deployments: list, create, get, update and delete. Predictions through a deployment are in
-//! [`crate::api`].
+//! `predictions.rs`.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{
-    ACCOUNT, account_json, check_keys, json_object, known_sku, optional_int, page_resp,
-    required_string,
-};
-use crate::catalog::valid_slug;
+use crate::account::{ACCOUNT, account_json, known_sku};
+use crate::body::{check_keys, json_object, optional_int, required_string, valid_slug};
 use crate::http::Resp;
-use crate::server::Req;
+use crate::pagination::page_resp;
+use crate::request::Req;
 use crate::state::{DeploymentRec, Shared, State, lock};
 use crate::util;
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::record::Origin;
+use crate::origin::Origin;
 
 /// A `Retry-After` value sent with a [`Fault::Status`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

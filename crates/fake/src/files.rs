@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::assets;
 use crate::http::{Resp, RespBody};
-use crate::server::{Req, until_shutdown};
+use crate::request::{Req, until_shutdown};
 use crate::state::{Pred, Shared, Terminal, lock};
 use crate::util;
 

@@ -73,6 +73,11 @@
 //! [`RecordedRequest::fault`] set. [`Options::rate_limit`] throttles the whole API origin like
 //! Replicate does ([`RateLimit`]).
 //!
+//! Fault rules and failing models also have one-line text forms, which the `replicate-fake`
+//! binary and `replicate fake-server` take as `--fault METHOD:PATH_SUBSTRING:FAULT[:TIMES]` and
+//! `--fail-model OWNER/NAME[:MESSAGE]`: [`FaultRule`] and [`Fault`] implement
+//! [`FromStr`](std::str::FromStr), as does [`FailModel`]; [`SPEC_HELP`] is the grammar.
+//!
 //! # Robustness
 //!
 //! The fake is meant to face hostile clients too (security test suites):
@@ -98,14 +103,14 @@
 //!
 //! | model | behaviour |
 //! |---|---|
-//! | `black-forest-labs/flux-schnell` | mimics the seed: version [`FLUX_SCHNELL_VERSION`], seed logs, output `["{files}/xezq/<token>/out-0.jpg"]` (a real JPEG), streams, `metrics.image_count` |
+//! | `black-forest-labs/flux-schnell` | mimics the seed: version [`FLUX_SCHNELL_VERSION`], seed logs, output `["{files}/xezq/<token>/out-0.jpg"]` (a real JPEG; input `num_outputs` from 1 to [`MAX_NUM_OUTPUTS`] makes that many), streams, `metrics.image_count` |
 //! | `fake/fail` | fails with an error and a traceback in the logs |
 //! | `fake/cancel` | cancels itself at the end of processing |
 //! | `fake/abort` | `aborted` after starting; never starts (no `started_at`) |
 //! | `fake/text` | streams tokens [`TEXT_TOKENS`] `"Hello", " world", "!"` (partial output while processing) |
 //! | `fake/text-multiline` | streams [`MULTILINE_TOKENS`], tokens with newlines |
 //! | `fake/json` | outputs a JSON object |
-//! | `fake/urls` | outputs a list of 3 PNG URLs |
+//! | `fake/urls` | outputs a list of 3 PNG URLs (or input `num_outputs` of them) |
 //! | `fake/slow` | processes for 50 ticks |
 //! | `fake/data-uri` | outputs a `data:image/png;base64,...` URI |
 //! | `fake/unknown-status` | reports status `"quantum"` while processing, then succeeds with `"done"` |
@@ -126,8 +131,10 @@
 //! with [`FakeServer`] and a blocking client, use a multi-thread runtime and keep the blocking
 //! calls off the runtime's threads.
 
+mod account;
 mod api;
 mod assets;
+mod body;
 mod catalog;
 mod deployments;
 mod fault;
@@ -135,11 +142,18 @@ mod files;
 mod http;
 mod multipart;
 mod options;
+mod origin;
+mod pagination;
+mod predictions;
 mod record;
+mod request;
+mod routing;
 mod script;
 mod server;
+mod spec;
 mod state;
 mod trainings;
+mod uploads;
 mod util;
 mod webhook;
 
@@ -158,11 +172,13 @@ pub use crate::options::{
     DEFAULT_MAX_RECORDED_BODY_BYTES, DEFAULT_MAX_REQUEST_BODY_BYTES, DEFAULT_REQUEST_LOG_CAPACITY,
     DEFAULT_TOKEN, DEFAULT_WEBHOOK_SECRET, Options, RateLimit,
 };
-pub use crate::record::{Origin, RecordedRequest, WebhookDelivery};
+pub use crate::origin::Origin;
+pub use crate::record::{RecordedRequest, WebhookDelivery};
 pub use crate::script::{
-    BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MULTILINE_TOKENS, ModelScript, Outcome, Output, Span,
-    TEXT_TOKENS, builtin_script,
+    BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MAX_NUM_OUTPUTS, MULTILINE_TOKENS, ModelScript, Outcome,
+    Output, Span, TEXT_TOKENS, builtin_script,
 };
+pub use crate::spec::{DEFAULT_FAIL_MESSAGE, FailModel, SPEC_HELP, SpecError};
 pub use crate::webhook::{sign_webhook, signing_key};
 
 use crate::state::{Shared, State, lock};

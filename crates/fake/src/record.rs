@@ -1,27 +1,7 @@
 //! Records of what the server received and sent.
 
-use std::fmt;
-
 use crate::fault::Fault;
-
-/// Which of the fake's two origins a request arrived on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Origin {
-    /// The API origin (`base_url`), serving `/v1/...` and `{prefix}/v1/...`.
-    Api,
-    /// The files and streams origin (`files_base_url`, `stream_base_url`), like
-    /// `replicate.delivery` and `stream.replicate.com`.
-    Files,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Origin::Api => "api",
-            Origin::Files => "files",
-        })
-    }
-}
+use crate::origin::Origin;
 
 /// A request as the fake received it.
 #[derive(Clone, Debug, PartialEq)]

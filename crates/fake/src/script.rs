@@ -27,9 +27,18 @@ impl Span {
 /// What a successful prediction outputs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// One URL string to a small image on the files origin.
+    /// One URL string to a small image on the files origin (the input `num_outputs` is
+    /// ignored; see [`Urls`](Output::Urls)).
     Url,
-    /// A list of this many URLs to small images on the files origin.
+    /// A list of URLs to small images on the files origin: this many by default.
+    ///
+    /// Like a real image model, a prediction's input `num_outputs` chooses how many: an integer
+    /// from 1 to [`MAX_NUM_OUTPUTS`]. Any other value (a string, a decimal, 0, 11, ...) makes the
+    /// create fail with `422 Input validation failed`
+    /// (`- input.num_outputs: Must be an integer from 1 to 10`), as Replicate answers input that
+    /// does not match the model's schema. `null` counts as absent. The versions of such a model
+    /// list `num_outputs` in their input schema, and a `metrics.image_count` of the script
+    /// reports the number of files made.
     Urls(usize),
     /// This JSON value, as is.
     Json(Value),
@@ -232,6 +241,11 @@ impl ModelScript {
             .unwrap_or(matches!(self.outcome, Outcome::Succeed(Output::Text(_))))
     }
 
+    /// Whether the model honours the input `num_outputs` (its output is [`Output::Urls`]).
+    pub(crate) fn takes_num_outputs(&self) -> bool {
+        matches!(self.outcome, Outcome::Succeed(Output::Urls(_)))
+    }
+
     /// All log lines, including a failure's extra lines.
     pub(crate) fn all_logs(&self) -> Vec<String> {
         let mut v = self.logs.clone();
@@ -241,6 +255,9 @@ impl ModelScript {
         v
     }
 }
+
+/// The largest `num_outputs` an [`Output::Urls`] model accepts in a prediction's input.
+pub const MAX_NUM_OUTPUTS: usize = 10;
 
 /// The version id of the `black-forest-labs/flux-schnell` mimic, as in the seed.
 pub const FLUX_SCHNELL_VERSION: &str = "dp-4d0bcc010b3049749a251855f12800be";

@@ -19,33 +19,17 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::fault::{EchoFormat, Fault, RetryAfter};
 use crate::http::{Resp, RespBody};
-use crate::record::{Origin, RecordedRequest};
+use crate::origin::Origin;
+use crate::pagination::valid_cursor;
+use crate::record::RecordedRequest;
+use crate::request::{Req, until_shutdown};
+use crate::routing::Class;
 use crate::state::{RateDecision, Shared, lock};
-use crate::{api, files, util};
-
-/// A request after its body has been read.
-pub(crate) struct Req {
-    pub method: hyper::Method,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: hyper::HeaderMap,
-    pub body: Bytes,
-}
-
-impl Req {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// Resolves when the server is shut down (or its handle is gone).
-pub(crate) async fn until_shutdown(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
+use crate::{api, files, routing, util};
 
 /// Per-connection control: lets a handler reset its own connection.
 #[derive(Default)]
@@ -363,7 +347,7 @@ async fn handle(
 
     let answered_by_fault = fault.as_ref().is_some_and(Fault::answers_alone);
     let class = (origin == Origin::Api)
-        .then(|| api::classify(&shared, &parts.method, &path, &parts.headers));
+        .then(|| routing::classify(&shared, &parts.method, &path, &parts.headers));
     let rate = if origin == Origin::Api && !answered_by_fault {
         shared.rate_check()
     } else {
@@ -377,9 +361,9 @@ async fn handle(
     // keeps none of it (not even for the log, whatever else happens to it), others only what
     // the log records.
     let keep = match class {
-        Some(api::Class::Unauthenticated) => 0,
+        Some(Class::Unauthenticated) => 0,
         _ if answered_by_fault || throttled.is_some() => record_cap,
-        Some(api::Class::Served) => max,
+        Some(Class::Served) => max,
         _ => record_cap,
     };
     let body = match read_body(body, keep, max).await {
@@ -423,8 +407,8 @@ async fn handle(
         }
         Some(Fault::NextCursor(_)) => {
             // A cursor the fake did not make (one a NextCursor made up) serves the first page.
-            let bad = util::query_param(query.as_deref(), "cursor")
-                .is_some_and(|c| !api::valid_cursor(&c));
+            let bad =
+                util::query_param(query.as_deref(), "cursor").is_some_and(|c| !valid_cursor(&c));
             if bad {
                 query = without_param(query.as_deref(), "cursor");
             }
@@ -545,7 +529,7 @@ fn with_next_cursor(shared: &Shared, req: &Req, resp: Resp, cursor: &str) -> Res
     let url = match real {
         Some(u) => set_cursor(&u, cursor),
         None => {
-            let path = api::api_path(shared, &req.path).unwrap_or_else(|| req.path.clone());
+            let path = routing::api_path(shared, &req.path).unwrap_or_else(|| req.path.clone());
             let mut u = format!("{}{path}", shared.body_host());
             if let Some(q) = &req.query {
                 u.push('?');

@@ -10,7 +10,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::fault::{Fault, FaultRule};
 use crate::options::Options;
-use crate::record::{Origin, RecordedRequest, WebhookDelivery};
+use crate::origin::Origin;
+use crate::record::{RecordedRequest, WebhookDelivery};
 use crate::script::{BUILTIN_MODELS, ModelScript, Outcome, Output, builtin_script};
 use crate::util;
 
@@ -468,6 +469,8 @@ pub(crate) struct NewPred {
     pub script: Arc<ModelScript>,
     pub deadline: Option<Duration>,
     pub webhook: Option<WebhookCfg>,
+    /// The validated input `num_outputs`, for an [`Output::Urls`] model.
+    pub num_outputs: Option<usize>,
 }
 
 impl Pred {
@@ -486,7 +489,7 @@ impl Pred {
             }
             Outcome::Succeed(Output::Urls(k)) => {
                 let token = util::new_file_token();
-                (0..*k)
+                (0..n.num_outputs.unwrap_or(*k))
                     .map(|i| format!("/xezq/{token}/out-{i}.{ext}"))
                     .collect()
             }
@@ -773,8 +776,14 @@ impl Pred {
             }
             metrics.insert("total_time".into(), json!(v.end.as_secs_f64()));
             if v.terminal == Some(Terminal::Succeeded) {
+                let urls = matches!(self.script.outcome, Outcome::Succeed(Output::Urls(_)));
                 for (k, val) in &self.script.extra_metrics {
-                    metrics.insert(k.clone(), val.clone());
+                    let val = if urls && k == "image_count" {
+                        json!(self.output_paths.len())
+                    } else {
+                        val.clone()
+                    };
+                    metrics.insert(k.clone(), val);
                 }
             }
             m.insert("metrics".into(), Value::Object(metrics));

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::api::{check_keys, job_fields, json_object, page_resp, required_string};
+use crate::body::{check_keys, job_fields, json_object, required_string};
 use crate::http::Resp;
+use crate::pagination::page_resp;
+use crate::request::Req;
 use crate::script::{ModelScript, Outcome, Output};
-use crate::server::Req;
 use crate::state::{JobKind, NewPred, Pred, Shared, TrainingRec, WebhookCfg, lock};
 use crate::{util, webhook};
 
@@ -22,6 +23,25 @@ pub(crate) fn find(shared: &Shared, id: &str) -> Option<Arc<Pred>> {
         .get(id)
         .and_then(|&i| st.training_order.get(i))
         .map(|t| t.job.clone())
+}
+
+/// `GET /v1/trainings/{id}`.
+pub(crate) fn get(shared: &Shared, id: &str) -> Resp {
+    match find(shared, id) {
+        Some(t) => Resp::json(200, &t.to_json(&t.view(), shared, false)),
+        None => Resp::problem(404, "Not found", "Training not found"),
+    }
+}
+
+/// `POST /v1/trainings/{id}/cancel`.
+pub(crate) fn cancel(shared: &Shared, id: &str) -> Resp {
+    match find(shared, id) {
+        Some(t) => {
+            t.cancel();
+            Resp::json(200, &t.to_json(&t.view(), shared, false))
+        }
+        None => Resp::problem(404, "Not found", "Training not found"),
+    }
 }
 
 /// `POST /v1/models/{owner}/{name}/versions/{id}/trainings`.
@@ -107,6 +127,7 @@ pub(crate) fn create(shared: &Arc<Shared>, req: &Req, model: &str, version: &str
                 script: train_script,
                 deadline: None,
                 webhook: webhook_url.map(|url| WebhookCfg { url, events }),
+                num_outputs: None,
             },
             &shared.opts,
         );

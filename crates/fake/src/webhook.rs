@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::record::WebhookDelivery;
-use crate::server::until_shutdown;
+use crate::request::until_shutdown;
 use crate::state::{Pred, Shared};
 use crate::util;
 

@@ -5,7 +5,8 @@ use replicate_protocol::api::GetAccount;
 use super::Ctx;
 use crate::args::JsonFlag;
 use crate::exit::CliError;
-use crate::output::{self, safe_line};
+use crate::output;
+use crate::text::safe_line;
 
 /// Shows the account the token belongs to.
 pub fn run(ctx: &Ctx, args: JsonFlag) -> Result<(), CliError> {

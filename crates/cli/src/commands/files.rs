@@ -8,7 +8,8 @@ use super::{Ctx, print_list};
 use crate::args::FilesCommand;
 use crate::exit::CliError;
 use crate::input::{self, MAX_FILE_INPUT_BYTES};
-use crate::output::{self, safe_line};
+use crate::output;
+use crate::text::safe_line;
 
 /// Runs a `files` subcommand.
 pub fn run(ctx: &Ctx, cmd: FilesCommand) -> Result<(), CliError> {

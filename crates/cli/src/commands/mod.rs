@@ -11,9 +11,12 @@ use serde::Serialize;
 use crate::args::{Cli, Command, GlobalArgs, Secs};
 use crate::exit::{self, CliError};
 use crate::output::{self, JsonArray, Progress};
+use crate::text;
 
 pub mod account;
+#[cfg(feature = "fake")]
 pub mod demo;
+#[cfg(feature = "fake")]
 pub mod fake_server;
 pub mod files;
 pub mod interrupt;
@@ -28,10 +31,10 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     let ctx = Ctx { global: cli.global };
     // Whatever a server echoes back, the token is not printed. (The fake server and the demo
     // print tokens of their own and never use this one.)
-    if !matches!(cli.command, Command::FakeServer(_) | Command::Demo(_))
+    if uses_the_token(&cli.command)
         && let Some(token) = ctx.token()
     {
-        output::set_secret(token.expose().trim());
+        text::set_secret(token.expose().trim());
     }
     match cli.command {
         Command::Run(args) => run::run(&ctx, args),
@@ -41,8 +44,20 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Model(cmd) => model::run(&ctx, cmd),
         Command::Account(args) => account::run(&ctx, args),
         Command::Webhook(cmd) => webhook::run(cmd),
+        #[cfg(feature = "fake")]
         Command::FakeServer(args) => fake_server::run(args),
+        #[cfg(feature = "fake")]
         Command::Demo(args) => demo::run(&ctx, args),
+    }
+}
+
+/// Whether the command calls the API with the global token (the fake server and the demo
+/// print tokens of their own and never use it).
+fn uses_the_token(command: &Command) -> bool {
+    match command {
+        #[cfg(feature = "fake")]
+        Command::FakeServer(_) | Command::Demo(_) => false,
+        _ => true,
     }
 }
 
@@ -171,7 +186,7 @@ pub fn timeout_error(err: Error, deadline: Option<&Deadline>) -> CliError {
     let message = format!(
         "timed out after {} waiting for prediction {id} (last status: {})",
         deadline.secs,
-        output::safe_line(&status)
+        text::safe_line(&status)
     );
     let mut e = CliError::runtime(message);
     if *cancel_sent {

@@ -6,7 +6,8 @@ use replicate_protocol::api::{GetModel, ListModelVersions};
 use super::{Ctx, print_list};
 use crate::args::ModelCommand;
 use crate::exit::CliError;
-use crate::output::{self, safe_line};
+use crate::output;
+use crate::text::safe_line;
 
 /// Parses OWNER/NAME (no version).
 fn model_ref(arg: &str) -> Result<ModelRef, CliError> {

@@ -3,7 +3,8 @@
 use super::{Ctx, Deadline, follow, print_list, timeout_error};
 use crate::args::PredictionCommand;
 use crate::exit::CliError;
-use crate::output::{self, OutputKind, Progress, safe_line};
+use crate::output::{self, OutputKind, Progress};
+use crate::text::safe_line;
 
 /// Runs a `prediction` subcommand.
 pub fn run(ctx: &Ctx, cmd: PredictionCommand) -> Result<(), CliError> {

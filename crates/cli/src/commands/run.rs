@@ -15,7 +15,8 @@ use super::{Ctx, Deadline, Received, follow, interrupt, recv_until, timeout_erro
 use crate::args::RunArgs;
 use crate::exit::CliError;
 use crate::input::{self, InputValue, MAX_FILE_INPUT_BYTES};
-use crate::output::{self, OutputKind, Progress, StreamPrinter, note, safe_line};
+use crate::output::{self, OutputKind, Progress, StreamPrinter, note};
+use crate::text::safe_line;
 
 /// An input value once read locally: sent as is, or a file still to inline or upload.
 enum Pending {

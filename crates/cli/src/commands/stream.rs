@@ -9,7 +9,8 @@ use replicate_ureq::{Client, Error, Prediction};
 use super::{Ctx, Deadline, Received, recv_until};
 use crate::args::StreamArgs;
 use crate::exit::{self, CliError};
-use crate::output::{self, StreamPrinter, safe_line};
+use crate::output::{self, StreamPrinter};
+use crate::text::safe_line;
 
 /// How many events may wait between the reading thread and stdout.
 const EVENT_BACKLOG: usize = 64;

@@ -4,11 +4,11 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use clap::Parser;
-use replicate_fake::{FakeServer, Options};
+use replicate_fake::{FailModel, FakeServer, FaultRule, Options, RateLimit};
 
 /// A Replicate-compatible fake HTTP server for tests and demos.
 #[derive(Parser, Debug)]
-#[command(name = "replicate-fake", version, about)]
+#[command(name = "replicate-fake", version, about, after_help = replicate_fake::SPEC_HELP)]
 struct Args {
     /// Port of the API origin on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
@@ -28,6 +28,15 @@ struct Args {
     /// Write this host in API URLs inside bodies, e.g. https://api.replicate.com.
     #[arg(long)]
     api_host_in_bodies: Option<String>,
+    /// Make every prediction of this model fail with MESSAGE (repeatable; see below).
+    #[arg(long = "fail-model", value_name = "OWNER/NAME[:MESSAGE]")]
+    fail_models: Vec<FailModel>,
+    /// Inject a fault into matching requests (repeatable, tried in order; see below).
+    #[arg(long = "fault", value_name = "METHOD:PATH_SUBSTRING:FAULT[:TIMES]")]
+    faults: Vec<FaultRule>,
+    /// Throttle the API origin to N requests per second, like Replicate (429 beyond it).
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u32>,
 }
 
 #[tokio::main]
@@ -40,14 +49,32 @@ async fn main() -> std::io::Result<()> {
         token: args.token,
         tick: Duration::from_millis(args.tick_ms.max(1)),
         api_host_in_bodies: args.api_host_in_bodies,
+        rate_limit: args.rate_limit.map(RateLimit::per_second),
         ..Options::default()
     })
     .await?;
+    // Scripted before anyone knows the address: the first request already meets them.
+    for f in &args.fail_models {
+        server.set_model(&f.model, f.script());
+    }
+    for rule in args.faults {
+        server.push_fault(rule);
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "base_url: {}", server.base_url())?;
     writeln!(out, "prefixed_base_url: {}", server.prefixed_base_url())?;
     writeln!(out, "files_base_url: {}", server.files_base_url())?;
     writeln!(out, "token: {}", server.token())?;
+    for f in &args.fail_models {
+        writeln!(out, "failing model: {}", f.model)?;
+    }
+    let faults = server.pending_faults().len();
+    if faults > 0 {
+        writeln!(out, "fault rules: {faults}")?;
+    }
+    if let Some(n) = args.rate_limit {
+        writeln!(out, "rate limit: {n} requests per second")?;
+    }
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()?;
     drop(out);
