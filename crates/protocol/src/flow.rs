@@ -74,6 +74,18 @@ pub enum SleepReason {
     Reconnect,
 }
 
+impl SleepReason {
+    /// What a log line says of the sleep: `waiting before the next poll`, `retrying after a
+    /// failure`, `reconnecting the event stream`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SleepReason::Poll => "waiting before the next poll",
+            SleepReason::Retry => "retrying after a failure",
+            SleepReason::Reconnect => "reconnecting the event stream",
+        }
+    }
+}
+
 /// How the response body of an [`Outgoing`] request is to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyRead {
@@ -161,6 +173,39 @@ impl Outgoing {
     pub fn idle(mut self) -> Self {
         self.timeout = Timeout::Idle(self.timeout.duration());
         self
+    }
+}
+
+impl Outgoing {
+    /// What a log line may say of this request: its method, its URL without query or userinfo
+    /// ([`loggable_url`](crate::config::loggable_url)), and whether it carries the token (never
+    /// the token itself). `Display` is `GET https://host/path`.
+    pub fn summary(&self) -> RequestSummary {
+        RequestSummary {
+            method: self.request.method().clone(),
+            url: crate::config::loggable_url(&self.request.uri().to_string()),
+            authorized: self
+                .request
+                .headers()
+                .contains_key(http::header::AUTHORIZATION),
+        }
+    }
+}
+
+/// What a log line may say of a request (see [`Outgoing::summary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSummary {
+    /// The method.
+    pub method: http::Method,
+    /// The URL without its query, fragment or userinfo.
+    pub url: String,
+    /// Whether the request carries the API token.
+    pub authorized: bool,
+}
+
+impl std::fmt::Display for RequestSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.url)
     }
 }
 

@@ -47,6 +47,7 @@
 //! `TcpStream`, against the bundled fake server.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod adapter;
 pub mod api;
 pub mod call;
 pub mod config;

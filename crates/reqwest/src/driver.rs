@@ -13,7 +13,6 @@ use futures_util::future::{Either, select};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use http::HeaderValue;
 use http::header::CONTENT_LENGTH;
-use replicate_protocol::config::loggable_url;
 use replicate_protocol::flow::{
     BodyRead, Outgoing, SleepReason, Timeout, body_too_large, check_announced_length,
 };
@@ -39,6 +38,10 @@ pub(crate) enum Event<Y, T> {
     Item(Y),
     /// The flow is over.
     Done(T),
+    /// The flow was abandoned (never, in this client: a flow is dropped instead; the variant
+    /// keeps the two clients' drivers alike).
+    #[allow(dead_code)]
+    Stopped,
 }
 
 /// An open body and its idle timeout.
@@ -52,20 +55,25 @@ pub(crate) struct Driver<F: Flow> {
     client: Client,
     flow: F,
     body: Option<Body>,
-    /// Follows the stream of a prediction the flow waits for; polled only while the flow
-    /// sleeps, dropped with the driver.
-    watcher: Option<Watcher>,
-    watched: bool,
+    watch: Watch,
+}
+
+/// The stream of a prediction the flow waits for: followed only while the flow sleeps, dropped
+/// with the driver.
+#[derive(Default)]
+struct Watch {
+    stream: Option<Watcher>,
+    started: bool,
 }
 
 impl<F: Flow> Driver<F> {
     pub(crate) fn new(client: Client, flow: F) -> Self {
+        let watch = Watch::default();
         Driver {
             client,
             flow,
             body: None,
-            watcher: None,
-            watched: false,
+            watch,
         }
     }
 
@@ -99,26 +107,21 @@ impl<F: Flow> Driver<F> {
     }
 
     async fn send(&mut self, out: Outgoing) {
-        let method = out.request.method().clone();
-        let url = loggable_url(&out.request.uri().to_string());
-        let authorized = out
-            .request
-            .headers()
-            .contains_key(http::header::AUTHORIZATION);
-        tracing::debug!(target: LOG_TARGET, %method, %url, authorized, timeout = ?out.timeout, "replicate: sending request");
+        let what = out.summary();
+        tracing::debug!(target: LOG_TARGET, request = %what, authorized = what.authorized, timeout = ?out.timeout, "replicate: sending request");
         let result = self.client.transmit(out).await;
         let now = now();
         match result {
             Err(e) => {
-                tracing::debug!(target: LOG_TARGET, %method, %url, kind = ?e.kind, error = %e.message, "replicate: request failed");
+                tracing::debug!(target: LOG_TARGET, request = %what, kind = ?e.kind, error = %e.message, "replicate: request failed");
                 self.flow.handle_error(e, now);
             }
             Ok(Answer::Whole(response)) => {
-                tracing::debug!(target: LOG_TARGET, %method, %url, status = response.status().as_u16(), "replicate: response");
+                tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response");
                 self.flow.handle_response(response, now);
             }
             Ok(Answer::Head(response, idle)) => {
-                tracing::debug!(target: LOG_TARGET, %method, %url, status = response.status().as_u16(), "replicate: response head");
+                tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response head");
                 self.flow
                     .handle_head(response.status(), response.headers(), now);
                 self.body = Some(Body {
@@ -154,37 +157,28 @@ impl<F: Flow> Driver<F> {
     }
 
     async fn sleep(&mut self, until: Instant, reason: SleepReason) {
-        let delay = until.saturating_duration_since(now());
-        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        match reason {
-            SleepReason::Poll => {
-                tracing::trace!(target: LOG_TARGET, delay_ms = millis, "replicate: waiting before the next poll")
-            }
-            SleepReason::Retry => {
-                tracing::debug!(target: LOG_TARGET, delay_ms = millis, "replicate: retrying after a failure")
-            }
-            SleepReason::Reconnect => {
-                tracing::debug!(target: LOG_TARGET,
-                    delay_ms = millis,
-                    "replicate: reconnecting the event stream"
-                )
-            }
+        let delay_ms = until.saturating_duration_since(now()).as_millis();
+        // Polls are routine; retries and reconnections are worth a look.
+        if reason == SleepReason::Poll {
+            tracing::trace!(target: LOG_TARGET, delay_ms, "replicate: {}", reason.describe());
+        } else {
+            tracing::debug!(target: LOG_TARGET, delay_ms, "replicate: {}", reason.describe());
         }
-        if !self.watched
+        if !self.watch.started
             && reason == SleepReason::Poll
             && self.client.inner.settings.follow_stream
             && let Some(url) = self.flow.stream_hint()
         {
-            self.watched = true;
-            self.watcher = Some(self.client.watch(url));
+            self.watch.started = true;
+            self.watch.stream = Some(self.client.watch(url));
         }
         let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(until));
-        match self.watcher.as_mut() {
+        match self.watch.stream.as_mut() {
             None => sleep.await,
             Some(watch) => {
                 let sleep = std::pin::pin!(sleep);
                 if let Either::Right(_) = select(sleep, watch.as_mut()).await {
-                    self.watcher = None;
+                    self.watch.stream = None;
                     self.flow.wake();
                 }
             }
@@ -421,6 +415,7 @@ where
                     }
                 }
                 Event::Done(Err(e)) => return Err(e),
+                Event::Stopped => self.state = State::Over,
             }
         }
         Ok(self)
@@ -482,6 +477,7 @@ where
                                 this.state = State::Finished(driver);
                                 result.err().map(Err)
                             }
+                            Event::Stopped => None,
                         });
                     }
                 },

@@ -112,10 +112,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use replicate_protocol::{
-    Call, ClientSettings, EffectiveSettings, Endpoint, Flow, Paginated, TransportError,
-    TransportErrorKind,
-};
+use replicate_protocol::{Call, Endpoint, Flow, Paginated, TransportError, TransportErrorKind};
 
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;
@@ -137,31 +134,16 @@ mod stream;
 
 pub use driver::{EventStream, Items, Pages};
 
-/// An async Replicate client.
-///
-/// It holds one connection pool (a [`reqwest::Client`]) and reuses connections. Cheap to clone,
-/// and `Send + Sync`: share it between tasks.
-#[derive(Clone, Debug)]
-pub struct Client {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    settings: EffectiveSettings,
+replicate_protocol::client_struct!(
+    /// An async Replicate client.
+    ///
+    /// It holds one connection pool (a [`reqwest::Client`]) and reuses connections. Cheap to
+    /// clone, and `Send + Sync`: share it between tasks.
+    ;
     http: reqwest::Client,
-}
+);
 
-/// Builds a [`Client`].
-#[derive(Debug, Default)]
-pub struct ClientBuilder {
-    settings: ClientSettings,
-    client: Option<reqwest::Client>,
-}
-
-impl ClientBuilder {
-    replicate_protocol::client_settings_setters!();
-
+replicate_protocol::client_builder!(
     /// Reuse an existing `reqwest::Client` (its connection pool, proxy and TLS settings). The
     /// timeout is still set per request by this client, and the body cap still applies; the
     /// connect timeout of this builder is ignored. To customise one from this crate's settings,
@@ -171,11 +153,10 @@ impl ClientBuilder {
     /// `.redirect(reqwest::redirect::Policy::none())`. If it follows redirects, reqwest drops the
     /// `Authorization` header on any redirect to another scheme, host or port, but keeps it on a
     /// same-origin redirect (see the [crate documentation](crate#redirects)).
-    pub fn client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
+    client: reqwest::Client
+);
 
+impl ClientBuilder {
     /// Builds the client.
     ///
     /// Fails without a token, with an invalid base URL or user agent, or when TLS cannot be set

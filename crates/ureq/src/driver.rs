@@ -5,7 +5,6 @@ use std::io::Read;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::Instant;
 
-use replicate_protocol::config::loggable_url;
 use replicate_protocol::flow::{BodyRead, Outgoing, SleepReason, Timeout, check_announced_length};
 use replicate_protocol::sse::ReplicateEvent;
 use replicate_protocol::{Error, Flow, Pager, Step, StreamSession, TransportError};
@@ -50,12 +49,12 @@ struct Watch {
 impl<F: Flow> Driver<F> {
     pub(crate) fn new(client: Client, flow: F) -> Self {
         Driver {
-            client,
-            flow,
-            body: None,
             buf: Vec::new(),
             stop: None,
             watch: None,
+            client,
+            flow,
+            body: None,
         }
     }
 
@@ -101,24 +100,19 @@ impl<F: Flow> Driver<F> {
     }
 
     fn send(&mut self, out: Outgoing) {
-        let method = out.request.method().clone();
-        let url = loggable_url(&out.request.uri().to_string());
-        let authorized = out
-            .request
-            .headers()
-            .contains_key(http::header::AUTHORIZATION);
-        tracing::debug!(target: LOG_TARGET, %method, %url, authorized, timeout = ?out.timeout, "replicate: sending request");
+        let what = out.summary();
+        tracing::debug!(target: LOG_TARGET, request = %what, authorized = what.authorized, timeout = ?out.timeout, "replicate: sending request");
         let read = out.read;
         let result = self.client.transmit(out);
         let now = Instant::now();
         let response = match result {
             Ok(response) => response,
             Err(e) => {
-                tracing::debug!(target: LOG_TARGET, %method, %url, kind = ?e.kind, error = %e.message, "replicate: request failed");
+                tracing::debug!(target: LOG_TARGET, request = %what, kind = ?e.kind, error = %e.message, "replicate: request failed");
                 return self.flow.handle_error(e, now);
             }
         };
-        tracing::debug!(target: LOG_TARGET, %method, %url, status = response.status().as_u16(), "replicate: response");
+        tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response");
         let (parts, body) = response.into_parts();
         match read {
             BodyRead::Buffered { max_bytes } => match read_all(&parts.headers, body, max_bytes) {
@@ -166,19 +160,12 @@ impl<F: Flow> Driver<F> {
     }
 
     fn sleep(&mut self, until: Instant, reason: SleepReason) {
-        let delay = until.saturating_duration_since(Instant::now());
-        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        match reason {
-            SleepReason::Poll => {
-                tracing::trace!(target: LOG_TARGET, delay_ms = millis, "replicate: waiting before the next poll")
-            }
-            SleepReason::Retry => {
-                tracing::debug!(target: LOG_TARGET, delay_ms = millis, "replicate: retrying after a failure")
-            }
-            SleepReason::Reconnect => tracing::debug!(target: LOG_TARGET,
-                delay_ms = millis,
-                "replicate: reconnecting the event stream"
-            ),
+        let delay_ms = until.saturating_duration_since(Instant::now()).as_millis();
+        // Polls are routine; retries and reconnections are worth a look.
+        if reason == SleepReason::Poll {
+            tracing::trace!(target: LOG_TARGET, delay_ms, "replicate: {}", reason.describe());
+        } else {
+            tracing::debug!(target: LOG_TARGET, delay_ms, "replicate: {}", reason.describe());
         }
         if self.watch.is_none()
             && reason == SleepReason::Poll

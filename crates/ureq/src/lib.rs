@@ -45,10 +45,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use replicate_protocol::{
-    Call, ClientSettings, EffectiveSettings, Endpoint, Flow, Paginated, TransportError,
-    TransportErrorKind,
-};
+use replicate_protocol::{Call, Endpoint, Flow, Paginated, TransportError, TransportErrorKind};
 
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;
@@ -71,41 +68,25 @@ pub use replicate_protocol::settings::{
     BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
 };
 
-/// A blocking Replicate client.
-///
-/// It holds one connection pool (a [`ureq::Agent`]) and reuses connections. Cheap to clone, and
-/// `Send + Sync`: share it between threads.
-#[derive(Clone, Debug)]
-pub struct Client {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    settings: EffectiveSettings,
+replicate_protocol::client_struct!(
+    /// A blocking Replicate client.
+    ///
+    /// It holds one connection pool (a [`ureq::Agent`]) and reuses connections. Cheap to clone,
+    /// and `Send + Sync`: share it between threads.
+    ;
     agent: ureq::Agent,
     /// The total timeout the agent applies by itself, when this client built it: a request
     /// under that same timeout configures nothing of its own (and costs no `setsockopt`).
     agent_timeout: Option<Duration>,
-}
+);
 
-/// Builds a [`Client`].
-#[derive(Debug, Default)]
-pub struct ClientBuilder {
-    settings: ClientSettings,
-    agent: Option<ureq::Agent>,
-}
-
-impl ClientBuilder {
-    replicate_protocol::client_settings_setters!();
-
+replicate_protocol::client_builder!(
     /// Reuse an existing agent (its connection pool, proxy and TLS settings). Timeouts, status
     /// handling and redirects are still set per request by this client.
-    pub fn agent(mut self, agent: ureq::Agent) -> Self {
-        self.agent = Some(agent);
-        self
-    }
+    agent: ureq::Agent
+);
 
+impl ClientBuilder {
     /// Builds the client.
     pub fn build(self) -> Result<Client, Error> {
         let settings = self.settings.resolve()?;
