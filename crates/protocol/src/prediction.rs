@@ -298,7 +298,7 @@ impl Prediction {
     pub fn output_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         T::deserialize(&self.output).map_err(|e| {
             Error::output(
-                crate::error::OutputErrorKind::InvalidReference,
+                crate::OutputErrorKind::InvalidReference,
                 format!("unexpected output: {e}"),
             )
         })

@@ -319,6 +319,3 @@ fn chain(err: &dyn std::error::Error) -> String {
     }
     message
 }
-
-#[cfg(test)]
-mod tests;

@@ -198,7 +198,11 @@ impl Client {
             Timeout::Total(t) if self.inner.agent_timeout == Some(t) => {
                 return request.run().map_err(classify);
             }
-            Timeout::Total(t) => request.configure().timeout_global(Some(t)),
+            Timeout::Total(t) => request
+                .configure()
+                .timeout_global(Some(t))
+                .timeout_per_read(None)
+                .timeout_per_write(None),
             Timeout::Idle(t) => request
                 .configure()
                 .timeout_global(None)

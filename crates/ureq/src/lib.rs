@@ -99,6 +99,13 @@ impl ClientBuilder {
                     .allow_non_standard_methods(true)
                     .timeout_connect(Some(settings.connect_timeout))
                     .timeout_global(Some(settings.timeout))
+                    // Each read and write may wait a little less than the whole exchange: ureq
+                    // then gives the socket that same timeout on every call of a pooled
+                    // connection, rather than the time left (which differs at every call and
+                    // costs a `setsockopt` each time). The exchange is still bounded by
+                    // `timeout` as a whole.
+                    .timeout_per_read(Some(io_timeout(settings.timeout)))
+                    .timeout_per_write(Some(io_timeout(settings.timeout)))
                     .user_agent(settings.cfg.user_agent())
                     .build();
                 // Not `new_agent()`: its resolver spawns a thread per request (see `resolve`).
@@ -157,6 +164,13 @@ impl Client {
     pub fn items<F: Flow<Output = Result<(), Error>>>(&self, flow: F) -> Items<F> {
         Items::new(driver::Driver::new(self.clone(), flow))
     }
+}
+
+/// The longest a single read or write of an exchange bounded by `total` may wait: a little less
+/// than `total` (by a tenth, at most a second), so that it is the socket timeout of a fast call
+/// from start to end.
+fn io_timeout(total: Duration) -> Duration {
+    total.saturating_sub((total / 10).min(Duration::from_secs(1)))
 }
 
 /// The instant flows are driven with.

@@ -1,4 +1,6 @@
-//! Unit tests against tiny HTTP servers on loopback.
+//! The async client against tiny HTTP servers on loopback: what is specific to its transport
+//! (reqwest's errors, timeouts and futures).
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,14 +11,15 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::Stream;
 use replicate_protocol::{
     CreatePrediction, Flow, Outgoing, PollPolicy, RetryPolicy, Step, Target, TransportError,
+    TransportErrorKind,
 };
 
-use super::*;
+use replicate_reqwest::*;
 
 /// A short-lived test server: answers every connection with what `respond` returns for the
 /// request (head and body as text), or closes it without an answer when `respond` returns `None`.
