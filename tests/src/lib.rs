@@ -2,7 +2,8 @@
 //! implement, so every scenario runs unchanged against the blocking and the async client.
 //!
 //! Scenarios are declared with [`scenario!`]; [`WebhookReceiver`] is a loopback endpoint that
-//! records the webhooks the fake server delivers.
+//! records the webhooks the fake server delivers; [`tiny_server`] answers with canned responses
+//! and reports the request heads it read.
 //!
 //! Examples: `tests/examples/webhook_receiver.rs` is an axum receiver that verifies webhook
 //! signatures against the fake server, offline
@@ -21,8 +22,9 @@ use replicate_protocol::api::{FileObject, GetDefaultWebhookSecret};
 use replicate_protocol::sse::ReplicateEvent;
 use replicate_protocol::webhook::WebhookSecret;
 use replicate_protocol::{
-    Config, CreatePrediction, Endpoint, Error, Flow, Paginated, PollPolicy, Prediction,
-    RetryPolicy, StreamOptions, SyncWait, Wait, WaitOptions,
+    Config, CreatePrediction, DownloadLimits, Endpoint, Error, FileInput, Flow, Paginated,
+    PollPolicy, Prediction, RetryPolicy, SaveOptions, StreamOptions, StreamSession, SyncWait, Wait,
+    WaitOptions,
 };
 use serde_json::Value;
 
@@ -93,12 +95,30 @@ pub trait Driver {
         prediction: &Prediction,
         opts: StreamOptions,
     ) -> Result<Vec<ReplicateEvent>, Error>;
+    /// `Client::stream` (`opts` `None`) or `Client::stream_with`, read to its end: every item,
+    /// errors included, with what the session says (see [`StreamRun`]).
+    fn stream_run(
+        &self,
+        prediction: &Prediction,
+        opts: Option<StreamOptions>,
+    ) -> Result<StreamRun, Error>;
+    /// `Client::stream_url`, read to its end like [`Driver::stream_run`].
+    fn stream_url_run(&self, url: &str, opts: StreamOptions) -> Result<StreamRun, Error>;
     /// `Client::stream_text`.
     fn stream_text(&self, prediction: &Prediction) -> Result<String, Error>;
     /// `Client::download`.
     fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error>;
     /// `Client::download_outputs`.
     fn download_outputs(&self, prediction: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, Error>;
+    /// `Client::download_outputs_with`.
+    fn download_outputs_with(
+        &self,
+        prediction: &Prediction,
+        dir: &Path,
+        options: SaveOptions,
+    ) -> Result<Vec<PathBuf>, Error>;
+    /// `Client::download_limits`.
+    fn download_limits(&self) -> DownloadLimits;
     /// `Client::upload_file`.
     fn upload_file(
         &self,
@@ -107,6 +127,8 @@ pub trait Driver {
         mime: Option<&str>,
         metadata: Option<Value>,
     ) -> Result<FileObject, Error>;
+    /// `Client::upload_path`.
+    fn upload_path(&self, path: &Path, metadata: Option<Value>) -> Result<FileObject, Error>;
     /// `Client::get_file`.
     fn get_file(&self, id: &str) -> Result<FileObject, Error>;
     /// Every file, through `Client::list_files`.
@@ -115,6 +137,8 @@ pub trait Driver {
     fn delete_file(&self, id: &str) -> Result<(), Error>;
     /// `Client::prepare_input_file`.
     fn prepare_input_file(&self, path: &Path) -> Result<Value, Error>;
+    /// `Client::prepare_input`.
+    fn prepare_input(&self, input: FileInput) -> Result<Value, Error>;
     /// The default webhook secret, through `Client::execute(GetDefaultWebhookSecret)`.
     fn webhook_secret(&self) -> Result<WebhookSecret, Error>;
 }
@@ -228,6 +252,20 @@ impl Driver for Ureq {
     ) -> Result<Vec<ReplicateEvent>, Error> {
         self.0.stream_with(prediction, opts)?.collect()
     }
+    fn stream_run(
+        &self,
+        prediction: &Prediction,
+        opts: Option<StreamOptions>,
+    ) -> Result<StreamRun, Error> {
+        let stream = match opts {
+            None => self.0.stream(prediction)?,
+            Some(opts) => self.0.stream_with(prediction, opts)?,
+        };
+        Ok(StreamRun::read_ureq(stream))
+    }
+    fn stream_url_run(&self, url: &str, opts: StreamOptions) -> Result<StreamRun, Error> {
+        Ok(StreamRun::read_ureq(self.0.stream_url(url, opts)?))
+    }
     fn stream_text(&self, prediction: &Prediction) -> Result<String, Error> {
         self.0.stream_text(prediction)
     }
@@ -237,6 +275,17 @@ impl Driver for Ureq {
     fn download_outputs(&self, prediction: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, Error> {
         self.0.download_outputs(prediction, dir)
     }
+    fn download_outputs_with(
+        &self,
+        prediction: &Prediction,
+        dir: &Path,
+        options: SaveOptions,
+    ) -> Result<Vec<PathBuf>, Error> {
+        self.0.download_outputs_with(prediction, dir, options)
+    }
+    fn download_limits(&self) -> DownloadLimits {
+        self.0.download_limits()
+    }
     fn upload_file(
         &self,
         bytes: Vec<u8>,
@@ -245,6 +294,9 @@ impl Driver for Ureq {
         metadata: Option<Value>,
     ) -> Result<FileObject, Error> {
         self.0.upload_file(bytes, name, mime, metadata)
+    }
+    fn upload_path(&self, path: &Path, metadata: Option<Value>) -> Result<FileObject, Error> {
+        self.0.upload_path(path, metadata)
     }
     fn get_file(&self, id: &str) -> Result<FileObject, Error> {
         self.0.get_file(id)
@@ -257,6 +309,9 @@ impl Driver for Ureq {
     }
     fn prepare_input_file(&self, path: &Path) -> Result<Value, Error> {
         self.0.prepare_input_file(path)
+    }
+    fn prepare_input(&self, input: FileInput) -> Result<Value, Error> {
+        self.0.prepare_input(input)
     }
     fn webhook_secret(&self) -> Result<WebhookSecret, Error> {
         self.0.execute(GetDefaultWebhookSecret::new())
@@ -353,6 +408,25 @@ impl Driver for Reqwest {
                 .await
         })
     }
+    fn stream_run(
+        &self,
+        prediction: &Prediction,
+        opts: Option<StreamOptions>,
+    ) -> Result<StreamRun, Error> {
+        self.rt.block_on(async {
+            let stream = match opts {
+                None => self.client.stream(prediction).await?,
+                Some(opts) => self.client.stream_with(prediction, opts).await?,
+            };
+            Ok(StreamRun::read_reqwest(stream).await)
+        })
+    }
+    fn stream_url_run(&self, url: &str, opts: StreamOptions) -> Result<StreamRun, Error> {
+        self.rt.block_on(async {
+            let stream = self.client.stream_url(url, opts).await?;
+            Ok(StreamRun::read_reqwest(stream).await)
+        })
+    }
     fn stream_text(&self, prediction: &Prediction) -> Result<String, Error> {
         self.rt.block_on(self.client.stream_text(prediction))
     }
@@ -363,6 +437,18 @@ impl Driver for Reqwest {
         self.rt
             .block_on(self.client.download_outputs(prediction, dir))
     }
+    fn download_outputs_with(
+        &self,
+        prediction: &Prediction,
+        dir: &Path,
+        options: SaveOptions,
+    ) -> Result<Vec<PathBuf>, Error> {
+        self.rt
+            .block_on(self.client.download_outputs_with(prediction, dir, options))
+    }
+    fn download_limits(&self) -> DownloadLimits {
+        self.client.download_limits()
+    }
     fn upload_file(
         &self,
         bytes: Vec<u8>,
@@ -372,6 +458,9 @@ impl Driver for Reqwest {
     ) -> Result<FileObject, Error> {
         self.rt
             .block_on(self.client.upload_file(bytes, name, mime, metadata))
+    }
+    fn upload_path(&self, path: &Path, metadata: Option<Value>) -> Result<FileObject, Error> {
+        self.rt.block_on(self.client.upload_path(path, metadata))
     }
     fn get_file(&self, id: &str) -> Result<FileObject, Error> {
         self.rt.block_on(self.client.get_file(id))
@@ -386,10 +475,91 @@ impl Driver for Reqwest {
     fn prepare_input_file(&self, path: &Path) -> Result<Value, Error> {
         self.rt.block_on(self.client.prepare_input_file(path))
     }
+    fn prepare_input(&self, input: FileInput) -> Result<Value, Error> {
+        self.rt.block_on(self.client.prepare_input(input))
+    }
     fn webhook_secret(&self) -> Result<WebhookSecret, Error> {
         self.rt
             .block_on(self.client.execute(GetDefaultWebhookSecret::new()))
     }
+}
+
+/// Everything one stream yielded, read until it ended ([`Driver::stream_run`]).
+#[derive(Debug, Default)]
+pub struct StreamRun {
+    /// Every item, errors included, in order, until the stream said it ended.
+    pub items: Vec<Result<ReplicateEvent, Error>>,
+    /// Whether asking once more after the end still gave nothing.
+    pub fused: bool,
+    /// `StreamSession::reconnects` as of the last item or the end, whichever came later with
+    /// the session available.
+    pub reconnects: u32,
+    /// `EventStream::last_event_id` as of the last item or the end, likewise.
+    pub last_event_id: Option<String>,
+}
+
+impl StreamRun {
+    /// More items than any stream of the tests yields: a stream that goes past it is a bug.
+    const MAX_ITEMS: usize = 100_000;
+
+    /// The events, panicking on an error item.
+    pub fn events(&self) -> Vec<ReplicateEvent> {
+        self.items
+            .iter()
+            .map(|item| item.clone().expect("an event, not an error"))
+            .collect()
+    }
+
+    fn push(&mut self, item: Result<ReplicateEvent, Error>) {
+        assert!(
+            self.items.len() < Self::MAX_ITEMS,
+            "a stream of over {} items: {:?}",
+            Self::MAX_ITEMS,
+            self.items.last()
+        );
+        self.items.push(item);
+    }
+
+    fn note(&mut self, session: Option<&StreamSession>) {
+        if let Some(session) = session {
+            self.reconnects = session.reconnects();
+            self.last_event_id = session.last_event_id().map(str::to_owned);
+        }
+    }
+
+    fn read_ureq(mut stream: replicate_ureq::EventStream) -> StreamRun {
+        let mut run = StreamRun::default();
+        while let Some(item) = stream.next() {
+            run.push(item);
+            run.note(Some(stream.session()));
+        }
+        run.fused = stream.next().is_none();
+        run.note(Some(stream.session()));
+        run
+    }
+
+    async fn read_reqwest(mut stream: replicate_reqwest::EventStream) -> StreamRun {
+        use futures_util::StreamExt;
+        let mut run = StreamRun::default();
+        while let Some(item) = stream.next().await {
+            run.push(item);
+            run.note(stream.session());
+        }
+        run.fused = stream.next().await.is_none();
+        run.note(stream.session());
+        run
+    }
+}
+
+/// The text of the `output` events, in order.
+pub fn outputs(events: &[ReplicateEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ReplicateEvent::Output(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Which client a scenario runs against.
@@ -508,6 +678,11 @@ impl Env {
             .filter(|r| r.method == method && r.path.ends_with(path_suffix))
             .count()
     }
+}
+
+/// A client of this kind built with these settings, apart from any [`Env`] (for another thread).
+pub fn driver(which: Which, settings: &Settings) -> Box<dyn Driver> {
+    make_clients(which, settings).0
 }
 
 fn make_clients(which: Which, s: &Settings) -> (Box<dyn Driver>, AnyClient) {
@@ -651,5 +826,58 @@ fn read_request(conn: TcpStream) -> std::io::Result<ReceivedWebhook> {
         target,
         headers,
         body,
+    })
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 answering each connection with the next canned response
+/// (then closing it): its base URL (`http://127.0.0.1:port`), and each request head it read
+/// (request line and headers, `\r\n`-separated).
+pub fn tiny_server(responses: Vec<String>) -> (String, mpsc::Receiver<String>) {
+    tiny_server_holding(responses.into_iter().map(|r| (r, Duration::ZERO)).collect())
+}
+
+/// [`tiny_server`], keeping each connection open for a while after its response.
+pub fn tiny_server_holding(responses: Vec<(String, Duration)>) -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("tiny-server".into())
+        .spawn(move || {
+            for (response, hold) in responses {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(read_half) = conn.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(read_half);
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let _ = tx.send(head);
+                let _ = conn.write_all(response.as_bytes());
+                let _ = conn.flush();
+                std::thread::spawn(move || {
+                    std::thread::sleep(hold);
+                    drop(conn);
+                });
+            }
+        })
+        .expect("spawn");
+    (base, rx)
+}
+
+/// The value of a header in a request head from [`tiny_server`] (the first, name in any case).
+pub fn head_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }

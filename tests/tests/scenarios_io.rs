@@ -18,7 +18,7 @@ use replicate_protocol::{
     CreatePrediction, Error, PollPolicy, Prediction, Status, StreamOptions, Target,
     TransportErrorKind, WaitOptions, WebhookEvent,
 };
-use replicate_tests::{Env, ReceivedWebhook, WebhookReceiver, fast_options, scenario};
+use replicate_tests::{Env, ReceivedWebhook, WebhookReceiver, fast_options, outputs, scenario};
 use serde_json::{Value, json};
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -42,16 +42,6 @@ fn stream_requests(env: &Env) -> Vec<RecordedRequest> {
         .requests()
         .into_iter()
         .filter(|r| r.origin == Origin::Files && r.path.starts_with("/v1/streams/"))
-        .collect()
-}
-
-fn outputs(events: &[ReplicateEvent]) -> Vec<&str> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            ReplicateEvent::Output(s) => Some(s.as_str()),
-            _ => None,
-        })
         .collect()
 }
 
@@ -190,10 +180,8 @@ scenario!(dropped_stream_resumes_with_last_event_id, |env| {
         initial_backoff: Duration::from_millis(20),
         ..StreamOptions::default()
     };
-    let events = env
-        .driver
-        .stream_events_with(&p, opts)
-        .expect("resumed to done");
+    let run = env.driver.stream_run(&p, Some(opts)).expect("resumed");
+    let events = run.events();
     assert_eq!(outputs(&events).concat(), "Hello world!");
     assert_eq!(
         outputs(&events),
@@ -202,6 +190,10 @@ scenario!(dropped_stream_resumes_with_last_event_id, |env| {
     );
     assert_eq!(logs(&events), ["Generating text"], "the log line once");
     assert_eq!(dones(&events), 1);
+    assert_eq!(events.last(), Some(&ReplicateEvent::Done(None)), "to done");
+    assert!(run.fused, "nothing after done");
+    assert_eq!(run.reconnects, 1, "the session counted the reconnection");
+    assert!(run.last_event_id.is_some());
 
     let streams = stream_requests(&env);
     assert_eq!(streams.len(), 2, "dropped once, resumed once: {streams:?}");
@@ -212,6 +204,7 @@ scenario!(dropped_stream_resumes_with_last_event_id, |env| {
         .expect("the reconnection carries Last-Event-ID");
     // The fake's ids are `<unix>:<n>`; two events (0 and 1) arrived before the drop.
     assert!(resumed_from.ends_with(":1"), "{resumed_from}");
+    assert_eq!(streams[1].header("authorization"), None);
     assert!(streams[1].fault.is_none());
 });
 
@@ -612,10 +605,18 @@ scenario!(data_uri_output_is_decoded_without_a_request, |env| {
         .driver
         .download_outputs(&p, dir.path())
         .expect("download_outputs");
-    assert_eq!(paths.len(), 1);
+    assert_eq!(paths, [dir.path().join("output-0.png")]);
     assert_eq!(std::fs::read(&paths[0]).expect("read"), expected);
     assert!(expected.starts_with(PNG_MAGIC));
     assert!(env.fake.requests().is_empty(), "{:?}", env.fake.requests());
+
+    // A text output has no files.
+    let p = run(&env, "fake/text");
+    let paths = env
+        .driver
+        .download_outputs(&p, dir.path())
+        .expect("download_outputs");
+    assert!(paths.is_empty(), "{paths:?}");
 });
 
 scenario!(
@@ -626,6 +627,7 @@ scenario!(
     },
     |env| {
         let p = run(&env, "fake/urls");
+        assert!(!p.data_removed);
         let urls = output_urls(&p);
         std::thread::sleep(Duration::from_millis(400));
         env.fake.clear_requests();
@@ -636,6 +638,7 @@ scenario!(
         };
         assert!(message.message.contains("expired"), "{message}");
         assert!(message.message.contains("404"), "{message}");
+        assert!(message.message.contains("one hour"), "{message}");
         // The prediction as fetched earlier still lists the URLs: the first download fails, and
         // nothing is left in the directory.
         let dir = tempfile::tempdir().expect("tempdir");
@@ -646,6 +649,10 @@ scenario!(
         assert!(
             matches!(&err, Error::Output(m) if m.message.contains("expired")),
             "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&p.id),
+            "names the prediction: {err}"
         );
         assert_eq!(files_in(dir.path()), 0);
 
@@ -693,6 +700,7 @@ scenario!(download_over_the_size_cap_is_body_too_large, |env| {
     let (_, served) = raw_get(&urls[0]);
     assert!(served.len() > 16);
     env.rebuild(|s| s.max_download_bytes = Some(16));
+    assert_eq!(env.driver.download_limits().max_bytes, 16);
     env.fake.clear_requests();
 
     let err = env.driver.download(&urls[0]).expect_err("too large");
@@ -714,4 +722,13 @@ scenario!(download_over_the_size_cap_is_body_too_large, |env| {
     let log = env.fake.requests();
     assert_eq!(log.len(), 2, "not retried: {log:?}");
     assert!(log.iter().all(|r| r.origin == Origin::Files));
+
+    // Data URIs are capped too.
+    let p = run(&env, "fake/data-uri");
+    let uri = p.output.as_str().expect("a data URI");
+    let err = env.driver.download(uri).expect_err("too large");
+    assert!(
+        matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::BodyTooLarge),
+        "{err:?}"
+    );
 });
