@@ -59,6 +59,8 @@ macro_rules! client_builder {
 /// write through. See the [module documentation](self) for what the module must import.
 #[doc(hidden)]
 #[macro_export]
+// `crate::driver` is the invoking adapter's driver, on purpose.
+#[allow(clippy::crate_in_macro_def)]
 macro_rules! download_methods {
     ($($async_:ident)?; $($await_:tt)*) => {
         static NEXT_TEMP: ::std::sync::atomic::AtomicU64 = ::std::sync::atomic::AtomicU64::new(0);

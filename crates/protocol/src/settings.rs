@@ -322,6 +322,8 @@ macro_rules! client_settings_setters {
 /// and the methods `drive`, `execute` and `paginate`, and a `Pages` type.
 #[doc(hidden)]
 #[macro_export]
+// `crate::now` and `crate::ClientBuilder` are the invoking adapter's, on purpose.
+#[allow(clippy::crate_in_macro_def)]
 macro_rules! client_methods {
     ($($async_:ident)?; $($await_:tt)*) => {
         /// The configuration requests are built from.
