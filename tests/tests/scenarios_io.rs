@@ -305,6 +305,43 @@ scenario!(
     }
 );
 
+scenario!(
+    a_stream_that_fails_does_not_cut_later_poll_intervals_short,
+    Options {
+        tick: Duration::from_millis(60),
+        ..fast_options()
+    },
+    |env| {
+        // The stream is gone at once: the watcher ends, and the run must go on polling at its
+        // interval (a finished watcher once made every later sleep return at once).
+        env.fake.push_fault(
+            FaultRule::new(
+                Matcher::any()
+                    .origin(Origin::Files)
+                    .path_contains("/v1/streams/"),
+                Fault::status(404),
+            )
+            .times(100),
+        );
+        let create = CreatePrediction::new(Target::parse("fake/text").expect("target"));
+        let opts = WaitOptions {
+            poll: PollPolicy::fixed(Duration::from_millis(200)),
+            ..env.driver.wait_options(Some(Duration::from_secs(20)))
+        };
+        let started = Instant::now();
+        let p = env.driver.run_with(create, opts).expect("run");
+        let took = started.elapsed();
+        let polls = env.count("GET", &format!("/v1/predictions/{}", p.id));
+        // One poll per 200 ms at most, plus the one the watcher's end woke early.
+        let bound = took.as_millis() / 200 + 2;
+        assert!(
+            polls as u128 <= bound,
+            "{polls} polls in {took:?} (at most {bound} at a 200 ms interval)"
+        );
+        assert!(!stream_requests(&env).is_empty(), "the stream was tried");
+    }
+);
+
 // ----------------------------------------------------------------------------------------------
 // Webhooks
 // ----------------------------------------------------------------------------------------------

@@ -422,15 +422,18 @@ pub(crate) fn check_url(url: &str) -> Result<Uri, Error> {
 /// ```
 pub fn loggable_url(url: &str) -> String {
     match url.parse::<Uri>() {
-        Ok(uri) => {
-            let scheme = uri.scheme_str().unwrap_or("");
-            let host = uri.host().unwrap_or("");
-            match uri.port_u16() {
-                Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
-                None => format!("{scheme}://{host}{}", uri.path()),
-            }
-        }
+        Ok(uri) => loggable_uri(&uri),
         Err(_) => "<invalid URL>".to_owned(),
+    }
+}
+
+/// [`loggable_url`] of a parsed URI.
+pub fn loggable_uri(uri: &Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("");
+    let host = uri.host().unwrap_or("");
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}{}", uri.path()),
+        None => format!("{scheme}://{host}{}", uri.path()),
     }
 }
 

@@ -177,13 +177,13 @@ impl Outgoing {
 }
 
 impl Outgoing {
-    /// What a log line may say of this request: its method, its URL without query or userinfo
-    /// ([`loggable_url`](crate::config::loggable_url)), and whether it carries the token (never
-    /// the token itself). `Display` is `GET https://host/path`.
+    /// What a log line may say of this request: its method, its URL without query or userinfo,
+    /// and whether it carries the token (never the token itself). `Display` is
+    /// `GET https://host/path`. Cheap: nothing is formatted unless it is displayed.
     pub fn summary(&self) -> RequestSummary {
         RequestSummary {
             method: self.request.method().clone(),
-            url: crate::config::loggable_url(&self.request.uri().to_string()),
+            uri: self.request.uri().clone(),
             authorized: self
                 .request
                 .headers()
@@ -197,15 +197,22 @@ impl Outgoing {
 pub struct RequestSummary {
     /// The method.
     pub method: http::Method,
-    /// The URL without its query, fragment or userinfo.
-    pub url: String,
+    /// The URL; shown without its query, fragment or userinfo.
+    uri: http::Uri,
     /// Whether the request carries the API token.
     pub authorized: bool,
 }
 
+impl RequestSummary {
+    /// The URL as it may be logged ([`loggable_url`](crate::config::loggable_url)).
+    pub fn url(&self) -> String {
+        crate::config::loggable_uri(&self.uri)
+    }
+}
+
 impl std::fmt::Display for RequestSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.method, self.url)
+        write!(f, "{} {}", self.method, self.url())
     }
 }
 

@@ -195,7 +195,8 @@ pub(crate) struct Retrier {
     pub(crate) throttled: u32,
     pub(crate) deadline: Option<Instant>,
     attempts: u32,
-    request: Option<String>,
+    /// The request being retried (formatted only when a final error needs it).
+    request: Option<(http::Method, http::Uri)>,
     rng: fastrand::Rng,
 }
 
@@ -214,14 +215,12 @@ impl Retrier {
 
     /// Notes a request being sent: `GET /v1/predictions/abc` (no host, no query).
     pub(crate) fn sent<B>(&mut self, request: &http::Request<B>) {
-        let (method, path) = (request.method(), request.uri().path());
         let same = self
             .request
-            .as_deref()
-            .and_then(|r| r.split_once(' '))
-            .is_some_and(|(m, p)| m == method.as_str() && p == path);
+            .as_ref()
+            .is_some_and(|(m, u)| m == request.method() && u.path() == request.uri().path());
         if !same {
-            self.request = Some(format!("{method} {path}"));
+            self.request = Some((request.method().clone(), request.uri().clone()));
             self.attempts = 0;
         }
         self.attempts = self.attempts.saturating_add(1);
@@ -264,11 +263,12 @@ impl Retrier {
         let mut error = final_failure(class, failure);
         if let Error::Transport(t) | Error::CreateOutcomeUnknown(t) = &mut error
             && t.context.is_none()
-            && let Some(request) = &self.request
+            && let Some((method, uri)) = &self.request
         {
             let n = self.attempts.max(1);
             t.context = Some(format!(
-                "{request}, {n} attempt{}",
+                "{method} {}, {n} attempt{}",
+                uri.path(),
                 if n == 1 { "" } else { "s" }
             ));
         }

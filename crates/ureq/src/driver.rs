@@ -2,7 +2,7 @@
 //! [`replicate_protocol::flow`] for the rule it follows).
 
 use std::io::Read;
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Instant;
 
 use replicate_protocol::flow::{BodyRead, Outgoing, SleepReason, Timeout, check_announced_length};
@@ -35,7 +35,14 @@ pub(crate) struct Driver<F: Flow> {
     buf: Vec<u8>,
     /// Ends the flow when its sender is dropped (a stream watcher).
     stop: Option<Receiver<()>>,
-    watch: Option<Watch>,
+    watch: Following,
+}
+
+/// Whether the stream of the prediction a flow waits for is followed.
+enum Following {
+    NotYet,
+    Running(Watch),
+    Over,
 }
 
 /// A thread following a stream for a flow that sleeps.
@@ -51,7 +58,7 @@ impl<F: Flow> Driver<F> {
         Driver {
             buf: Vec::new(),
             stop: None,
-            watch: None,
+            watch: Following::NotYet,
             client,
             flow,
             body: None,
@@ -167,17 +174,27 @@ impl<F: Flow> Driver<F> {
         } else {
             tracing::debug!(target: LOG_TARGET, delay_ms, "replicate: {}", reason.describe());
         }
-        if self.watch.is_none()
+        if matches!(self.watch, Following::NotYet)
             && reason == SleepReason::Poll
             && self.client.inner.settings.follow_stream
             && let Some(url) = self.flow.stream_hint()
         {
-            self.watch = Some(self.client.watch(url));
+            self.watch = Following::Running(self.client.watch(url));
         }
         let wait = until.saturating_duration_since(Instant::now());
-        if let Some(watch) = &self.watch {
-            if watch.done.recv_timeout(wait).is_ok() {
-                self.flow.wake();
+        if let Following::Running(watch) = &self.watch {
+            match watch.done.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => {}
+                // The stream said `done`, or gave up: either way it is followed no more (a
+                // watcher that ended must not cut the flow's later sleeps short).
+                Ok(()) => {
+                    self.watch = Following::Over;
+                    self.flow.wake();
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.watch = Following::Over;
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                }
             }
         } else if let Some(stop) = &self.stop {
             // Returns early when the stop signal's sender is dropped.
@@ -356,5 +373,77 @@ impl<F: Flow + std::fmt::Debug> std::fmt::Debug for Items<F> {
             .field("flow", self.driver.flow())
             .field("open", &self.driver.body.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use replicate_protocol::{Flow, SleepReason, Step, TransportError};
+
+    use super::*;
+
+    /// Sleeps until 300 ms after its first poll, counting its polls, with a stream to follow.
+    struct Counting {
+        url: String,
+        until: Option<Instant>,
+        polls: u32,
+    }
+
+    impl Flow for Counting {
+        type Item = std::convert::Infallible;
+        type Output = u32;
+        fn poll(&mut self, now: Instant) -> Step<Self::Item, u32> {
+            self.polls += 1;
+            let until = *self.until.get_or_insert(now + Duration::from_millis(300));
+            if now >= until {
+                Step::Done(self.polls)
+            } else {
+                Step::Sleep {
+                    until,
+                    reason: SleepReason::Poll,
+                }
+            }
+        }
+        fn handle_response(&mut self, _: http::Response<Vec<u8>>, _: Instant) {}
+        fn handle_error(&mut self, _: TransportError, _: Instant) {}
+        fn stream_hint(&self) -> Option<&str> {
+            Some(&self.url)
+        }
+        fn wake(&mut self) {}
+    }
+
+    #[test]
+    fn a_watcher_that_ended_does_not_cut_later_sleeps_short() {
+        // A stream host that answers 404 at once: the watcher ends right away.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "http://{}/v1/streams/abc",
+            listener.local_addr().expect("addr")
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming().take(8) {
+                let Ok(mut conn) = conn else { return };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        let client = Client::builder()
+            .token("r8_test")
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        let polls = client.drive(Counting {
+            url,
+            until: None,
+            polls: 0,
+        });
+        // The first poll, the one the watcher's end woke, the one at the end; a watcher whose
+        // channel was closed made every later sleep return at once (thousands of polls).
+        assert!(polls <= 4, "{polls} polls for one 300 ms sleep");
     }
 }
