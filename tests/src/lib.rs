@@ -106,6 +106,17 @@ pub trait Driver {
     fn stream_url_run(&self, url: &str, opts: StreamOptions) -> Result<StreamRun, Error>;
     /// `Client::stream_text`.
     fn stream_text(&self, prediction: &Prediction) -> Result<String, Error>;
+    /// `Client::start`: the handle's first snapshot, and every update of
+    /// `RunHandle::updates` (the first error ends the collection and is returned instead).
+    fn start_and_watch(
+        &self,
+        create: CreatePrediction,
+    ) -> Result<(Prediction, Vec<replicate_protocol::Update>), Error>;
+    /// `Client::start`, then `RunHandle::cancel` as soon as the prediction is `processing`
+    /// (seen through `RunHandle::refresh`), then `RunHandle::wait`.
+    fn start_and_cancel(&self, create: CreatePrediction) -> Result<Prediction, Error>;
+    /// `Client::stream_run`, read to its end.
+    fn create_and_stream(&self, model: &str, input: Value) -> Result<Vec<ReplicateEvent>, Error>;
     /// `Client::download`.
     fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error>;
     /// `Client::download_outputs`.
@@ -316,6 +327,27 @@ impl Driver for Ureq {
     fn webhook_secret(&self) -> Result<WebhookSecret, Error> {
         self.0.execute(GetDefaultWebhookSecret::new())
     }
+    fn start_and_watch(
+        &self,
+        create: CreatePrediction,
+    ) -> Result<(Prediction, Vec<replicate_protocol::Update>), Error> {
+        let handle = self.0.start(create)?;
+        let first = handle.prediction().clone();
+        let updates = handle.updates().collect::<Result<Vec<_>, _>>()?;
+        Ok((first, updates))
+    }
+    fn start_and_cancel(&self, create: CreatePrediction) -> Result<Prediction, Error> {
+        let mut handle = self.0.start(create)?;
+        while handle.prediction().status != replicate_protocol::Status::Processing {
+            std::thread::sleep(Duration::from_millis(5));
+            handle.refresh()?;
+        }
+        handle.cancel()?;
+        handle.wait()
+    }
+    fn create_and_stream(&self, model: &str, input: Value) -> Result<Vec<ReplicateEvent>, Error> {
+        self.0.stream_run(model, input)?.collect()
+    }
 }
 
 /// The async client, driven from a current-thread runtime.
@@ -481,6 +513,39 @@ impl Driver for Reqwest {
     fn webhook_secret(&self) -> Result<WebhookSecret, Error> {
         self.rt
             .block_on(self.client.execute(GetDefaultWebhookSecret::new()))
+    }
+    fn start_and_watch(
+        &self,
+        create: CreatePrediction,
+    ) -> Result<(Prediction, Vec<replicate_protocol::Update>), Error> {
+        use futures_util::TryStreamExt;
+        self.rt.block_on(async {
+            let handle = self.client.start(create).await?;
+            let first = handle.prediction().clone();
+            let updates = handle.updates().try_collect().await?;
+            Ok((first, updates))
+        })
+    }
+    fn start_and_cancel(&self, create: CreatePrediction) -> Result<Prediction, Error> {
+        self.rt.block_on(async {
+            let mut handle = self.client.start(create).await?;
+            while handle.prediction().status != replicate_protocol::Status::Processing {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                handle.refresh().await?;
+            }
+            handle.cancel().await?;
+            handle.wait().await
+        })
+    }
+    fn create_and_stream(&self, model: &str, input: Value) -> Result<Vec<ReplicateEvent>, Error> {
+        use futures_util::TryStreamExt;
+        self.rt.block_on(async {
+            self.client
+                .stream_run(model, input)
+                .await?
+                .try_collect()
+                .await
+        })
     }
 }
 

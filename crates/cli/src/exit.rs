@@ -129,7 +129,10 @@ pub fn code_for(err: &Error) -> u8 {
         | Error::PredictionAborted(_)
         | Error::PredictionStreamError(_) => PREDICTION,
         // Rejected before anything was sent.
-        Error::InvalidInput(_) | Error::InvalidBaseUrl(_) | Error::InvalidToken => USAGE,
+        Error::InvalidInput(_)
+        | Error::InvalidBaseUrl(_)
+        | Error::InvalidToken
+        | Error::MissingToken => USAGE,
         // Something was sent (the create): never a usage error.
         Error::AfterCreate { source, .. } => match code_for(source) {
             USAGE => RUNTIME,

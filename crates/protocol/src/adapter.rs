@@ -334,3 +334,118 @@ macro_rules! download_methods {
         }
     };
 }
+
+/// Expands, in an adapter's crate root, to `Client::start`, `Client::create_from`,
+/// `Client::stream_run` and the `RunHandle` they return. Blocking with `;`, async with
+/// `async; .await` (see the [module documentation](self)).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! run_handle {
+    ($($async_:ident)?; $($await_:tt)*) => {
+        impl Client {
+            /// Creates a prediction of `model` (`owner/name`, `owner/name:version` or a version
+            /// id) with this JSON input, without waiting for it (no sync-mode hold). It is sent
+            /// once: see [`Error::CreateOutcomeUnknown`]($crate::Error::CreateOutcomeUnknown).
+            pub $($async_)? fn create_from(
+                &self,
+                model: &str,
+                input: ::serde_json::Value,
+            ) -> Result<$crate::Prediction, $crate::Error> {
+                let create = $crate::CreatePrediction::new($crate::Target::parse(model)?).input(input);
+                self.create(create) $($await_)*
+            }
+
+            /// Creates a prediction and returns as soon as the API answered, with a
+            /// [`RunHandle`] to watch it ([`RunHandle::updates`]), wait for it, or cancel it.
+            /// The id is known at once, so a service can store it before anything else happens.
+            /// The create is sent as given (a sync-mode hold only when it asks for one).
+            pub $($async_)? fn start(
+                &self,
+                create: $crate::CreatePrediction,
+            ) -> Result<RunHandle, $crate::Error> {
+                let prediction = self.create(create) $($await_)* ?;
+                Ok(RunHandle {
+                    client: self.clone(),
+                    prediction,
+                })
+            }
+
+            /// Creates a prediction of `model` with this input and follows its event stream:
+            /// the `output` (and `logs`) events until `done`, with the reconnection rules of
+            /// [`Client::stream`]. For models that stream (language models); others have no
+            /// stream, which is [`Error::InvalidInput`]($crate::Error::InvalidInput).
+            pub $($async_)? fn stream_run(
+                &self,
+                model: &str,
+                input: ::serde_json::Value,
+            ) -> Result<EventStream, $crate::Error> {
+                let prediction = self.create_from(model, input) $($await_)* ?;
+                self.stream(&prediction) $($await_)*
+            }
+        }
+
+        /// A prediction started with [`Client::start`]: its id at once, then its updates, its
+        /// end, or its cancellation.
+        #[derive(Debug, Clone)]
+        pub struct RunHandle {
+            client: Client,
+            prediction: $crate::Prediction,
+        }
+
+        impl RunHandle {
+            /// The prediction's id.
+            pub fn id(&self) -> &str {
+                &self.prediction.id
+            }
+
+            /// The latest snapshot of the prediction this handle holds (the create's answer,
+            /// until [`RunHandle::refresh`]).
+            pub fn prediction(&self) -> &$crate::Prediction {
+                &self.prediction
+            }
+
+            /// Gets the prediction again and keeps the answer as the latest snapshot.
+            pub $($async_)? fn refresh(&mut self) -> Result<&$crate::Prediction, $crate::Error> {
+                self.prediction = self.client.get(&self.prediction.id) $($await_)* ?;
+                Ok(&self.prediction)
+            }
+
+            /// Every change of the prediction until it is terminal, as [`Update`]($crate::Update)s:
+            /// status changes, new log text, output growth and progress, then
+            /// [`Update::Finished`]($crate::Update::Finished) with the terminal prediction. It
+            /// polls with the client's policy, and finishes on the event stream's `done` when
+            /// the prediction has one (see [`ClientBuilder::follow_stream`](crate::ClientBuilder::follow_stream)).
+            pub fn updates(&self) -> Items<$crate::Watch> {
+                self.client.items($crate::Watch::new(
+                    self.client.config().clone(),
+                    self.prediction.clone(),
+                    self.client.wait_options(None),
+                ))
+            }
+
+            /// Waits until the prediction is terminal and returns it, whatever its status (as
+            /// [`Client::wait`]): see [`Prediction::into_result`]($crate::Prediction::into_result).
+            pub $($async_)? fn wait(&self) -> Result<$crate::Prediction, $crate::Error> {
+                self.client
+                    .drive($crate::Wait::from_prediction(
+                        self.client.config().clone(),
+                        self.prediction.clone(),
+                        self.client.wait_options(None),
+                    ))
+                    $($await_)*
+            }
+
+            /// Waits until the prediction is terminal and returns its output; a failed,
+            /// canceled or aborted prediction is the matching error (as [`Client::run`]).
+            pub $($async_)? fn output(&self) -> Result<::serde_json::Value, $crate::Error> {
+                Ok(self.wait() $($await_)* ?.into_result()?.output)
+            }
+
+            /// Asks the API to cancel the prediction and returns its state then (canceling a
+            /// prediction that already finished changes nothing).
+            pub $($async_)? fn cancel(&self) -> Result<$crate::Prediction, $crate::Error> {
+                self.client.cancel(&self.prediction.id) $($await_)*
+            }
+        }
+    };
+}

@@ -18,6 +18,10 @@ pub enum Error {
     /// The base URL could not be used.
     #[error("invalid base URL {0}")]
     InvalidBaseUrl(String),
+    /// No API token was given: neither to the builder nor in `REPLICATE_API_TOKEN`. Nothing was
+    /// sent.
+    #[error("no API token: set REPLICATE_API_TOKEN or pass a token")]
+    MissingToken,
     /// The API token is empty or cannot be sent in an HTTP header (control or non-ASCII
     /// characters).
     #[error("the API token is empty or contains characters that cannot be sent in an HTTP header")]
@@ -218,6 +222,36 @@ impl Error {
         }
     }
 
+    /// Whether no API token was configured ([`Error::MissingToken`]).
+    pub fn is_missing_token(&self) -> bool {
+        matches!(self, Error::MissingToken)
+    }
+
+    /// Whether the API refused the token (HTTP 401), or no usable token was configured.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Error::MissingToken | Error::InvalidToken) || self.api_status() == Some(401)
+    }
+
+    /// Whether the API answered HTTP 404 (an unknown prediction, model, file...).
+    pub fn is_not_found(&self) -> bool {
+        self.api_status() == Some(404)
+    }
+
+    /// Whether the API answered HTTP 429 and retries ran out (see
+    /// [`ApiError::retry_delay`] for how long it asked to wait).
+    pub fn is_rate_limited(&self) -> bool {
+        self.api_status() == Some(429)
+    }
+
+    /// The status of an API error, also when it is the cause of a failure after a create.
+    fn api_status(&self) -> Option<u16> {
+        match self {
+            Error::Api(e) => Some(e.status),
+            Error::AfterCreate { source, .. } => source.api_status(),
+            _ => None,
+        }
+    }
+
     /// The id of a prediction that this error shows to exist: when it is `Some`, the prediction
     /// was created, and creating it again would run (and bill) it twice.
     pub fn prediction_id(&self) -> Option<&str> {
@@ -270,6 +304,7 @@ impl Error {
             }
             Error::Pagination(PaginationError::CursorCycle { cursor, .. }) => r(cursor),
             Error::Pagination(_)
+            | Error::MissingToken
             | Error::InvalidToken
             | Error::NotFinished { .. }
             | Error::InvalidState(_) => {}

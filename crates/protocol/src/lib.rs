@@ -60,12 +60,14 @@ pub mod input;
 pub mod output;
 pub mod pagination;
 pub mod prediction;
+pub mod progress;
 pub mod retry;
 pub mod settings;
 pub mod sse;
 pub mod stream;
 pub mod text;
 pub mod wait;
+pub mod watch;
 pub mod webhook;
 
 pub use api::predictions::{
@@ -86,7 +88,9 @@ pub use input::{FileInput, Prepared};
 pub use output::{OutputRef, SaveOptions};
 pub use pagination::{DEFAULT_MAX_PAGES, Page, Pager, Paginated, cursor_of};
 pub use prediction::{Metrics, ModelRef, Prediction, PredictionUrls, Status, is_version_id};
+pub use progress::Progress;
 pub use retry::{RetryPolicy, transport_failure};
 pub use settings::{ClientSettings, EffectiveSettings};
 pub use stream::{OutputText, StreamAuth, StreamOptions, StreamSession};
 pub use wait::{JobKind, PollPolicy, Run, Wait, WaitOptions};
+pub use watch::{Update, Watch};

@@ -254,6 +254,12 @@ impl Prediction {
         }
     }
 
+    /// How far the prediction got, from the last progress bar in its logs (see
+    /// [`crate::progress`]); `None` without logs or a bar in them.
+    pub fn progress(&self) -> Option<crate::Progress> {
+        crate::Progress::from_logs(self.logs.as_deref()?)
+    }
+
     /// The error message, when `error` is a string (or the JSON text of a structured error).
     pub fn error_message(&self) -> Option<&str> {
         match &self.error {

@@ -80,9 +80,7 @@ impl ClientSettings {
 
     /// The request configuration, or why it cannot be built.
     pub fn config(&self) -> Result<Config, Error> {
-        let token = self.token.as_ref().ok_or_else(|| {
-            Error::InvalidInput(format!("no API token: set {TOKEN_ENV} or pass a token"))
-        })?;
+        let token = self.token.as_ref().ok_or(Error::MissingToken)?;
         let mut cfg = Config::new(token.expose());
         if let Some(url) = &self.base_url {
             cfg = cfg.with_base_url(url)?;

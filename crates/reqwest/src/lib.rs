@@ -114,11 +114,15 @@ use std::time::{Duration, Instant};
 
 use replicate_protocol::{Call, Endpoint, Flow, Paginated, TransportError, TransportErrorKind};
 
+/// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
+/// [`Flow`](protocol::Flow) of your own).
+pub use http;
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;
 pub use replicate_protocol::sse::ReplicateEvent;
 pub use replicate_protocol::{
-    Error, FileInput, Prediction, SaveOptions, Status, StreamAuth, StreamOptions,
+    CreatePrediction, Error, FileInput, Prediction, Progress, SaveOptions, Status, StreamAuth,
+    StreamOptions, SyncWait, Target, Update, WaitOptions, WebhookEvent, webhook,
 };
 
 pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;
@@ -263,6 +267,76 @@ impl Client {
         F::Item: Send + 'static,
     {
         Items::new(driver::Driver::new(self.clone(), flow))
+    }
+}
+
+replicate_protocol::run_handle!(async; .await);
+
+impl RunHandle {
+    /// The same handle, canceling the prediction when it is dropped before it was seen
+    /// terminal: the guard for `tokio::time::timeout(…, handle.output())` and for tasks that
+    /// may be aborted, which would otherwise leave the prediction running (and billing).
+    ///
+    /// The cancel is one request, sent from a task spawned on the current tokio runtime when
+    /// the guard is dropped (there is no async drop): it may run after the guard's owner is
+    /// gone, and is lost if the runtime shuts down first or there is none. Awaiting
+    /// [`CancelOnDrop::wait`] or [`CancelOnDrop::output`] to the end, or calling
+    /// [`CancelOnDrop::disarm`], means no cancel.
+    pub fn cancel_on_drop(self) -> CancelOnDrop {
+        CancelOnDrop {
+            handle: self,
+            armed: true,
+        }
+    }
+}
+
+/// A [`RunHandle`] that cancels its prediction when dropped before it was seen terminal (see
+/// [`RunHandle::cancel_on_drop`]).
+#[derive(Debug)]
+pub struct CancelOnDrop {
+    handle: RunHandle,
+    armed: bool,
+}
+
+impl CancelOnDrop {
+    /// The handle.
+    pub fn handle(&self) -> &RunHandle {
+        &self.handle
+    }
+
+    /// [`RunHandle::wait`]; once it returns the terminal prediction, dropping sends no cancel.
+    pub async fn wait(&mut self) -> Result<Prediction, Error> {
+        let result = self.handle.wait().await;
+        if result.as_ref().is_ok_and(|p| p.status.is_terminal()) {
+            self.armed = false;
+        }
+        result
+    }
+
+    /// [`RunHandle::output`]; once the prediction is terminal, dropping sends no cancel.
+    pub async fn output(&mut self) -> Result<serde_json::Value, Error> {
+        Ok(self.wait().await?.into_result()?.output)
+    }
+
+    /// The handle back, without the guard: dropping it sends nothing.
+    pub fn disarm(mut self) -> RunHandle {
+        self.armed = false;
+        self.handle.clone()
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed || self.handle.prediction.status.is_terminal() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let handle = self.handle.clone();
+            tracing::debug!(target: "replicate_reqwest", id = %handle.id(), "replicate: canceling a prediction whose handle was dropped");
+            runtime.spawn(async move {
+                let _ = handle.cancel().await;
+            });
+        }
     }
 }
 

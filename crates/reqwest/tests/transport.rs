@@ -176,7 +176,7 @@ fn debug_hides_token() {
 #[test]
 fn missing_token_is_an_error() {
     let e = Client::builder().build().expect_err("no token");
-    assert!(matches!(e, Error::InvalidInput(_)));
+    assert!(e.is_missing_token(), "{e:?}");
 }
 
 #[test]

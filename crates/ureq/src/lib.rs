@@ -47,11 +47,15 @@ use std::time::Duration;
 
 use replicate_protocol::{Call, Endpoint, Flow, Paginated, TransportError, TransportErrorKind};
 
+/// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
+/// [`Flow`](protocol::Flow) of your own).
+pub use http;
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;
 pub use replicate_protocol::sse::ReplicateEvent;
 pub use replicate_protocol::{
-    Error, FileInput, Prediction, SaveOptions, Status, StreamAuth, StreamOptions,
+    CreatePrediction, Error, FileInput, Prediction, Progress, SaveOptions, Status, StreamAuth,
+    StreamOptions, SyncWait, Target, Update, WaitOptions, WebhookEvent, webhook,
 };
 
 mod download;
@@ -166,6 +170,8 @@ impl Client {
     }
 }
 
+replicate_protocol::run_handle!(;);
+
 /// The longest a single read or write of an exchange bounded by `total` may wait: a little less
 /// than `total` (by a tenth, at most a second), so that it is the socket timeout of a fast call
 /// from start to end.
@@ -246,6 +252,6 @@ mod tests {
     #[test]
     fn missing_token_is_an_error() {
         let e = Client::builder().build().expect_err("no token");
-        assert!(matches!(e, Error::InvalidInput(_)));
+        assert!(e.is_missing_token(), "{e:?}");
     }
 }
