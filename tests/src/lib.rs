@@ -106,6 +106,8 @@ pub trait Driver {
     fn stream_url_run(&self, url: &str, opts: StreamOptions) -> Result<StreamRun, Error>;
     /// `Client::stream_text`.
     fn stream_text(&self, prediction: &Prediction) -> Result<String, Error>;
+    /// `Client::run_within`.
+    fn run_within(&self, model: &str, input: Value, timeout: Duration) -> Result<Value, Error>;
     /// `Client::start`: the handle's first snapshot, and every update of
     /// `RunHandle::updates` (the first error ends the collection and is returned instead).
     fn start_and_watch(
@@ -336,6 +338,9 @@ impl Driver for Ureq {
         let updates = handle.updates().collect::<Result<Vec<_>, _>>()?;
         Ok((first, updates))
     }
+    fn run_within(&self, model: &str, input: Value, timeout: Duration) -> Result<Value, Error> {
+        self.0.run_within(model, input, timeout)
+    }
     fn start_and_cancel(&self, create: CreatePrediction) -> Result<Prediction, Error> {
         let mut handle = self.0.start(create)?;
         while handle.prediction().status != replicate_protocol::Status::Processing {
@@ -525,6 +530,10 @@ impl Driver for Reqwest {
             let updates = handle.updates().try_collect().await?;
             Ok((first, updates))
         })
+    }
+    fn run_within(&self, model: &str, input: Value, timeout: Duration) -> Result<Value, Error> {
+        self.rt
+            .block_on(self.client.run_within(model, input, timeout))
     }
     fn start_and_cancel(&self, create: CreatePrediction) -> Result<Prediction, Error> {
         self.rt.block_on(async {

@@ -84,12 +84,39 @@ scenario!(
     }
 );
 
-scenario!(cancel_on_a_running_handle_ends_canceled, |env| {
-    let create = CreatePrediction::new(Target::parse("fake/slow").expect("target"));
-    let done = env.driver.start_and_cancel(create).expect("canceled");
-    assert_eq!(done.status, Status::Canceled);
-    assert_eq!(env.count("POST", "/cancel"), 1);
-});
+scenario!(
+    cancel_on_a_running_handle_ends_canceled,
+    slow_ticks(),
+    |env| {
+        let create = CreatePrediction::new(Target::parse("fake/slow").expect("target"));
+        let done = env.driver.start_and_cancel(create).expect("canceled");
+        assert_eq!(done.status, Status::Canceled);
+        assert_eq!(env.count("POST", "/cancel"), 1);
+    }
+);
+
+scenario!(
+    run_within_cancels_the_prediction_at_its_timeout,
+    slow_ticks(),
+    |env| {
+        let err = env
+            .driver
+            .run_within("fake/slow", json!({}), Duration::from_millis(300))
+            .expect_err("fake/slow outlasts 300 ms");
+        let replicate_protocol::Error::DeadlineExceeded {
+            id, cancel_sent, ..
+        } = &err
+        else {
+            panic!("expected DeadlineExceeded, got {err:?}");
+        };
+        assert!(cancel_sent, "{err}");
+        assert_eq!(
+            env.count("POST", &format!("/v1/predictions/{id}/cancel")),
+            1
+        );
+        assert_eq!(env.driver.get(id).expect("get").status, Status::Canceled);
+    }
+);
 
 scenario!(stream_run_yields_the_tokens_and_ends_on_done, |env| {
     let events = env
@@ -117,7 +144,7 @@ fn dropping_a_cancel_on_drop_handle_sends_exactly_one_cancel() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let fake = replicate_fake::FakeServer::start_with(fast_options())
+        let fake = replicate_fake::FakeServer::start_with(slow_ticks())
             .await
             .expect("fake");
         let client = replicate_reqwest::Client::builder()

@@ -386,6 +386,21 @@ scenario!(webhooks_delivered_verified_and_filtered, |env| {
         let body: Prediction = serde_json::from_slice(&w.body).expect("a prediction");
         assert_eq!(body.id, p.id);
     }
+    // The one call: verify at the system clock's time and get the prediction.
+    for w in &got {
+        let a = replicate_ureq::Client::verify_webhook(&secret, &w.headers, &w.body)
+            .expect("ureq verifies");
+        let b = replicate_reqwest::Client::verify_webhook(&secret, &w.headers, &w.body)
+            .expect("reqwest verifies");
+        assert_eq!(a.id, p.id);
+        assert_eq!(a, b);
+        let mut tampered = w.body.clone();
+        tampered.push(b' ');
+        assert!(matches!(
+            replicate_ureq::Client::verify_webhook(&secret, &w.headers, &tampered),
+            Err(Error::Webhook(WebhookError::NoMatchingSignature))
+        ));
+    }
     let first: Prediction = serde_json::from_slice(&got[0].body).expect("json");
     assert!(!first.status.is_terminal(), "start comes first: {first:?}");
     let last: Prediction = serde_json::from_slice(&got[1].body).expect("json");

@@ -104,6 +104,9 @@ pub enum Error {
         /// Why following it failed.
         source: Box<Error>,
     },
+    /// A webhook delivery did not verify (see [`crate::webhook::verify_prediction`]).
+    #[error("webhook delivery rejected: {0}")]
+    Webhook(crate::webhook::WebhookError),
     /// A paginated list went on past its page cap, or its server sent a cursor it had already
     /// sent (a cycle): the listing stops rather than loop forever.
     #[error("{0}")]
@@ -304,6 +307,7 @@ impl Error {
             }
             Error::Pagination(PaginationError::CursorCycle { cursor, .. }) => r(cursor),
             Error::Pagination(_)
+            | Error::Webhook(_)
             | Error::MissingToken
             | Error::InvalidToken
             | Error::NotFinished { .. }

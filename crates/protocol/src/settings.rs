@@ -406,6 +406,21 @@ macro_rules! client_methods {
             Ok(prediction.output)
         }
 
+        /// [`Client::run`] that gives up at `timeout`: the prediction is then canceled, and the
+        /// error is [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded) (with
+        /// `cancel_sent`). Unlike wrapping `run` in a timeout of your own, nothing is left
+        /// running: the sync-mode hold and every poll end by the deadline too.
+        pub $($async_)? fn run_within(
+            &self,
+            model: &str,
+            input: ::serde_json::Value,
+            timeout: ::std::time::Duration,
+        ) -> Result<::serde_json::Value, $crate::Error> {
+            let create = self.inner.settings.run_create(model, input)?;
+            let prediction = self.run_with(create, self.wait_options(Some(timeout))) $($await_)* ?;
+            Ok(prediction.output)
+        }
+
         /// Creates and waits for a prediction with explicit options; the prediction is returned
         /// when it succeeded, otherwise the matching error.
         pub $($async_)? fn run_with(
@@ -416,6 +431,27 @@ macro_rules! client_methods {
             self.drive($crate::Run::new(self.inner.settings.cfg.clone(), create, opts)) $($await_)*
                 ?
                 .into_result()
+        }
+
+        /// The signing secret of the account's webhooks (`GET /v1/webhooks/default/secret`).
+        pub $($async_)? fn webhook_secret(
+            &self,
+        ) -> Result<$crate::webhook::WebhookSecret, $crate::Error> {
+            self.execute($crate::api::GetDefaultWebhookSecret::new()) $($await_)*
+        }
+
+        /// Verifies a webhook delivery (its headers and raw body) against `secret` at the
+        /// system clock's time, and returns the prediction it carries (see
+        /// [`webhook::verify_prediction`]($crate::webhook::verify_prediction)). A delivery
+        /// verifies again when it is sent again within the tolerance window: deduplicate by
+        /// its `webhook-id`.
+        pub fn verify_webhook(
+            secret: &$crate::webhook::WebhookSecret,
+            headers: &::http::HeaderMap,
+            body: &[u8],
+        ) -> Result<$crate::Prediction, $crate::Error> {
+            let now = $crate::webhook::unix_timestamp(::std::time::SystemTime::now());
+            $crate::webhook::verify_prediction(secret, headers, body, now)
         }
 
         /// Gets a file's details (`GET /v1/files/{id}`).

@@ -352,6 +352,35 @@ pub fn verify_http(
     verify_http_with_tolerance(secret, headers, body, now_unix, Some(DEFAULT_TOLERANCE))
 }
 
+/// Verifies a delivery (its headers and raw body, at `now_unix`) and returns the prediction it
+/// carries: the one call a webhook receiver needs. A signature that does not check out is
+/// [`Error::Webhook`](crate::Error::Webhook); a verified body that is not a prediction,
+/// [`Error::Decode`](crate::Error::Decode). The clients offer it with the system clock
+/// (`Client::verify_webhook`).
+///
+/// ```
+/// use replicate_protocol::webhook::{WebhookSecret, sign, verify_prediction};
+/// let secret: WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse()?;
+/// let body = br#"{"id":"p1","status":"succeeded","output":"hi"}"#;
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("webhook-id", "msg_1".parse()?);
+/// headers.insert("webhook-timestamp", "1700000000".parse()?);
+/// headers.insert("webhook-signature", sign(&secret, "msg_1", 1_700_000_000, body).parse()?);
+/// let p = verify_prediction(&secret, &headers, body, 1_700_000_010)?;
+/// assert_eq!(p.id, "p1");
+/// assert!(verify_prediction(&secret, &headers, b"{}", 1_700_000_010).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn verify_prediction(
+    secret: &WebhookSecret,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<crate::Prediction, crate::Error> {
+    verify_http(secret, headers, body, now_unix).map_err(crate::Error::Webhook)?;
+    serde_json::from_slice(body).map_err(|e| crate::Error::decode(200, e, body))
+}
+
 /// Verifies a delivery whose headers are in an [`http::HeaderMap`], with a
 /// custom tolerance (`None` or zero disables the timestamp check).
 ///
