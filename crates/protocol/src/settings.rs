@@ -337,6 +337,19 @@ macro_rules! client_methods {
                 .wait_options(crate::now(), timeout)
         }
 
+        /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
+        pub $($async_)? fn execute<E: $crate::Endpoint>(
+            &self,
+            endpoint: E,
+        ) -> Result<E::Output, $crate::Error> {
+            self.drive($crate::Call::with_policy(
+                endpoint,
+                self.inner.settings.cfg.clone(),
+                self.inner.settings.retry.clone(),
+                None,
+            )) $($await_)*
+        }
+
         /// The limits downloads run with
         /// ([`ClientBuilder::max_download_bytes`](crate::ClientBuilder::max_download_bytes),
         /// [`ClientBuilder::min_download_progress`](crate::ClientBuilder::min_download_progress)).

@@ -112,7 +112,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use replicate_protocol::{Call, Endpoint, Flow, Paginated, TransportError, TransportErrorKind};
+use replicate_protocol::{Flow, Paginated, TransportError, TransportErrorKind};
 
 /// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
 /// [`Flow`](protocol::Flow) of your own).
@@ -237,17 +237,6 @@ impl Client {
     /// this future is polled, and closed when it ends or is dropped.
     pub async fn drive<F: Flow>(&self, flow: F) -> F::Output {
         driver::Driver::new(self.clone(), flow).finish().await
-    }
-
-    /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
-    pub async fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
-        self.drive(Call::with_policy(
-            endpoint,
-            self.inner.settings.cfg.clone(),
-            self.inner.settings.retry.clone(),
-            None,
-        ))
-        .await
     }
 
     /// Every item of any paginated list, starting at `first`. The stream ends after the last

@@ -45,7 +45,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use replicate_protocol::{Call, Endpoint, Flow, Paginated, TransportError, TransportErrorKind};
+use replicate_protocol::{Flow, Paginated, TransportError, TransportErrorKind};
 
 /// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
 /// [`Flow`](protocol::Flow) of your own).
@@ -146,16 +146,6 @@ impl Client {
     /// ([`ClientBuilder::timeout`]) later, when a read in progress returns.
     pub fn drive<F: Flow>(&self, flow: F) -> F::Output {
         driver::Driver::new(self.clone(), flow).finish()
-    }
-
-    /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
-    pub fn execute<E: Endpoint>(&self, endpoint: E) -> Result<E::Output, Error> {
-        self.drive(Call::with_policy(
-            endpoint,
-            self.inner.settings.cfg.clone(),
-            self.inner.settings.retry.clone(),
-            None,
-        ))
     }
 
     /// Every item of any paginated list, starting at `first`. The iterator ends after the last
