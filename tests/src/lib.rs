@@ -83,7 +83,9 @@ pub trait Driver {
     /// `Client::wait_with`.
     fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error>;
     /// `Client::wait_options`.
-    fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions;
+    fn wait_options(&self) -> WaitOptions;
+    /// `Client::wait_options_within`.
+    fn wait_options_within(&self, timeout: Duration) -> WaitOptions;
     /// Every event of `Client::stream` until the stream ends (`done` included); the first error
     /// ends the collection and is returned instead.
     fn stream_events(&self, prediction: &Prediction) -> Result<Vec<ReplicateEvent>, Error> {
@@ -255,8 +257,11 @@ impl Driver for Ureq {
     fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error> {
         self.0.wait_with(id, opts)
     }
-    fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
-        self.0.wait_options(timeout)
+    fn wait_options(&self) -> WaitOptions {
+        self.0.wait_options()
+    }
+    fn wait_options_within(&self, timeout: Duration) -> WaitOptions {
+        self.0.wait_options_within(timeout)
     }
     fn stream_events_with(
         &self,
@@ -428,8 +433,11 @@ impl Driver for Reqwest {
     fn wait_with(&self, id: &str, opts: WaitOptions) -> Result<Prediction, Error> {
         self.rt.block_on(self.client.wait_with(id, opts))
     }
-    fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
-        self.client.wait_options(timeout)
+    fn wait_options(&self) -> WaitOptions {
+        self.client.wait_options()
+    }
+    fn wait_options_within(&self, timeout: Duration) -> WaitOptions {
+        self.client.wait_options_within(timeout)
     }
     fn stream_events_with(
         &self,

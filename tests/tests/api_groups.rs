@@ -301,7 +301,7 @@ scenario!(
                 .run_with(
                     CreatePrediction::new(Target::parse("acme/versioned").expect("target"))
                         .input(json!({"prompt": "hi"})),
-                    env.driver.wait_options(None),
+                    env.driver.wait_options(),
                 )
                 .expect("run");
             ran.push(p.id);
@@ -367,7 +367,7 @@ scenario!(trainings_create_wait_list_cancel, proxy_options(1), |env| {
     let done = env
         .wait_training(
             &training.id,
-            env.driver.wait_options(Some(Duration::from_secs(10))),
+            env.driver.wait_options_within(Duration::from_secs(10)),
         )
         .expect("wait");
     assert_eq!(done.status, Status::Succeeded);
@@ -481,7 +481,7 @@ scenario!(deployments_crud_and_a_prediction, proxy_options(1), |env| {
         .run_with(
             CreatePrediction::new(Target::deployment("fake/my-app").expect("target"))
                 .input(json!({"prompt": "hi"})),
-            env.driver.wait_options(None),
+            env.driver.wait_options(),
         )
         .expect("run");
     assert_eq!(p.output["answer"], 42);
@@ -629,7 +629,7 @@ scenario!(
                 CreatePrediction::new(Target::parse("fake/json").expect("target"))
                     .input(json!({}))
                     .webhook("http://127.0.0.1:9/hook", &[WebhookEvent::Completed]),
-                env.driver.wait_options(None),
+                env.driver.wait_options(),
             )
             .expect("run");
         let mut deliveries = env.fake.webhook_deliveries();

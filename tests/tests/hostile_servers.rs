@@ -233,14 +233,21 @@ impl Sdk {
     /// Runs `model` to success (sync mode as configured) and returns the prediction.
     fn run_prediction(&self, model: &str) -> Prediction {
         let create = CreatePrediction::new(Target::parse(model).expect("model")).input(json!({}));
-        self.run_with(create, self.wait_options(None))
+        self.run_with(create, self.wait_options())
             .expect("setup: run")
     }
 
-    fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
+    fn wait_options(&self) -> WaitOptions {
         match self {
-            Sdk::Ureq(c) => c.wait_options(timeout),
-            Sdk::Reqwest(c, _) => c.wait_options(timeout),
+            Sdk::Ureq(c) => c.wait_options(),
+            Sdk::Reqwest(c, _) => c.wait_options(),
+        }
+    }
+
+    fn wait_options_within(&self, timeout: Duration) -> WaitOptions {
+        match self {
+            Sdk::Ureq(c) => c.wait_options_within(timeout),
+            Sdk::Reqwest(c, _) => c.wait_options_within(timeout),
         }
     }
 
@@ -1048,7 +1055,7 @@ fn watcher_threads_stop_when_their_waits_return() {
             // Not canceled at the deadline: the prediction (and its stream) goes on.
             let opts = WaitOptions {
                 cancel_at_deadline: false,
-                ..client.wait_options(Some(Duration::from_millis(400)))
+                ..client.wait_options_within(Duration::from_millis(400))
             };
             let error = client.wait_with(&p.id, opts).expect_err("deadline");
             assert!(
@@ -1143,7 +1150,7 @@ both!(deadlines_bound_sync_mode_creates, |which| {
     let sdk = Sdk::new(which, &knobs);
     let deadline = Duration::from_secs(2);
     let started = Instant::now();
-    let opts = sdk.wait_options(Some(deadline));
+    let opts = sdk.wait_options_within(deadline);
     let create = CreatePrediction::new(Target::parse("acme/slow").expect("model"))
         .input(json!({}))
         .sync(SyncWait::Max);

@@ -223,7 +223,7 @@ scenario!(aborted, |env| {
 
 scenario!(deadline_reached_sends_a_cancel, |env| {
     let create = CreatePrediction::new(Target::parse("fake/slow").expect("target"));
-    let opts = env.driver.wait_options(Some(Duration::from_millis(60)));
+    let opts = env.driver.wait_options_within(Duration::from_millis(60));
     let err = env.driver.run_with(create, opts).expect_err("deadline");
     let Error::DeadlineExceeded {
         id,
@@ -384,7 +384,7 @@ scenario!(wait_on_a_created_prediction, |env| {
             &p.id,
             WaitOptions {
                 poll: PollPolicy::fixed(Duration::from_millis(10)),
-                ..env.driver.wait_options(None)
+                ..env.driver.wait_options()
             },
         )
         .expect("wait");

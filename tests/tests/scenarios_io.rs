@@ -32,7 +32,7 @@ fn create(env: &Env, model: &str) -> Prediction {
 fn run(env: &Env, model: &str) -> Prediction {
     let create = CreatePrediction::new(Target::parse(model).expect("target"));
     env.driver
-        .run_with(create, env.driver.wait_options(None))
+        .run_with(create, env.driver.wait_options())
         .expect("run")
 }
 
@@ -266,7 +266,7 @@ fn slow_poll_run(env: &Env) -> (Result<Prediction, Error>, Duration) {
     let create = CreatePrediction::new(Target::parse("fake/text").expect("target"));
     let opts = WaitOptions {
         poll: PollPolicy::fixed(Duration::from_secs(5)),
-        ..env.driver.wait_options(Some(Duration::from_secs(2)))
+        ..env.driver.wait_options_within(Duration::from_secs(2))
     };
     let started = Instant::now();
     let result = env.driver.run_with(create, opts);
@@ -326,7 +326,7 @@ scenario!(
         let create = CreatePrediction::new(Target::parse("fake/text").expect("target"));
         let opts = WaitOptions {
             poll: PollPolicy::fixed(Duration::from_millis(200)),
-            ..env.driver.wait_options(Some(Duration::from_secs(20)))
+            ..env.driver.wait_options_within(Duration::from_secs(20))
         };
         let started = Instant::now();
         let p = env.driver.run_with(create, opts).expect("run");
@@ -356,7 +356,7 @@ scenario!(webhooks_delivered_verified_and_filtered, |env| {
         );
     let p = env
         .driver
-        .run_with(create, env.driver.wait_options(None))
+        .run_with(create, env.driver.wait_options())
         .expect("run");
 
     let mut got: Vec<ReceivedWebhook> = Vec::new();

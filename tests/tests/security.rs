@@ -210,10 +210,9 @@ impl Sdk {
     /// Runs to completion and returns the prediction (whatever its status).
     fn run_prediction(&self, model: &str) -> Prediction {
         let p = self.create(model).expect("create");
-        let opts = self.wait_options(None);
         match self {
-            Sdk::Ureq(c) => c.wait_with(&p.id, opts),
-            Sdk::Reqwest(c, rt) => rt.block_on(c.wait_with(&p.id, opts)),
+            Sdk::Ureq(c) => c.wait_with(&p.id, c.wait_options()),
+            Sdk::Reqwest(c, rt) => rt.block_on(c.wait_with(&p.id, c.wait_options())),
         }
         .expect("wait")
     }
@@ -225,10 +224,10 @@ impl Sdk {
         }
     }
 
-    fn wait_options(&self, timeout: Option<Duration>) -> WaitOptions {
+    fn wait_options_within(&self, timeout: Duration) -> WaitOptions {
         match self {
-            Sdk::Ureq(c) => c.wait_options(timeout),
-            Sdk::Reqwest(c, _) => c.wait_options(timeout),
+            Sdk::Ureq(c) => c.wait_options_within(timeout),
+            Sdk::Reqwest(c, _) => c.wait_options_within(timeout),
         }
     }
 
@@ -507,7 +506,7 @@ both!(token_is_absent_from_every_error, |which| {
     let slow = CreatePrediction::new(Target::parse("fake/slow").expect("target"));
     got(
         "deadline",
-        sdk.run_with(slow, sdk.wait_options(Some(Duration::from_millis(50))))
+        sdk.run_with(slow, sdk.wait_options_within(Duration::from_millis(50)))
             .expect_err("deadline"),
     );
     got("failed", sdk.run("fake/fail").expect_err("failed"));

@@ -42,7 +42,7 @@ fn run(env: &Env, model: &str) -> Prediction {
     env.driver
         .run_with(
             create,
-            env.driver.wait_options(Some(Duration::from_secs(20))),
+            env.driver.wait_options_within(Duration::from_secs(20)),
         )
         .expect("run")
 }

@@ -63,7 +63,7 @@ impl Sdk {
         let create = self.create.clone();
         async move {
             client
-                .run_with(create, client.wait_options(None))
+                .run_with(create, client.wait_options())
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string())

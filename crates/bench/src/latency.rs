@@ -133,7 +133,7 @@ fn ureq_run(client: &replicate_ureq::Client, mode: Mode) -> Result<f64, String> 
     let create = mode.create()?;
     prediction_notice(
         client
-            .run_with(create, client.wait_options(None))
+            .run_with(create, client.wait_options())
             .map_err(|e| e.to_string()),
     )
 }
@@ -142,7 +142,7 @@ async fn reqwest_run(client: &replicate_reqwest::Client, mode: Mode) -> Result<f
     let create = mode.create()?;
     prediction_notice(
         client
-            .run_with(create, client.wait_options(None))
+            .run_with(create, client.wait_options())
             .await
             .map_err(|e| e.to_string()),
     )

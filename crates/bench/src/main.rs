@@ -476,7 +476,7 @@ fn seed_prediction(api: &Api) -> Result<String, String> {
         .input(input)
         .sync(SyncWait::Max);
     let p = client
-        .run_with(create, client.wait_options(None))
+        .run_with(create, client.wait_options())
         .map_err(|e| format!("creating the seed prediction: {e}"))?;
     if p.status != Status::Succeeded {
         return Err(format!("the seed prediction ended {}", p.status));

@@ -419,7 +419,7 @@ macro_rules! run_handle {
                 self.client.items($crate::Watch::new(
                     self.client.config().clone(),
                     self.prediction.clone(),
-                    self.client.wait_options(None),
+                    self.client.wait_options(),
                 ))
             }
 
@@ -430,7 +430,7 @@ macro_rules! run_handle {
                     .drive($crate::Wait::from_prediction(
                         self.client.config().clone(),
                         self.prediction.clone(),
-                        self.client.wait_options(None),
+                        self.client.wait_options(),
                     ))
                     $($await_)*
             }

@@ -183,15 +183,14 @@ impl EffectiveSettings {
             retry: self.retry.clone(),
             deadline: timeout.and_then(|t| now.checked_add(t)),
             cancel_at_deadline: true,
+            sync: self.sync_wait,
         }
     }
 
     /// The create that `run(model, input)` sends: `model` is `owner/name`, `owner/name:version`
-    /// or a version id; sync mode as configured.
+    /// or a version id. The sync-mode hold comes from the wait options ([`WaitOptions::sync`]).
     pub fn run_create(&self, model: &str, input: Value) -> Result<CreatePrediction, Error> {
-        let mut create = CreatePrediction::new(Target::parse(model)?).input(input);
-        create.sync = self.sync_wait;
-        Ok(create)
+        Ok(CreatePrediction::new(Target::parse(model)?).input(input))
     }
 }
 
@@ -329,12 +328,18 @@ macro_rules! client_methods {
             &self.inner.settings.cfg
         }
 
-        /// Options for [`Client::wait_with`] and [`Client::run_with`]: this client's policies,
-        /// with an optional deadline from now.
-        pub fn wait_options(&self, timeout: Option<::std::time::Duration>) -> $crate::WaitOptions {
-            self.inner
-                .settings
-                .wait_options(crate::now(), timeout)
+        /// This client's wait options (its poll and retry policies, its sync-mode hold), with no
+        /// deadline: what [`Client::wait`] and [`Client::run`] use, to adjust and pass to
+        /// [`Client::wait_with`], [`Client::run_with`] or [`RunHandle::wait_with`](crate::RunHandle::wait_with).
+        pub fn wait_options(&self) -> $crate::WaitOptions {
+            self.inner.settings.wait_options(crate::now(), None)
+        }
+
+        /// [`Client::wait_options`] with a deadline `timeout` from now, at which the wait
+        /// cancels the prediction and ends with
+        /// [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded).
+        pub fn wait_options_within(&self, timeout: ::std::time::Duration) -> $crate::WaitOptions {
+            self.inner.settings.wait_options(crate::now(), Some(timeout))
         }
 
         /// Executes one endpoint of `replicate-protocol` with this client's retry policy.
@@ -390,7 +395,7 @@ macro_rules! client_methods {
             id: &str,
             timeout: Option<::std::time::Duration>,
         ) -> Result<$crate::Prediction, $crate::Error> {
-            self.wait_with(id, self.wait_options(timeout)) $($await_)*
+            self.wait_with(id, self.inner.settings.wait_options(crate::now(), timeout)) $($await_)*
         }
 
         /// [`Client::wait`] with explicit options.
@@ -415,7 +420,7 @@ macro_rules! client_methods {
             input: ::serde_json::Value,
         ) -> Result<::serde_json::Value, $crate::Error> {
             let create = self.inner.settings.run_create(model, input)?;
-            let prediction = self.run_with(create, self.wait_options(None)) $($await_)* ?;
+            let prediction = self.run_with(create, self.wait_options()) $($await_)* ?;
             Ok(prediction.output)
         }
 
@@ -430,7 +435,7 @@ macro_rules! client_methods {
             timeout: ::std::time::Duration,
         ) -> Result<::serde_json::Value, $crate::Error> {
             let create = self.inner.settings.run_create(model, input)?;
-            let prediction = self.run_with(create, self.wait_options(Some(timeout))) $($await_)* ?;
+            let prediction = self.run_with(create, self.wait_options_within(timeout)) $($await_)* ?;
             Ok(prediction.output)
         }
 

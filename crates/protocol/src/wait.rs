@@ -80,6 +80,11 @@ pub struct WaitOptions {
     pub deadline: Option<Instant>,
     /// Whether to send a cancel request when the deadline passes (default: yes).
     pub cancel_at_deadline: bool,
+    /// The sync-mode hold ([`SyncWait`], `Prefer: wait=N`) a [`Run`] asks for when its create
+    /// does not set one itself: a client's options carry the client's setting
+    /// ([`ClientSettings::sync_wait`](crate::ClientSettings::sync_wait)), so `run` and
+    /// `run_with` behave alike; `None` sends no hold. A [`Wait`] ignores it.
+    pub sync: Option<SyncWait>,
 }
 
 impl Default for WaitOptions {
@@ -89,6 +94,7 @@ impl Default for WaitOptions {
             retry: RetryPolicy::default(),
             deadline: None,
             cancel_at_deadline: true,
+            sync: None,
         }
     }
 }
@@ -447,8 +453,12 @@ pub struct Run {
 
 impl Run {
     /// A run of `create` with these options. The options' deadline also bounds the create's
-    /// retries.
-    pub fn new(cfg: Config, create: CreatePrediction, opts: WaitOptions) -> Self {
+    /// retries (and the sync-mode hold); the options' [`sync`](WaitOptions::sync) applies when
+    /// the create sets none.
+    pub fn new(cfg: Config, mut create: CreatePrediction, opts: WaitOptions) -> Self {
+        if create.sync.is_none() {
+            create.sync = opts.sync;
+        }
         let call = Call::with_policy(create, cfg.clone(), opts.retry.clone(), opts.deadline);
         Run {
             cfg,

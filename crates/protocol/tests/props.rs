@@ -349,6 +349,7 @@ proptest! {
             retry: sc.retry.clone(),
             deadline: Some(deadline),
             cancel_at_deadline: sc.cancel_at_deadline,
+            sync: None,
         };
         let mut wait = Wait::new(proxy_cfg(), ID, opts);
         let mut script = sc.answers.iter();

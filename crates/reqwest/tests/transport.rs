@@ -199,10 +199,10 @@ fn builder_settings_are_used() {
         "https://proxy.example/replicate"
     );
     assert_eq!(c.config().user_agent(), "my-app/1");
-    let opts = c.wait_options(Some(Duration::from_secs(60)));
+    let opts = c.wait_options_within(Duration::from_secs(60));
     assert_eq!(opts.poll, PollPolicy::fixed(Duration::from_secs(2)));
     assert!(opts.deadline.is_some());
-    assert!(c.wait_options(None).deadline.is_none());
+    assert!(c.wait_options().deadline.is_none());
 }
 
 #[tokio::test]

@@ -333,7 +333,7 @@ pub fn follow(
     progress: &mut Progress,
     deadline: Option<&Deadline>,
 ) -> Result<Prediction, Error> {
-    let mut opts = client.wait_options(None);
+    let mut opts = client.wait_options();
     opts.deadline = deadline.map(|d| d.at);
     opts.cancel_at_deadline = deadline.is_some_and(|d| d.cancel);
     let cfg = client.config().clone();

@@ -152,7 +152,7 @@ fn create_within(
     let Some(d) = deadline else {
         return Ok(client.create(create)?);
     };
-    let retry = client.wait_options(None).retry;
+    let retry = client.wait_options().retry;
     let call = Call::with_policy(create, client.config().clone(), retry, Some(d.at));
     client.drive(call).map_err(|e| {
         let mut e = CliError::from(e);
