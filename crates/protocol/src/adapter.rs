@@ -412,15 +412,23 @@ macro_rules! run_handle {
 
             /// Every change of the prediction until it is terminal, as [`Update`]($crate::Update)s:
             /// status changes, new log text, output growth and progress, then
-            /// [`Update::Finished`]($crate::Update::Finished) with the terminal prediction. It
-            /// polls with the client's policy, and finishes on the event stream's `done` when
-            /// the prediction has one (see [`ClientBuilder::follow_stream`](crate::ClientBuilder::follow_stream)).
+            /// [`Update::Finished`]($crate::Update::Finished) with the terminal prediction. When
+            /// the prediction has an event stream, it is read while the model runs, so output
+            /// and logs arrive as written ([`Update::OutputChunk`]($crate::Update::OutputChunk));
+            /// otherwise (or with [`ClientBuilder::follow_stream`](crate::ClientBuilder::follow_stream)
+            /// off) it polls with the client's policy. See [`Watch`]($crate::Watch).
             pub fn updates(&self) -> Items<$crate::Watch> {
-                self.client.items($crate::Watch::new(
-                    self.client.config().clone(),
+                let settings = &self.client.inner.settings;
+                let watch = $crate::Watch::new(
+                    settings.cfg.clone(),
                     self.prediction.clone(),
                     self.client.wait_options(),
-                ))
+                );
+                self.client.items(if settings.follow_stream {
+                    watch.follow_stream(settings.stream.clone())
+                } else {
+                    watch
+                })
             }
 
             /// Waits until the prediction is terminal and returns it, whatever its status (as

@@ -146,4 +146,8 @@ impl<E: Endpoint> Flow for Call<E> {
         }
         self.fail_or_retry(Error::Transport(error), now);
     }
+
+    fn describe(&self) -> crate::FlowInfo {
+        self.endpoint.describe()
+    }
 }

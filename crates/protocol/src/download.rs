@@ -561,6 +561,14 @@ impl Flow for Download {
             self.fail(Error::Transport(error), now);
         }
     }
+
+    fn describe(&self) -> crate::FlowInfo {
+        let info = crate::FlowInfo::new("download");
+        match &self.prediction {
+            Some(p) => info.prediction(&p.id),
+            None => info,
+        }
+    }
 }
 
 /// The local file name of output number `index` of a batch: for a URL, its name after the

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{encode_query, encode_segment};
 use crate::error::ApiError;
-use crate::{Config, Error, Prediction};
+use crate::{Config, Error, FlowInfo, Prediction};
 
 /// How a request may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,12 @@ pub trait Endpoint {
     fn long_transfer(&self) -> bool {
         false
     }
+
+    /// What a call of this endpoint is about, for its tracing span (see [`crate::trace`]): by
+    /// default its type's name.
+    fn describe(&self) -> FlowInfo {
+        FlowInfo::new(crate::flow::short_type_name::<Self>())
+    }
 }
 
 impl<E: Endpoint + ?Sized> Endpoint for &E {
@@ -69,6 +75,9 @@ impl<E: Endpoint + ?Sized> Endpoint for &E {
     }
     fn long_transfer(&self) -> bool {
         (**self).long_transfer()
+    }
+    fn describe(&self) -> FlowInfo {
+        (**self).describe()
     }
 }
 

@@ -298,4 +298,60 @@ pub trait Flow {
     /// Something outside the flow says it may be finished: act at the next `poll` instead of
     /// sleeping until the planned instant.
     fn wake(&mut self) {}
+
+    /// What the flow is about, for the span a driver runs it in (see [`crate::trace`]): its
+    /// operation, and the model and prediction when known at the start. Asked once, and only
+    /// when the span is enabled.
+    fn describe(&self) -> FlowInfo {
+        FlowInfo::new(short_type_name::<Self>())
+    }
+
+    /// The id of the prediction the flow is about, once known (a run learns it from the
+    /// create's answer): a driver records it on the flow's span.
+    fn prediction_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// What a [`Flow`] is about: the fields of its tracing span (see [`crate::trace`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowInfo {
+    /// What it does: `create`, `get`, `cancel`, `run`, `wait`, `watch`, `stream`, `download`,
+    /// `list`, `upload`; other endpoints give their type's name (`ListModels`, ...).
+    pub operation: &'static str,
+    /// The model: `owner/name`, `owner/name:version`, a version id, or `deployment owner/name`.
+    pub model: Option<String>,
+    /// The prediction, when the flow knows it from the start.
+    pub prediction_id: Option<String>,
+}
+
+impl FlowInfo {
+    /// An operation with no model or prediction yet.
+    pub fn new(operation: &'static str) -> Self {
+        FlowInfo {
+            operation,
+            ..FlowInfo::default()
+        }
+    }
+
+    /// With the model it runs.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// With the prediction it is about.
+    pub fn prediction(mut self, id: impl Into<String>) -> Self {
+        self.prediction_id = Some(id.into());
+        self
+    }
+}
+
+/// The last segment of a type's path, generics left out: `ListModels` for
+/// `replicate_protocol::api::models::ListModels`.
+pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let path = full.split('<').next().unwrap_or(full);
+    path.rsplit("::").next().unwrap_or(path)
 }

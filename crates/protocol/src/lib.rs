@@ -66,6 +66,7 @@ pub mod settings;
 pub mod sse;
 pub mod stream;
 pub mod text;
+pub mod trace;
 pub mod wait;
 pub mod watch;
 pub mod webhook;
@@ -83,7 +84,9 @@ pub use error::{
     ApiError, Error, OutputError, OutputErrorKind, PaginationError, Problem, RateLimit, RetryAfter,
     StreamError, StreamErrorKind, TransportError, TransportErrorKind,
 };
-pub use flow::{BodyRead, Flow, Outgoing, SERVER_HOLD_MARGIN, SleepReason, Step, Timeout};
+pub use flow::{
+    BodyRead, Flow, FlowInfo, Outgoing, SERVER_HOLD_MARGIN, SleepReason, Step, Timeout,
+};
 pub use input::{FileInput, Prepared};
 pub use output::{OutputRef, SaveOptions};
 pub use pagination::{DEFAULT_MAX_PAGES, Page, Pager, Paginated, cursor_of};
@@ -92,5 +95,6 @@ pub use progress::Progress;
 pub use retry::{RetryPolicy, transport_failure};
 pub use settings::{ClientSettings, EffectiveSettings};
 pub use stream::{OutputText, StreamAuth, StreamOptions, StreamSession};
+pub use trace::FlowSpan;
 pub use wait::{JobKind, PollPolicy, Run, Wait, WaitOptions};
 pub use watch::{Update, Watch};

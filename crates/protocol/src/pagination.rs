@@ -238,4 +238,8 @@ impl<P: Paginated> Flow for Pager<P> {
             call.handle_error(error, now);
         }
     }
+
+    fn describe(&self) -> crate::FlowInfo {
+        crate::FlowInfo::new("list")
+    }
 }

@@ -566,6 +566,10 @@ impl Flow for StreamSession {
     fn handle_end(&mut self, now: Instant) {
         self.ended(now);
     }
+
+    fn describe(&self) -> crate::FlowInfo {
+        crate::FlowInfo::new("stream")
+    }
 }
 
 /// Whether an error means the stream no longer exists (HTTP 404 or 410 when connecting): the

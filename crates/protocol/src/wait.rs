@@ -254,6 +254,7 @@ impl Wait {
     /// Poll at the next opportunity instead of waiting for the interval: call it when something
     /// else (a stream's `done` event, a webhook) says the prediction may have finished.
     pub fn wake(&mut self) {
+        self.delay_first = false;
         if let WaitState::Idle(at) = &mut self.state {
             *at = None;
         }
@@ -430,6 +431,10 @@ impl Flow for Wait {
             _ => {}
         }
     }
+
+    fn describe(&self) -> crate::FlowInfo {
+        crate::FlowInfo::new("wait").prediction(self.id())
+    }
 }
 
 #[derive(Debug)]
@@ -586,5 +591,20 @@ impl Flow for Run {
             RunState::Waiting(wait) => wait.handle_error(error, now),
             RunState::Done => {}
         }
+    }
+
+    fn describe(&self) -> crate::FlowInfo {
+        let info = match &self.state {
+            RunState::Creating(call) => call.describe(),
+            _ => crate::FlowInfo::default(),
+        };
+        crate::FlowInfo {
+            operation: "run",
+            ..info
+        }
+    }
+
+    fn prediction_id(&self) -> Option<&str> {
+        Run::prediction_id(self)
     }
 }

@@ -2,8 +2,13 @@
 //! [`Update`] for every change it sees (status, new log lines, output, progress) and ends with
 //! the terminal prediction.
 //!
-//! It polls like [`Wait`] (same policy, deadline and retries); a driver that follows the
-//! prediction's event stream wakes it on `done`, as for a wait.
+//! It polls like [`Wait`] (same policy, deadline and retries). With
+//! [`Watch::follow_stream`], it reads the prediction's event stream instead while the prediction
+//! runs, so output and log text arrive as the model writes them ([`Update::OutputChunk`],
+//! [`Update::Logs`]); on the stream's `done` (or when the stream fails, or at the deadline) it
+//! polls once more for the terminal prediction. While it reads the stream, the status it reports
+//! goes from `starting` to `processing` at the first event (the stream carries no status), and a
+//! silent stream is bounded by the stream's idle timeout ([`StreamOptions`]).
 //!
 //! ```
 //! use std::time::Instant;
@@ -29,7 +34,13 @@ use http::Response;
 use serde_json::Value;
 
 use crate::flow::{Flow, Step};
-use crate::{Config, Error, Prediction, Progress, Status, TransportError, Wait, WaitOptions};
+use http::{HeaderMap, StatusCode};
+
+use crate::sse::ReplicateEvent;
+use crate::{
+    Config, Error, Prediction, Progress, Status, StreamOptions, StreamSession, TransportError,
+    Wait, WaitOptions,
+};
 
 /// One change of a prediction being watched.
 #[non_exhaustive]
@@ -42,6 +53,11 @@ pub enum Update {
     Logs(String),
     /// The output, whole, when it changed (partial outputs grow as the model runs).
     Output(Value),
+    /// An `output` event of the prediction's event stream, when the watch follows it
+    /// ([`Watch::follow_stream`]): the next piece of output as the model sent it (an LLM's next
+    /// tokens; a file URL or JSON text for other models). The whole output still comes as
+    /// [`Update::Output`] at the end.
+    OutputChunk(String),
     /// The progress of its last progress bar, when it moved (see [`crate::progress`]).
     Progress(Progress),
     /// The prediction is terminal: its last state. The last update of a watch.
@@ -57,6 +73,11 @@ pub struct Watch {
     seen: Option<Prediction>,
     queue: VecDeque<Update>,
     outcome: Option<Result<(), Error>>,
+    /// The event stream, while it is followed.
+    stream: Option<StreamSession>,
+    /// Whether a stream was followed (a driver then follows none of its own).
+    streamed: bool,
+    deadline: Option<Instant>,
 }
 
 impl Watch {
@@ -65,13 +86,75 @@ impl Watch {
     pub fn new(cfg: Config, prediction: Prediction, opts: WaitOptions) -> Self {
         let mut watch = Watch {
             cfg: cfg.clone(),
+            deadline: opts.deadline,
             wait: Wait::from_prediction(cfg, prediction.clone(), opts),
             seen: None,
             queue: VecDeque::new(),
             outcome: None,
+            stream: None,
+            streamed: false,
         };
         watch.see(&prediction);
         watch
+    }
+
+    /// Reads the prediction's event stream (`urls.stream`) while it runs instead of polling,
+    /// when it has one and is not terminal yet; see the [module documentation](self).
+    pub fn follow_stream(mut self, opts: StreamOptions) -> Self {
+        let session = self
+            .seen
+            .as_ref()
+            .filter(|p| !p.status.is_terminal())
+            .and_then(|p| StreamSession::for_prediction(&self.cfg, p, opts).ok());
+        self.streamed = session.is_some();
+        self.stream = session;
+        self
+    }
+
+    /// Stops reading the stream and polls at once for the prediction's state.
+    fn stop_streaming(&mut self) {
+        if self.stream.take().is_some() {
+            self.wait.wake();
+        }
+    }
+
+    /// Queues what a stream event says.
+    fn stream_event(&mut self, event: ReplicateEvent) {
+        let (ReplicateEvent::Output(_) | ReplicateEvent::Logs(_)) = &event else {
+            if matches!(event, ReplicateEvent::Done(_) | ReplicateEvent::Error(_)) {
+                self.stop_streaming();
+            }
+            return;
+        };
+        let Some(seen) = self.seen.as_mut() else {
+            return;
+        };
+        // The model writes: it runs.
+        if seen.status == Status::Starting {
+            seen.status = Status::Processing;
+            self.queue.push_back(Update::Status(Status::Processing));
+        }
+        match event {
+            ReplicateEvent::Output(mut text) => {
+                crate::text::redact_in_place(&mut text, self.cfg.token().expose());
+                self.queue.push_back(Update::OutputChunk(text));
+            }
+            ReplicateEvent::Logs(mut text) => {
+                crate::text::redact_in_place(&mut text, self.cfg.token().expose());
+                // An event is a line, its end of line left out: put back as in `logs`.
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                let before = seen.progress();
+                seen.logs.get_or_insert_with(String::new).push_str(&text);
+                let after = seen.progress();
+                self.queue.push_back(Update::Logs(text));
+                if after.is_some() && after != before {
+                    self.queue.extend(after.map(Update::Progress));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// The latest state seen.
@@ -121,6 +204,20 @@ impl Flow for Watch {
             if let Some(outcome) = &self.outcome {
                 return Step::Done(outcome.clone());
             }
+            if self.deadline.is_some_and(|d| now >= d) {
+                // The wait handles the deadline (and its cancel).
+                self.stop_streaming();
+            }
+            if let Some(stream) = self.stream.as_mut() {
+                match stream.poll(now) {
+                    Step::Send(out) => return Step::Send(out),
+                    Step::Receive => return Step::Receive,
+                    Step::Sleep { until, reason } => return Step::Sleep { until, reason },
+                    Step::Yield(event) => self.stream_event(event),
+                    Step::Done(_) => self.stop_streaming(),
+                }
+                continue;
+            }
             match self.wait.poll(now) {
                 Step::Send(out) => return Step::Send(out),
                 Step::Receive => return Step::Receive,
@@ -137,6 +234,9 @@ impl Flow for Watch {
     }
 
     fn handle_response(&mut self, response: Response<Vec<u8>>, now: Instant) {
+        if let Some(stream) = self.stream.as_mut() {
+            return stream.handle_response(response, now);
+        }
         self.wait.handle_response(response, now);
         if let Some(p) = self
             .wait
@@ -149,14 +249,47 @@ impl Flow for Watch {
     }
 
     fn handle_error(&mut self, error: TransportError, now: Instant) {
-        self.wait.handle_error(error, now);
+        match self.stream.as_mut() {
+            Some(stream) => stream.handle_error(error, now),
+            None => self.wait.handle_error(error, now),
+        }
+    }
+
+    fn handle_head(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.handle_head(status, headers, now);
+        }
+    }
+
+    fn handle_chunk(&mut self, chunk: &[u8], now: Instant) {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.handle_chunk(chunk, now);
+        }
+    }
+
+    fn handle_end(&mut self, now: Instant) {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.handle_end(now);
+        }
     }
 
     fn stream_hint(&self) -> Option<&str> {
-        self.wait.stream_hint()
+        if self.streamed {
+            None
+        } else {
+            self.wait.stream_hint()
+        }
     }
 
     fn wake(&mut self) {
         self.wait.wake();
+    }
+
+    fn describe(&self) -> crate::FlowInfo {
+        crate::FlowInfo::new("watch").prediction(self.wait.id())
+    }
+
+    fn prediction_id(&self) -> Option<&str> {
+        Some(self.wait.id())
     }
 }

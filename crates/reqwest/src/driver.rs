@@ -17,7 +17,8 @@ use replicate_protocol::flow::{
     BodyRead, Outgoing, SleepReason, Timeout, body_too_large, check_announced_length,
 };
 use replicate_protocol::sse::ReplicateEvent;
-use replicate_protocol::{Error, Flow, Pager, Step, StreamSession, TransportError};
+use replicate_protocol::{Error, Flow, FlowSpan, Pager, Step, StreamSession, TransportError};
+use tracing::Instrument;
 
 use crate::{Client, classify, idle_timeout, now};
 
@@ -56,6 +57,8 @@ pub(crate) struct Driver<F: Flow> {
     flow: F,
     body: Option<Body>,
     watch: Watch,
+    /// The span the flow runs in (see [`replicate_protocol::trace`]).
+    span: FlowSpan,
 }
 
 /// The stream of a prediction the flow waits for: followed only while the flow sleeps, dropped
@@ -70,6 +73,7 @@ impl<F: Flow> Driver<F> {
     pub(crate) fn new(client: Client, flow: F) -> Self {
         let watch = Watch::default();
         Driver {
+            span: FlowSpan::new(&flow),
             client,
             flow,
             body: None,
@@ -88,7 +92,13 @@ impl<F: Flow> Driver<F> {
 
     /// Drives the flow until it yields an item or ends.
     pub(crate) async fn next_event(&mut self) -> Event<F::Item, F::Output> {
+        let span = self.span.span().clone();
+        self.next_step().instrument(span).await
+    }
+
+    async fn next_step(&mut self) -> Event<F::Item, F::Output> {
         loop {
+            self.span.observe(&self.flow);
             let step = self.flow.poll(now());
             if !matches!(step, Step::Receive | Step::Yield(_)) {
                 // The rule: a body stays open only while the flow reads it or yields.

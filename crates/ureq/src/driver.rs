@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use replicate_protocol::flow::{BodyRead, Outgoing, SleepReason, Timeout, check_announced_length};
 use replicate_protocol::sse::ReplicateEvent;
-use replicate_protocol::{Error, Flow, Pager, Step, StreamSession, TransportError};
+use replicate_protocol::{Error, Flow, FlowSpan, Pager, Step, StreamSession, TransportError};
 
 use crate::{Client, classify, classify_io};
 
@@ -36,6 +36,8 @@ pub(crate) struct Driver<F: Flow> {
     /// Ends the flow when its sender is dropped (a stream watcher).
     stop: Option<Receiver<()>>,
     watch: Following,
+    /// The span the flow runs in (see [`replicate_protocol::trace`]).
+    span: FlowSpan,
 }
 
 /// Whether the stream of the prediction a flow waits for is followed.
@@ -59,6 +61,7 @@ impl<F: Flow> Driver<F> {
             buf: Vec::new(),
             stop: None,
             watch: Following::NotYet,
+            span: FlowSpan::new(&flow),
             client,
             flow,
             body: None,
@@ -86,7 +89,10 @@ impl<F: Flow> Driver<F> {
 
     /// Drives the flow until it yields an item or ends.
     pub(crate) fn next_event(&mut self) -> Event<F::Item, F::Output> {
+        let span = self.span.span().clone();
+        let _entered = span.enter();
         loop {
+            self.span.observe(&self.flow);
             if self.stopped() {
                 self.body = None;
                 return Event::Stopped;

@@ -324,6 +324,9 @@ impl fmt::Debug for CreateFile {
 
 impl Endpoint for CreateFile {
     type Output = FileObject;
+    fn describe(&self) -> crate::FlowInfo {
+        crate::FlowInfo::new("upload")
+    }
     fn request(&self, cfg: &Config) -> Result<Request<Vec<u8>>, Error> {
         let (body, boundary) = self.body()?;
         let content_type = format!("multipart/form-data; boundary={boundary}");

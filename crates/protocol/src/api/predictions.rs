@@ -69,6 +69,17 @@ impl Target {
     }
 }
 
+/// `owner/name`, the version id, or `deployment owner/name`.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Model { owner, name } => write!(f, "{owner}/{name}"),
+            Target::Version(id) => f.write_str(id),
+            Target::Deployment { owner, name } => write!(f, "deployment {owner}/{name}"),
+        }
+    }
+}
+
 impl From<ModelRef> for Target {
     fn from(r: ModelRef) -> Target {
         match r.version {
@@ -347,6 +358,10 @@ impl CreatePrediction {
 impl Endpoint for CreatePrediction {
     type Output = Prediction;
 
+    fn describe(&self) -> crate::FlowInfo {
+        crate::FlowInfo::new("create").model(self.target.to_string())
+    }
+
     fn request(&self, cfg: &Config) -> Result<http::Request<Vec<u8>>, Error> {
         if !self.input.is_object() {
             return Err(Error::InvalidInput(
@@ -438,6 +453,9 @@ impl GetPrediction {
 
 impl Endpoint for GetPrediction {
     type Output = Prediction;
+    fn describe(&self) -> crate::FlowInfo {
+        crate::FlowInfo::new("get").prediction(&self.id)
+    }
     fn request(&self, cfg: &Config) -> Result<Request<Vec<u8>>, Error> {
         let path = format!("/predictions/{}", checked_id(&self.id)?);
         cfg.request(Method::GET, &path, None)
@@ -463,6 +481,9 @@ impl CancelPrediction {
 
 impl Endpoint for CancelPrediction {
     type Output = Prediction;
+    fn describe(&self) -> crate::FlowInfo {
+        crate::FlowInfo::new("cancel").prediction(&self.id)
+    }
     fn request(&self, cfg: &Config) -> Result<Request<Vec<u8>>, Error> {
         let path = format!("/predictions/{}/cancel", checked_id(&self.id)?);
         cfg.request(Method::POST, &path, None)
