@@ -116,7 +116,7 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run a model: create a prediction, follow it, print or download its output.
     Run(RunArgs),
-    /// Get, cancel, list or wait for predictions.
+    /// Get, cancel, list, wait for or watch predictions.
     #[command(subcommand)]
     Prediction(PredictionCommand),
     /// Follow a prediction's output stream (SSE) and print each output event as it arrives.
@@ -208,7 +208,31 @@ pub enum PredictionCommand {
     List(ListArgs),
     /// Wait until a prediction finishes; exit 1 if it failed, was canceled or aborted.
     Wait(WaitArgs),
+    /// Print each change of a prediction (status, logs, output, progress) until it finishes;
+    /// exit 1 if it failed, was canceled or aborted.
+    #[command(after_help = WATCH_HELP)]
+    Watch(WatchArgs),
 }
+
+/// Shown at the end of `replicate prediction watch --help`.
+const WATCH_HELP: &str = r#"Each update is one line on stdout, as it happens:
+  status: processing     the status, when it changed (first: the status at the start)
+  log: Loading model     each new log line, once complete
+  output: ["https://…"]  the whole output, when it changed: a string as is, anything else
+                         as JSON (cut at 2000 characters)
+  progress: 75% (3/4)    the last tqdm progress bar of the logs, when it moved
+  finished: succeeded    the last line: the prediction is terminal
+
+With --json, one JSON object per update per line:
+  {"type":"status","status":"processing"}
+  {"type":"logs","text":"Loading model\n"}    the new log text, exactly as written since
+                                              the last update (all of it when rewritten)
+  {"type":"output","output":...}              the whole output, when it changed
+  {"type":"progress","percentage":75,"current":3,"total":4}
+  {"type":"finished","prediction":{...}}      the terminal prediction, always the last line
+
+Exit codes: 0 when the prediction succeeded; 1 when it failed, was canceled or aborted; 3 on an
+API, network or timeout error. Errors go to stderr: stdout holds the updates only."#;
 
 /// `--json` and `--max-pages`, for the listings.
 #[derive(Debug, Args)]
@@ -232,6 +256,19 @@ pub struct WaitArgs {
     /// The id.
     pub id: String,
     /// Print the JSON object returned by the API.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up after SECS seconds (decimals allowed): exit 3; the prediction keeps running.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Secs>,
+}
+
+/// `replicate prediction watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The id.
+    pub id: String,
+    /// Print one JSON object per update per line (see below).
     #[arg(long)]
     pub json: bool,
     /// Give up after SECS seconds (decimals allowed): exit 3; the prediction keeps running.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use replicate_protocol::text;
-use replicate_ureq::{Prediction, Status};
+use replicate_ureq::{Prediction, Progress as LogProgress, Status, Update};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -304,17 +304,37 @@ fn last_segment(line: &str) -> &str {
         .unwrap_or(line)
 }
 
-/// Shows the progress of a prediction on stderr: its status, the time elapsed and its newest
-/// log lines. An indicatif spinner when stderr is a terminal, plain lines otherwise.
+/// The template of the spinner: status, time elapsed, newest log line.
+const SPINNER_TEMPLATE: &str = "{spinner:.cyan} {prefix:.bold} {elapsed:>4} {wide_msg}";
+
+/// The template of the progress bar, once the logs carry one: the same, with the bar and its
+/// percentage (the position, out of 100).
+const BAR_TEMPLATE: &str =
+    "{spinner:.cyan} {prefix:.bold} {elapsed:>4} [{bar:25.cyan/blue}] {pos:>3}% {wide_msg}";
+
+/// Shows the progress of a prediction on stderr, from the [`Update`]s of its watch: its status,
+/// the time elapsed, its newest log lines and, when its logs carry a `tqdm` progress bar, the
+/// percentage. An indicatif spinner (a bar once there is a percentage) when stderr is a
+/// terminal; plain lines otherwise, a progress line only when the whole percentage changes.
 #[derive(Debug)]
 pub struct Progress {
     start: Instant,
     bar: Option<ProgressBar>,
     quiet: bool,
     to_stdout: bool,
+    id: String,
     status: Option<Status>,
     seen_statuses: Vec<Status>,
-    logs_seen: usize,
+    /// A terminal status, shown once the last log lines are ([`Update::Finished`]).
+    final_status: Option<Status>,
+    /// Log text after the last newline: a line that may still grow.
+    partial: String,
+    /// The newest complete log line, shown next to the spinner.
+    newest: Option<String>,
+    /// The percentage last shown, once the logs carry a progress bar.
+    percentage: Option<u32>,
+    /// `current/total` of the progress bar, shown before the newest log line.
+    steps: Option<String>,
 }
 
 impl Progress {
@@ -322,36 +342,35 @@ impl Progress {
     pub fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template(
-                "{spinner:.cyan} {prefix:.bold} {elapsed:>4} {wide_msg}",
-            ) {
+            if let Ok(style) = ProgressStyle::with_template(SPINNER_TEMPLATE) {
                 bar.set_style(style);
             }
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
-        Progress {
-            start: Instant::now(),
-            bar,
-            quiet,
-            to_stdout: false,
-            status: None,
-            seen_statuses: Vec::new(),
-            logs_seen: 0,
-        }
+        Progress::with(bar, quiet, false)
     }
 
     /// A progress display in plain lines on stdout (the demo's narrative).
     #[cfg(feature = "fake")]
     pub fn on_stdout() -> Self {
+        Progress::with(None, false, true)
+    }
+
+    fn with(bar: Option<ProgressBar>, quiet: bool, to_stdout: bool) -> Self {
         Progress {
             start: Instant::now(),
-            bar: None,
-            quiet: false,
-            to_stdout: true,
+            bar,
+            quiet,
+            to_stdout,
+            id: String::new(),
             status: None,
             seen_statuses: Vec::new(),
-            logs_seen: 0,
+            final_status: None,
+            partial: String::new(),
+            newest: None,
+            percentage: None,
+            steps: None,
         }
     }
 
@@ -365,6 +384,11 @@ impl Progress {
     #[cfg(feature = "fake")]
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Sets the id of the prediction shown (named in the plain lines on stderr).
+    pub fn set_id(&mut self, id: &str) {
+        self.id = safe_line(id);
     }
 
     /// A line above the spinner, or a plain line (redacted, control characters escaped).
@@ -382,64 +406,108 @@ impl Progress {
         }
     }
 
-    /// Shows what changed in this snapshot of the prediction.
-    pub fn update(&mut self, p: &Prediction) {
+    /// Shows one change of the prediction.
+    pub fn show(&mut self, update: &Update) {
         let elapsed = self.start.elapsed().as_secs_f64();
-        let finished = p.status.is_terminal();
-        let changed = self.status.as_ref() != Some(&p.status);
-        if changed {
-            self.status = Some(p.status.clone());
-            self.seen_statuses.push(p.status.clone());
-        }
-        // A new status comes before the logs written in it; a final one after the last logs.
-        if changed && !finished {
-            self.show_status(p, elapsed);
-        }
-        let newest = self.show_logs(p, finished);
-        if changed && finished {
-            self.show_status(p, elapsed);
-        }
-        if let (Some(bar), Some(line)) = (&self.bar, newest) {
-            bar.set_message(shorten(&line, 120));
+        match update {
+            Update::Status(status) => {
+                if self.status.as_ref() != Some(status) {
+                    self.status = Some(status.clone());
+                    self.seen_statuses.push(status.clone());
+                }
+                // A new status comes before the logs written in it; a final one after the
+                // last logs.
+                if status.is_terminal() {
+                    self.final_status = Some(status.clone());
+                } else {
+                    self.show_status(status, elapsed);
+                }
+            }
+            Update::Logs(text) => self.show_logs(text),
+            Update::Progress(progress) => self.show_progress(progress, elapsed),
+            Update::Finished(p) => {
+                // The last line, even unfinished.
+                let rest = std::mem::take(&mut self.partial);
+                if !rest.is_empty() {
+                    self.show_log_line(&rest);
+                }
+                let status = self.final_status.take().unwrap_or_else(|| p.status.clone());
+                self.show_status(&status, elapsed);
+            }
+            // Outputs are printed once the prediction is finished.
+            _ => {}
         }
     }
 
-    fn show_status(&self, p: &Prediction, elapsed: f64) {
-        let status = safe_line(p.status.as_str());
+    fn show_status(&self, status: &Status, elapsed: f64) {
+        let status = safe_line(status.as_str());
         if let Some(bar) = &self.bar {
             bar.set_prefix(status);
         } else if self.to_stdout {
             self.println(&format!("   [{elapsed:4.1}s] {status}"));
         } else {
-            self.println(&format!("[{elapsed:5.1}s] {}: {status}", safe_line(&p.id)));
+            self.println(&format!("[{elapsed:5.1}s] {}: {status}", self.id));
         }
     }
 
-    /// Shows the log lines not shown yet; returns the newest one.
-    fn show_logs(&mut self, p: &Prediction, finished: bool) -> Option<String> {
-        let logs = p.logs.as_deref().unwrap_or("");
-        let lines: Vec<&str> = logs.split_inclusive('\n').collect();
-        if lines.len() < self.logs_seen {
-            // The logs were replaced (data removed, say): start over.
-            self.logs_seen = 0;
+    /// Shows the log lines `text` completes (new log text, as the watch yields it).
+    fn show_logs(&mut self, text: &str) {
+        for line in complete_lines(&mut self.partial, text).lines() {
+            self.show_log_line(line);
         }
-        let mut newest = None;
-        for line in lines.iter().skip(self.logs_seen) {
-            // A line not ended by '\n' may still grow: shown once complete, or when finished.
-            if !line.ends_with('\n') && !finished {
-                break;
+    }
+
+    fn show_log_line(&mut self, line: &str) {
+        // A log line is server text: one line, inert, without the token.
+        let text = safe_line(last_segment(line));
+        if self.to_stdout {
+            self.println(&format!("            | {text}"));
+        } else {
+            self.println(&format!("  | {text}"));
+        }
+        self.newest = Some(text);
+        self.set_message();
+    }
+
+    /// Shows a new position of the progress bar: the bar itself on a terminal, else a plain
+    /// line when the whole percentage changed.
+    fn show_progress(&mut self, progress: &LogProgress, elapsed: f64) {
+        let changed = self.percentage != Some(progress.percentage);
+        let first = self.percentage.is_none();
+        self.percentage = Some(progress.percentage);
+        self.steps = Some(format!("{}/{}", progress.current, progress.total));
+        if let Some(bar) = &self.bar {
+            if first {
+                bar.set_length(100);
+                if let Ok(style) = ProgressStyle::with_template(BAR_TEMPLATE) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
             }
-            self.logs_seen += 1;
-            // A log line is server text: one line, inert, without the token.
-            let text = safe_line(last_segment(line.trim_end_matches('\n')));
-            newest = Some(text.clone());
+            bar.set_position(u64::from(progress.percentage.min(100)));
+            self.set_message();
+        } else if changed {
+            let line = progress_line(progress);
             if self.to_stdout {
-                self.println(&format!("            | {text}"));
+                self.println(&format!("   [{elapsed:4.1}s] {line}"));
             } else {
-                self.println(&format!("  | {text}"));
+                self.println(&format!("[{elapsed:5.1}s] {}: {line}", self.id));
             }
         }
-        newest
+    }
+
+    /// The spinner's message: the bar's steps, then the newest log line.
+    fn set_message(&self) {
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        let newest = self.newest.as_deref().map(|l| shorten(l, 120));
+        let message = match (&self.steps, newest) {
+            (Some(steps), Some(line)) => format!("{steps}  {line}"),
+            (Some(steps), None) => steps.clone(),
+            (None, Some(line)) => line,
+            (None, None) => String::new(),
+        };
+        bar.set_message(message);
     }
 
     /// Removes the spinner.
@@ -450,9 +518,126 @@ impl Progress {
     }
 }
 
+/// A position of a progress bar in words: `75% (3/4)`.
+pub fn progress_line(progress: &LogProgress) -> String {
+    format!(
+        "{}% ({}/{})",
+        progress.percentage, progress.current, progress.total
+    )
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// Adds `text` to the log text held in `partial` and takes out the lines it completes (ended by
+/// `\n`). A line not ended yet may still grow: it stays in `partial`.
+fn complete_lines(partial: &mut String, text: &str) -> String {
+    partial.push_str(text);
+    match partial.rfind('\n') {
+        Some(end) => {
+            let rest = partial.split_off(end + 1);
+            std::mem::replace(partial, rest)
+        }
+        None => String::new(),
+    }
+}
+
+/// Writes a value to stdout as one line of compact JSON: redacted and escaped as [`json_text`].
+pub fn json_line<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
+    let encode = |e: serde_json::Error| CliError::runtime(format!("cannot encode JSON: {e}"));
+    let mut value = serde_json::to_value(value).map_err(encode)?;
+    if let Some(s) = secret() {
+        text::redact_value(&mut value, s);
+    }
+    let mut line = escape_json(serde_json::to_string(&value).map_err(encode)?);
+    line.push('\n');
+    write_stdout(&line)
+}
+
+/// The JSON object `prediction watch --json` prints for an update (`None` for a kind of update
+/// this version does not know):
+///
+/// - `{"type":"status","status":"processing"}`
+/// - `{"type":"logs","text":"new log text\n"}`: the text as the model wrote it since the last
+///   update (all of the logs when they were rewritten rather than extended)
+/// - `{"type":"output","output":...}`: the whole output, when it changed
+/// - `{"type":"progress","percentage":75,"current":3,"total":4}`: the last progress bar of the
+///   logs, when it moved
+/// - `{"type":"finished","prediction":{...}}`: the terminal prediction, always the last line
+pub fn update_json(update: &Update) -> Option<Value> {
+    Some(match update {
+        Update::Status(status) => serde_json::json!({"type": "status", "status": status.as_str()}),
+        Update::Logs(text) => serde_json::json!({"type": "logs", "text": text}),
+        Update::Output(output) => serde_json::json!({"type": "output", "output": output}),
+        Update::Progress(p) => serde_json::json!({
+            "type": "progress",
+            "percentage": p.percentage,
+            "current": p.current,
+            "total": p.total,
+        }),
+        Update::Finished(p) => serde_json::json!({"type": "finished", "prediction": p}),
+        _ => return None,
+    })
+}
+
+/// Prints the updates of `prediction watch` on stdout as they happen, one line each: plain
+/// (`status: processing`, `log: ...` for each complete log line, `output: ...`,
+/// `progress: 75% (3/4)`, `finished: succeeded`) or, with `json`, one [`update_json`] object a
+/// line. Server text is redacted and made inert, as everything printed.
+#[derive(Debug, Default)]
+pub struct UpdateLines {
+    json: bool,
+    /// Plain lines: log text after the last newline, printed once complete (or finished).
+    partial: String,
+}
+
+impl UpdateLines {
+    /// A printer of plain lines, or of JSON lines with `json`.
+    pub fn new(json: bool) -> Self {
+        UpdateLines {
+            json,
+            partial: String::new(),
+        }
+    }
+
+    /// Prints one update.
+    pub fn print(&mut self, update: &Update) -> Result<(), CliError> {
+        if self.json {
+            return match update_json(update) {
+                Some(line) => json_line(&line),
+                None => Ok(()),
+            };
+        }
+        match update {
+            Update::Status(status) => outln(&format!("status: {}", safe_line(status.as_str()))),
+            Update::Logs(text) => {
+                let lines = complete_lines(&mut self.partial, text);
+                lines.lines().try_for_each(|line| self.log_line(line))
+            }
+            Update::Output(output) => {
+                let text = match output {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                outln(&format!("output: {}", shorten(&safe_line(&text), 2000)))
+            }
+            Update::Progress(p) => outln(&format!("progress: {}", progress_line(p))),
+            Update::Finished(p) => {
+                let rest = std::mem::take(&mut self.partial);
+                if !rest.is_empty() {
+                    self.log_line(&rest)?;
+                }
+                outln(&format!("finished: {}", safe_line(p.status.as_str())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn log_line(&self, line: &str) -> Result<(), CliError> {
+        outln(&format!("log: {}", safe_line(last_segment(line))))
     }
 }
 
@@ -507,6 +692,47 @@ mod tests {
             let plain = serde_json::to_string_pretty(&v).expect("json");
             escape_json(plain)
         });
+    }
+
+    #[test]
+    fn log_text_is_shown_by_complete_lines() {
+        let mut partial = String::new();
+        assert_eq!(complete_lines(&mut partial, "a\nb"), "a\n");
+        assert_eq!(partial, "b");
+        assert_eq!(complete_lines(&mut partial, "c"), "");
+        assert_eq!(complete_lines(&mut partial, "\nd\ne\n"), "bc\nd\ne\n");
+        assert_eq!(partial, "");
+    }
+
+    #[test]
+    fn updates_have_one_json_shape_each() {
+        let progress = LogProgress {
+            percentage: 75,
+            current: 3,
+            total: 4,
+        };
+        assert_eq!(
+            update_json(&Update::Status(Status::Processing)),
+            Some(json!({"type": "status", "status": "processing"}))
+        );
+        assert_eq!(
+            update_json(&Update::Logs("a\n".into())),
+            Some(json!({"type": "logs", "text": "a\n"}))
+        );
+        assert_eq!(
+            update_json(&Update::Output(json!(["x"]))),
+            Some(json!({"type": "output", "output": ["x"]}))
+        );
+        assert_eq!(
+            update_json(&Update::Progress(progress)),
+            Some(json!({"type": "progress", "percentage": 75, "current": 3, "total": 4}))
+        );
+        let done = pred(json!("ok"));
+        let v = update_json(&Update::Finished(Box::new(done))).expect("finished");
+        assert_eq!(v["type"], "finished");
+        assert_eq!(v["prediction"]["status"], "succeeded");
+        assert_eq!(v["prediction"]["output"], "ok");
+        assert_eq!(progress_line(&progress), "75% (3/4)");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use replicate_protocol::{ApiToken, Flow, PaginationError, PollPolicy, Step, TransportError, Wait};
-use replicate_ureq::{Client, ClientBuilder, DEFAULT_TIMEOUT, Error, Prediction};
+use replicate_protocol::{
+    ApiToken, Call, GetPrediction, PaginationError, PollPolicy, Update, Wait, WaitOptions, Watch,
+};
+use replicate_ureq::{Client, ClientBuilder, DEFAULT_TIMEOUT, Error, Items, Prediction};
 use serde::Serialize;
 
 use crate::args::{Cli, Command, GlobalArgs, Secs};
@@ -288,44 +290,56 @@ fn list_error(err: Error, count: usize) -> CliError {
     }
 }
 
-/// A [`Wait`] that shows each snapshot of the prediction on a [`Progress`].
-struct Watched<'a> {
-    wait: Wait,
-    progress: &'a mut Progress,
+/// The updates of a prediction until it is terminal: the protocol's [`Watch`] flow, driven by
+/// the client as an iterator. The last item is [`Update::Finished`] with the terminal
+/// prediction, or an `Err` (with a `deadline`, [`Error::DeadlineExceeded`], after a cancel
+/// request when the deadline says so).
+///
+/// `first` is a snapshot already fetched (the create's answer): its updates come at once and the
+/// first poll one interval later. Without it the prediction is read first (see
+/// [`first_snapshot`]).
+pub fn updates(
+    client: &Client,
+    id: &str,
+    first: Option<Prediction>,
+    deadline: Option<&Deadline>,
+) -> Result<Items<Watch>, Error> {
+    let mut opts = client.wait_options();
+    opts.deadline = deadline.map(|d| d.at);
+    opts.cancel_at_deadline = deadline.is_some_and(|d| d.cancel);
+    let first = match first {
+        Some(p) => p,
+        None => first_snapshot(client, id, &opts)?,
+    };
+    Ok(client.items(Watch::new(client.config().clone(), first, opts)))
 }
 
-impl Flow for Watched<'_> {
-    type Item = std::convert::Infallible;
-    type Output = Result<Prediction, Error>;
-
-    fn poll(&mut self, now: Instant) -> Step<Self::Item, Self::Output> {
-        self.wait.poll(now)
-    }
-
-    fn handle_response(&mut self, response: http::Response<Vec<u8>>, now: Instant) {
-        self.wait.handle_response(response, now);
-        if let Some(p) = self.wait.last() {
-            self.progress.update(p);
+/// Reads the prediction `id`, its failures retried as a poll's and bounded by the deadline of
+/// `opts`. Once the deadline has passed, the outcome is the wait's at its deadline:
+/// [`Error::DeadlineExceeded`], after a cancel request when `opts` asks for one.
+fn first_snapshot(client: &Client, id: &str, opts: &WaitOptions) -> Result<Prediction, Error> {
+    let past = || opts.deadline.is_some_and(|d| Instant::now() >= d);
+    if !past() {
+        let get = Call::with_policy(
+            GetPrediction::new(id),
+            client.config().clone(),
+            opts.retry.clone(),
+            opts.deadline,
+        );
+        match client.drive(get) {
+            Ok(p) => return Ok(p),
+            Err(e) if !past() => return Err(e),
+            // Cut short by the deadline: said as a wait would say it.
+            Err(_) => {}
         }
     }
-
-    fn handle_error(&mut self, error: TransportError, now: Instant) {
-        self.wait.handle_error(error, now);
-    }
-
-    fn stream_hint(&self) -> Option<&str> {
-        self.wait.stream_hint()
-    }
-
-    fn wake(&mut self) {
-        self.wait.wake();
-    }
+    client.drive(Wait::new(client.config().clone(), id, opts.clone()))
 }
 
-/// Polls a prediction until it is terminal, showing its progress. `first` is a snapshot already
-/// fetched (the create's answer): the first poll then comes after one interval. At the
-/// `deadline`, the wait ends with [`Error::DeadlineExceeded`] (after a cancel request when the
-/// deadline says so).
+/// Follows a prediction until it is terminal, showing each of its [`updates`] on a
+/// [`Progress`], and returns it, whatever its status. `first` is a snapshot already fetched (the
+/// create's answer): the first poll then comes after one interval. At the `deadline`, it ends
+/// with [`Error::DeadlineExceeded`] (after a cancel request when the deadline says so).
 pub fn follow(
     client: &Client,
     id: &str,
@@ -333,18 +347,17 @@ pub fn follow(
     progress: &mut Progress,
     deadline: Option<&Deadline>,
 ) -> Result<Prediction, Error> {
-    let mut opts = client.wait_options();
-    opts.deadline = deadline.map(|d| d.at);
-    opts.cancel_at_deadline = deadline.is_some_and(|d| d.cancel);
-    let cfg = client.config().clone();
-    let wait = match first {
-        Some(p) => {
-            progress.update(&p);
-            Wait::from_prediction(cfg, p, opts)
+    progress.set_id(id);
+    let result = updates(client, id, first, deadline).and_then(|updates| {
+        for update in updates {
+            let update = update?;
+            progress.show(&update);
+            if let Update::Finished(done) = update {
+                return Ok(*done);
+            }
         }
-        None => Wait::new(cfg, id, opts),
-    };
-    let result = client.drive(Watched { wait, progress });
+        Err(Error::InvalidState("the watch ended before the prediction"))
+    });
     progress.finish();
     result
 }

@@ -1,9 +1,11 @@
-//! `replicate prediction get|cancel|list|wait`.
+//! `replicate prediction get|cancel|list|wait|watch`.
 
-use super::{Ctx, Deadline, follow, print_list, timeout_error};
-use crate::args::PredictionCommand;
+use replicate_ureq::{Error, Update};
+
+use super::{Ctx, Deadline, follow, print_list, timeout_error, updates};
+use crate::args::{PredictionCommand, WatchArgs};
 use crate::exit::CliError;
-use crate::output::{self, OutputKind, Progress};
+use crate::output::{self, OutputKind, Progress, UpdateLines};
 use crate::text::safe_line;
 
 /// Runs a `prediction` subcommand.
@@ -52,20 +54,7 @@ pub fn run(ctx: &Ctx, cmd: PredictionCommand) -> Result<(), CliError> {
             let client = ctx.client_with_timeout(args.timeout)?;
             let mut progress = Progress::new(args.json);
             let mut done = follow(&client, &args.id, None, &mut progress, deadline.as_ref())
-                .map_err(|e| {
-                    let id = safe_line(&args.id);
-                    // A 4xx other than 429 (unknown id, bad token) will not go away by waiting.
-                    let transient = e
-                        .api()
-                        .is_none_or(|a| a.status == 429 || !(400..500).contains(&a.status));
-                    let mut err = timeout_error(e, deadline.as_ref());
-                    if transient && err.hints.is_empty() {
-                        err = err.hint(format!(
-                            "the prediction may still be running: try `replicate prediction wait {id}` again"
-                        ));
-                    }
-                    err
-                })?;
+                .map_err(|e| wait_error("wait", &args.id, e, deadline.as_ref()))?;
             ctx.redact(&mut done);
             if args.json {
                 output::json(&done)?;
@@ -81,5 +70,45 @@ pub fn run(ctx: &Ctx, cmd: PredictionCommand) -> Result<(), CliError> {
             }
             super::run::outcome(done)
         }
+        PredictionCommand::Watch(args) => watch(ctx, args),
     }
+}
+
+/// `prediction watch`: prints each update on stdout as it happens (see [`UpdateLines`]), then
+/// exits as `prediction wait` does.
+fn watch(ctx: &Ctx, args: WatchArgs) -> Result<(), CliError> {
+    let deadline = args.timeout.map(|t| Deadline::after(t, false));
+    let client = ctx.client_with_timeout(args.timeout)?;
+    let fail = |e: Error| wait_error("watch", &args.id, e, deadline.as_ref());
+    let mut lines = UpdateLines::new(args.json);
+    for update in updates(&client, &args.id, None, deadline.as_ref()).map_err(fail)? {
+        match update.map_err(fail)? {
+            Update::Finished(mut done) => {
+                ctx.redact(&mut done);
+                lines.print(&Update::Finished(done.clone()))?;
+                return super::run::outcome(*done);
+            }
+            update => lines.print(&update)?,
+        }
+    }
+    Err(fail(Error::InvalidState(
+        "the watch ended before the prediction",
+    )))
+}
+
+/// The error of `prediction {command}` (`wait`, `watch`) for the prediction `id`: a timeout says
+/// what timed out; a failure that waiting may outlast says to try again.
+fn wait_error(command: &str, id: &str, err: Error, deadline: Option<&Deadline>) -> CliError {
+    let id = safe_line(id);
+    // A 4xx other than 429 (unknown id, bad token) will not go away by waiting.
+    let transient = err
+        .api()
+        .is_none_or(|a| a.status == 429 || !(400..500).contains(&a.status));
+    let mut e = timeout_error(err, deadline);
+    if transient && e.hints.is_empty() {
+        e = e.hint(format!(
+            "the prediction may still be running: try `replicate prediction {command} {id}` again"
+        ));
+    }
+    e
 }
