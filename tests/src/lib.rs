@@ -963,3 +963,8 @@ pub fn head_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
+
+/// The README's Rust examples, compiled by `cargo test --doc` (run too, when not `no_run`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;

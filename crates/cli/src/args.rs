@@ -228,6 +228,8 @@ With --json, one JSON object per update per line:
   {"type":"logs","text":"Loading model\n"}    the new log text, exactly as written since
                                               the last update (all of it when rewritten)
   {"type":"output","output":...}              the whole output, when it changed
+  {"type":"output_chunk","text":"..."}        an output event of the prediction's stream
+                                              (an LLM's next tokens), as sent
   {"type":"progress","percentage":75,"current":3,"total":4}
   {"type":"finished","prediction":{...}}      the terminal prediction, always the last line
 

@@ -564,6 +564,8 @@ pub fn json_line<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
 /// - `{"type":"logs","text":"new log text\n"}`: the text as the model wrote it since the last
 ///   update (all of the logs when they were rewritten rather than extended)
 /// - `{"type":"output","output":...}`: the whole output, when it changed
+/// - `{"type":"output_chunk","text":...}`: an `output` event of the prediction's event stream
+///   (an LLM's next tokens), as the model sent it
 /// - `{"type":"progress","percentage":75,"current":3,"total":4}`: the last progress bar of the
 ///   logs, when it moved
 /// - `{"type":"finished","prediction":{...}}`: the terminal prediction, always the last line
@@ -572,6 +574,7 @@ pub fn update_json(update: &Update) -> Option<Value> {
         Update::Status(status) => serde_json::json!({"type": "status", "status": status.as_str()}),
         Update::Logs(text) => serde_json::json!({"type": "logs", "text": text}),
         Update::Output(output) => serde_json::json!({"type": "output", "output": output}),
+        Update::OutputChunk(text) => serde_json::json!({"type": "output_chunk", "text": text}),
         Update::Progress(p) => serde_json::json!({
             "type": "progress",
             "percentage": p.percentage,
@@ -624,6 +627,7 @@ impl UpdateLines {
                 };
                 outln(&format!("output: {}", shorten(&safe_line(&text), 2000)))
             }
+            Update::OutputChunk(text) => outln(&format!("chunk: {}", safe_line(text))),
             Update::Progress(p) => outln(&format!("progress: {}", progress_line(p))),
             Update::Finished(p) => {
                 let rest = std::mem::take(&mut self.partial);

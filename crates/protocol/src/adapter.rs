@@ -370,6 +370,17 @@ macro_rules! run_handle {
                 })
             }
 
+            /// [`Client::start`] of `model` (`owner/name`, `owner/name:version` or a version id)
+            /// with this JSON input.
+            pub $($async_)? fn start_from(
+                &self,
+                model: &str,
+                input: ::serde_json::Value,
+            ) -> Result<RunHandle, $crate::Error> {
+                let create = $crate::CreatePrediction::new($crate::Target::parse(model)?).input(input);
+                self.start(create) $($await_)*
+            }
+
             /// Creates a prediction of `model` with this input and follows its event stream:
             /// the `output` (and `logs`) events until `done`, with the reconnection rules of
             /// [`Client::stream`]. For models that stream (language models); others have no

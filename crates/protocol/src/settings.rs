@@ -362,6 +362,12 @@ macro_rules! client_methods {
             self.inner.settings.download_limits()
         }
 
+        /// The options event streams are followed with
+        /// ([`ClientBuilder::stream_options`](crate::ClientBuilder::stream_options)).
+        pub fn stream_options(&self) -> $crate::StreamOptions {
+            self.inner.settings.stream.clone()
+        }
+
         /// Creates a prediction. It is sent once: see [`Error::CreateOutcomeUnknown`](crate::Error::CreateOutcomeUnknown).
         pub $($async_)? fn create(
             &self,

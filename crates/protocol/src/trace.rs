@@ -21,7 +21,7 @@
 //!
 //! let wait = Wait::new(Config::new("r8_token"), "p1", WaitOptions::default());
 //! let mut span = FlowSpan::new(&wait);
-//! let _entered = span.span().enter();
+//! let _entered = span.span().clone().entered();
 //! // ... drive the flow; after each step:
 //! span.observe(&wait);
 //! ```

@@ -7,6 +7,107 @@
 //! with a size cap. Its API is the one of the blocking `replicate-ureq` client, with `async`
 //! methods and a [`Stream`] instead of an iterator.
 //!
+//! # Common tasks
+//!
+//! | task | call |
+//! |---|---|
+//! | run a model, get its output | [`Client::run`] |
+//! | watch progress, download the files | [`Client::start_from`], [`RunHandle::updates`], [`Client::download_outputs`] |
+//! | start now, collect later with a webhook | [`CreatePrediction::webhook`], [`Client::start`], [`Client::verify_webhook`] |
+//! | a timeout that cancels | [`Client::run_within`], [`RunHandle::cancel_on_drop`] |
+//! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `FakeServer` |
+//!
+//! Run a model and get its output:
+//!
+//! ```no_run
+//! use replicate_reqwest::Client;
+//! use serde_json::json;
+//!
+//! # async fn example() -> Result<(), replicate_reqwest::Error> {
+//! let client = Client::from_env()?; // REPLICATE_API_TOKEN, optional REPLICATE_BASE_URL
+//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"})).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Watch progress, then download the files:
+//!
+//! ```no_run
+//! use replicate_reqwest::{Client, StreamExt, Update};
+//! use serde_json::json;
+//!
+//! # async fn example(client: Client) -> Result<(), replicate_reqwest::Error> {
+//! let handle = client.start_from("black-forest-labs/flux-schnell", json!({"prompt": "a cat"})).await?;
+//! println!("started {}", handle.id()); // known at once: store it
+//! let mut updates = handle.updates();
+//! while let Some(update) = updates.next().await {
+//!     match update? {
+//!         Update::Progress(p) => eprintln!("{}%", p.percentage),
+//!         Update::Finished(prediction) => {
+//!             let prediction = prediction.into_result()?;
+//!             let paths = client.download_outputs(&prediction, "out".as_ref()).await?;
+//!             println!("{paths:?}");
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Start now, collect later with a webhook:
+//!
+//! ```no_run
+//! use replicate_reqwest::{Client, CreatePrediction, Target, WebhookEvent, http::HeaderMap};
+//! use serde_json::json;
+//!
+//! # async fn example(client: Client) -> Result<(), replicate_reqwest::Error> {
+//! let create = CreatePrediction::new(Target::parse("black-forest-labs/flux-schnell")?)
+//!     .input(json!({"prompt": "a cat"}))
+//!     .webhook("https://example.com/hooks/replicate", &[WebhookEvent::Completed]);
+//! let id = client.start(create).await?.id().to_owned();
+//! // Later, in the webhook's handler, with the raw body and the headers as received:
+//! # let (headers, body) = (HeaderMap::new(), Vec::<u8>::new());
+//! let secret = client.webhook_secret().await?; // fetch once and keep it
+//! let prediction = Client::verify_webhook(&secret, &headers, &body)?;
+//! assert_eq!(prediction.id, id);
+//! # Ok(()) }
+//! ```
+//!
+//! A timeout that cancels the prediction: `tokio::time::timeout(d, client.run(..))` would drop
+//! the future and leave the prediction running (and billing). Use `run_within`, or a handle
+//! that cancels when dropped before the end:
+//!
+//! ```no_run
+//! # use replicate_reqwest::Client;
+//! # use serde_json::json;
+//! # async fn example(client: Client) -> Result<(), replicate_reqwest::Error> {
+//! let timeout = std::time::Duration::from_secs(30);
+//! let output = client.run_within("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}), timeout).await?;
+//!
+//! let mut guarded = client
+//!     .start_from("black-forest-labs/flux-schnell", json!({"prompt": "a dog"}))
+//!     .await?
+//!     .cancel_on_drop();
+//! let output = tokio::time::timeout(timeout, guarded.output()).await; // elapsed: canceled on drop
+//! # Ok(()) }
+//! ```
+//!
+//! Test your code against `replicate-fake` (a Replicate-compatible server on 127.0.0.1):
+//!
+//! ```
+//! # use replicate_reqwest::Client;
+//! # use serde_json::json;
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let fake = replicate_fake::FakeServer::start().await?; // stopped when dropped
+//! let client = Client::builder().base_url(fake.base_url()).token(fake.token()).build()?;
+//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"})).await?;
+//! assert!(output[0].as_str().is_some_and(|url| url.ends_with(".webp")));
+//! assert_eq!(fake.prediction_count(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # More
+//!
 //! A [`Client`] is cheap to clone and `Send + Sync`: share one per process so every task uses
 //! the same connection pool (HTTP/2 multiplexes concurrent requests on one connection).
 //!
@@ -118,6 +219,9 @@ use replicate_protocol::{Flow, Paginated, TransportError, TransportErrorKind};
 /// [`Flow`](protocol::Flow) of your own).
 pub use http;
 pub use replicate_protocol as protocol;
+/// `next()` and the other combinators of the [`Stream`](futures_util::Stream)s this client
+/// returns (pages, events, updates), so that callers need not depend on `futures-util`.
+pub use futures_util::StreamExt;
 pub use replicate_protocol::api::FileObject;
 pub use replicate_protocol::sse::ReplicateEvent;
 pub use replicate_protocol::{

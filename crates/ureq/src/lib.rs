@@ -6,6 +6,18 @@
 //! is one loop that sends, sleeps and reads what a [`Flow`](replicate_protocol::Flow) asks for
 //! (see [`replicate_protocol::flow`]), and thin wrappers around it.
 //!
+//! # Common tasks
+//!
+//! | task | call |
+//! |---|---|
+//! | run a model, get its output | [`Client::run`] |
+//! | watch progress, download the files | [`Client::start_from`], [`RunHandle::updates`], [`Client::download_outputs`] |
+//! | start now, collect later with a webhook | [`CreatePrediction::webhook`], [`Client::start`], [`Client::verify_webhook`] |
+//! | a timeout that cancels | [`Client::run_within`] |
+//! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `BlockingFakeServer` |
+//!
+//! Run a model and get its output:
+//!
 //! ```no_run
 //! use replicate_ureq::Client;
 //! use serde_json::json;
@@ -16,6 +28,77 @@
 //! println!("{output}");
 //! # Ok(()) }
 //! ```
+//!
+//! Watch progress, then download the files:
+//!
+//! ```no_run
+//! use replicate_ureq::{Client, Update};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), replicate_ureq::Error> {
+//! # let client = Client::from_env()?;
+//! let handle = client.start_from("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}))?;
+//! println!("started {}", handle.id()); // known at once: store it
+//! for update in handle.updates() {
+//!     match update? {
+//!         Update::Progress(p) => eprintln!("{}%", p.percentage),
+//!         Update::Finished(prediction) => {
+//!             let paths = client.download_outputs(&prediction.into_result()?, "out".as_ref())?;
+//!             println!("{paths:?}");
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Start now, collect later with a webhook:
+//!
+//! ```no_run
+//! use replicate_ureq::{Client, CreatePrediction, Target, WebhookEvent, http::HeaderMap};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), replicate_ureq::Error> {
+//! # let client = Client::from_env()?;
+//! let create = CreatePrediction::new(Target::parse("black-forest-labs/flux-schnell")?)
+//!     .input(json!({"prompt": "a cat"}))
+//!     .webhook("https://example.com/hooks/replicate", &[WebhookEvent::Completed]);
+//! let id = client.start(create)?.id().to_owned();
+//! // Later, in the webhook's handler, with the raw body and the headers as received:
+//! # let (headers, body) = (HeaderMap::new(), Vec::<u8>::new());
+//! let secret = client.webhook_secret()?; // fetch once and keep it
+//! let prediction = Client::verify_webhook(&secret, &headers, &body)?;
+//! assert_eq!(prediction.id, id);
+//! # Ok(()) }
+//! ```
+//!
+//! A timeout that cancels the prediction (nothing is left running):
+//!
+//! ```no_run
+//! # use replicate_ureq::Client;
+//! # use serde_json::json;
+//! # fn main() -> Result<(), replicate_ureq::Error> {
+//! # let client = Client::from_env()?;
+//! let timeout = std::time::Duration::from_secs(30);
+//! let output = client.run_within("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}), timeout)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Test your code against `replicate-fake` (a Replicate-compatible server on 127.0.0.1):
+//!
+//! ```
+//! # use replicate_ureq::Client;
+//! # use serde_json::json;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let fake = replicate_fake::BlockingFakeServer::start()?; // stopped when dropped
+//! let client = Client::builder().base_url(fake.base_url()).token(fake.token()).build()?;
+//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}))?;
+//! assert!(output[0].as_str().is_some_and(|url| url.ends_with(".webp")));
+//! assert_eq!(fake.prediction_count(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # More
 //!
 //! Against a proxy that mounts the API under a prefix:
 //!

@@ -311,7 +311,10 @@ pub fn updates(
         Some(p) => p,
         None => first_snapshot(client, id, &opts)?,
     };
-    Ok(client.items(Watch::new(client.config().clone(), first, opts)))
+    // The event stream, when there is one, brings logs and output as they are written.
+    let watch =
+        Watch::new(client.config().clone(), first, opts).follow_stream(client.stream_options());
+    Ok(client.items(watch))
 }
 
 /// Reads the prediction `id`, its failures retried as a poll's and bounded by the deadline of
