@@ -149,8 +149,9 @@
 //! - `Accept-Ranges: bytes` and a strong `ETag` that is the SHA-256 of the whole file in
 //!   lowercase hex, quoted: `"<64 hex digits>"` ([`SyntheticFile::etag`]; for an uploaded file,
 //!   its `checksums.sha256`). The digest of a synthetic file is computed once per process, in
-//!   the background from the prediction's creation; its first response waits for it (a second
-//!   or so per GiB; a benchmark can warm it up with a `HEAD`);
+//!   the background from the prediction's creation; its first response waits for it (a few
+//!   seconds per GiB; a benchmark can warm it up with a `HEAD`, or with
+//!   [`SyntheticFile::sha256`] in the same process);
 //! - `Range` on `GET`: `bytes=a-b`, `bytes=a-` and `bytes=-n` are answered `206 Partial
 //!   Content` with `Content-Range: bytes a-b/len`; a range that selects nothing (starting at or
 //!   after the end, `bytes=-0`, any range of an empty file) is answered `416` with

@@ -27,10 +27,10 @@ Faults (--fault METHOD:PATH_SUBSTRING:FAULT[:TIMES], repeatable):
     garbage         apply the request; answer a body that is not JSON
     huge=BYTES      answer 200 with a JSON body of BYTES bytes; nothing happens
     cut=BYTES       apply the request; send the headers, then only BYTES bytes of the body
-                    (of a file download's body, of a 206 from its range's start)
+                    (of a 206 answer: BYTES from its range's start), then close
     corrupt[=OFFSET]
-                    apply the request; send the real headers (ETag, checksums) with the byte at
-                    OFFSET (default 0) of the body inverted
+                    apply the request; send the real headers (ETag, Content-Length) with the
+                    byte at OFFSET (default 0) of the body inverted
     drip=MS,BYTES   apply the request; send the body BYTES bytes every MS milliseconds
     apply-then=STATUS
                     apply the request, then answer STATUS instead (e.g. 502 after a create)

@@ -79,12 +79,15 @@ pub fn synthetic_bytes(seed: u64, offset: u64, len: usize) -> Vec<u8> {
 /// A large file whose bytes are computed on demand, never stored: a deterministic
 /// pseudo-random stream of [`len`](Self::len) bytes chosen by a [`seed`](Self::seed).
 ///
-/// Byte `p` of the file with seed `s` is byte `p % 8` (little-endian) of the 64-bit word
-/// `mix(key + (p / 8) * 0x9E3779B97F4A7C15)` (wrapping arithmetic), where `mix` is SplitMix64's
-/// output function and `key = mix(s ^ 0x7265706C69636174)`. It does not depend on the length:
-/// a shorter file with the same seed is a prefix of a longer one. Any range costs only its own
-/// length to produce, so the fake serves files of gigabytes in constant memory, and a test
-/// computes the expected bytes or [`sha256`](Self::sha256) independently.
+/// The file is cut in blocks of 64 KiB: byte `p` of the file with seed `s` is byte
+/// `p % 65536` of the ChaCha20 keystream (RFC 8439, starting at block counter 1, as
+/// ChaCha20-Poly1305 encrypts) with key `SHA-256("replicate-fake synthetic file" ||
+/// s as 8 little-endian bytes)` and nonce `0u32 || (p / 65536) as 8 little-endian bytes`. It
+/// does not depend on the length: a shorter file with the same seed is a prefix of a longer
+/// one. Any range costs only its own length to produce (a few hundred MB/s even in debug
+/// builds), so the fake serves files of gigabytes in constant memory, and a test computes the
+/// expected bytes ([`bytes`](Self::bytes), [`reader`](Self::reader), [`synthetic_bytes`]) or
+/// [`sha256`](Self::sha256) itself.
 ///
 /// The fake serves these as the outputs of models whose output is
 /// [`Output::Synthetic`](crate::Output::Synthetic) (such as the built-in `fake/large-files`); see
@@ -172,9 +175,9 @@ impl SyntheticFile {
     }
 
     /// The SHA-256 of the whole file. The first call for a file computes it (a pass over the
-    /// file: about a second per GiB in release builds, several in debug ones), and the
-    /// process keeps the last few hundred digests, so the server and a test in the same
-    /// process compute it once; concurrent callers wait for one computation.
+    /// file: a few seconds per GiB), and the process keeps the last few hundred digests, so
+    /// the server and a test in the same process compute it once; concurrent callers wait for
+    /// one computation.
     pub fn sha256(&self) -> [u8; 32] {
         match self.sha256_until(&|| false) {
             Some(d) => d,
@@ -370,5 +373,25 @@ mod tests {
         assert!(d.is_some());
         assert_eq!(f.cached_sha256(), d);
         assert!(!f.claim_digest(), "known");
+    }
+
+    #[test]
+    fn blocks_are_the_rfc_8439_chacha20_keystream() {
+        // RFC 8439 section 2.4.2: key 00..1f, nonce 000000000000004a00000000, counter 1.
+        let key: Vec<u8> = (0..32).collect();
+        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &key).expect("key"));
+        let plain: &[u8] = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
+        let cipher = "6e2e359a2568f98041ba0728dd0d6981e97e7aec1d4360c20a27afccfd9fae0b\
+                      f91b65c5524733ab8f593dabcd62b3571639d624e65152ab8f530c359f0861d8\
+                      07ca0dbf500d6a6156a38e088a22b65e52bc514d16ccf806818ce91ab7793736\
+                      5af90bbf74a35be6b40b8eedf2785e42874d";
+        let cipher: Vec<u8> = (0..cipher.len() / 2)
+            .map(|i| u8::from_str_radix(&cipher[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        let mut stream = vec![0u8; plain.len()];
+        // The nonce's last 8 bytes, 00 00 00 4a 00 00 00 00, as a little-endian block number.
+        block(&key, 0x4A00_0000, &mut stream);
+        let xored: Vec<u8> = stream.iter().zip(plain).map(|(k, p)| k ^ p).collect();
+        assert_eq!(xored, cipher);
     }
 }
