@@ -74,7 +74,7 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req, r: Route<'_>) -> Resp {
         Route::CreateFile => uploads::create_file(shared, req),
         Route::GetFile(id) => uploads::get_file(shared, id),
         Route::DeleteFile(id) => uploads::delete_file(shared, id),
-        Route::DownloadFile(id) => uploads::download_file(shared, id),
+        Route::DownloadFile(id) => uploads::download_file(shared, req, id),
         Route::MethodNotAllowed => Resp::problem(
             405,
             "Method not allowed",

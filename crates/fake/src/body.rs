@@ -190,25 +190,35 @@ pub(crate) fn valid_slug(s: &str) -> bool {
         && !s.starts_with('.')
 }
 
-/// The input `num_outputs` of an image model ([`Output::Urls`](crate::Output::Urls)): `None`
-/// when absent or `null`, else an integer from 1 to [`MAX_NUM_OUTPUTS`]; anything else is
-/// reported in `errs`.
+/// The input `num_outputs` of a model with a list of files ([`Output::Urls`](crate::Output::Urls),
+/// [`Output::Synthetic`](crate::Output::Synthetic)): `None` when absent or `null`, else an
+/// integer from 1 to [`MAX_NUM_OUTPUTS`]; anything else is reported in `errs`.
 pub(crate) fn num_outputs(input: Option<&Value>, errs: &mut Vec<String>) -> Option<usize> {
-    const KEY: &str = "input.num_outputs";
-    match input.and_then(|i| i.get("num_outputs")) {
+    input_int(input, "num_outputs", 1, MAX_NUM_OUTPUTS as u64, errs)
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+/// An integer input field from `lo` to `hi`: `None` when absent or `null` (or invalid, which is
+/// reported in `errs` as `input.<key>: ...`).
+pub(crate) fn input_int(
+    input: Option<&Value>,
+    key: &str,
+    lo: u64,
+    hi: u64,
+    errs: &mut Vec<String>,
+) -> Option<u64> {
+    match input.and_then(|i| i.get(key)) {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match n.as_u64().and_then(|v| usize::try_from(v).ok()) {
-            Some(v) if (1..=MAX_NUM_OUTPUTS).contains(&v) => Some(v),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if (lo..=hi).contains(&v) => Some(v),
             _ => {
-                errs.push(format!(
-                    "{KEY}: Must be an integer from 1 to {MAX_NUM_OUTPUTS}"
-                ));
+                errs.push(format!("input.{key}: Must be an integer from {lo} to {hi}"));
                 None
             }
         },
         Some(other) => {
             errs.push(format!(
-                "{KEY}: Invalid type. Expected: integer, given: {}",
+                "input.{key}: Invalid type. Expected: integer, given: {}",
                 type_name(other)
             ));
             None

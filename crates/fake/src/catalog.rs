@@ -9,7 +9,7 @@ use crate::body::{check_keys, json_object, optional_string, required_string, val
 use crate::http::Resp;
 use crate::pagination::page_resp;
 use crate::request::Req;
-use crate::script::{MAX_NUM_OUTPUTS, ModelScript, Outcome, Output};
+use crate::script::{MAX_NUM_OUTPUTS, MAX_OUTPUT_BYTES, ModelScript, Outcome, Output};
 use crate::state::{Shared, State, Terminal, VersionRec, lock};
 use crate::util;
 
@@ -26,7 +26,7 @@ fn output_schema(script: &ModelScript) -> Value {
         Outcome::Succeed(Output::Url) | Outcome::Succeed(Output::DataUri) => {
             json!({"type": "string", "title": "Output", "format": "uri"})
         }
-        Outcome::Succeed(Output::Urls(_)) => json!({
+        Outcome::Succeed(Output::Urls(_) | Output::Synthetic { .. }) => json!({
             "type": "array", "title": "Output", "items": {"type": "string", "format": "uri"}
         }),
         Outcome::Succeed(Output::Text(_)) => json!({
@@ -46,15 +46,37 @@ fn input_schema(script: &ModelScript) -> Value {
             "description": "Input prompt"
         }),
     );
-    if let Outcome::Succeed(Output::Urls(n)) = &script.outcome {
-        props.insert(
-            "num_outputs".into(),
-            json!({
-                "type": "integer", "title": "Num Outputs", "x-order": 1,
-                "description": "Number of outputs to generate",
-                "minimum": 1, "maximum": MAX_NUM_OUTPUTS, "default": n
-            }),
-        );
+    let num_outputs = |n: usize| {
+        json!({
+            "type": "integer", "title": "Num Outputs", "x-order": 1,
+            "description": "Number of outputs to generate",
+            "minimum": 1, "maximum": MAX_NUM_OUTPUTS, "default": n
+        })
+    };
+    match &script.outcome {
+        Outcome::Succeed(Output::Urls(n)) => {
+            props.insert("num_outputs".into(), num_outputs(*n));
+        }
+        Outcome::Succeed(Output::Synthetic { files, bytes }) => {
+            props.insert("num_outputs".into(), num_outputs(*files));
+            props.insert(
+                "output_bytes".into(),
+                json!({
+                    "type": "integer", "title": "Output Bytes", "x-order": 2,
+                    "description": "Length of each output file, in bytes",
+                    "minimum": 0, "maximum": MAX_OUTPUT_BYTES, "default": bytes
+                }),
+            );
+            props.insert(
+                "seed".into(),
+                json!({
+                    "type": "integer", "title": "Seed", "x-order": 3,
+                    "description": "Seed of the first file's contents (file i uses seed + i)",
+                    "minimum": 0, "default": 0
+                }),
+            );
+        }
+        _ => {}
     }
     json!({
         "type": "object",
@@ -653,6 +675,7 @@ fn tags(script: &ModelScript) -> Vec<&'static str> {
         }
         Outcome::Succeed(Output::Text(_)) => vec!["text-generation", "streaming"],
         Outcome::Succeed(Output::Json(_)) => vec!["json"],
+        Outcome::Succeed(Output::Synthetic { .. }) => vec!["files", "large-outputs"],
         _ => vec!["fake"],
     }
 }

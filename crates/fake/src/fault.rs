@@ -25,7 +25,7 @@ pub enum RetryAfter {
 ///   [`TruncatedJson`](Fault::TruncatedJson), [`GarbageJson`](Fault::GarbageJson),
 ///   [`ResetAfterRead`](Fault::ResetAfterRead), [`DropStreamAfter`](Fault::DropStreamAfter),
 ///   [`NextCursor`](Fault::NextCursor), [`Drip`](Fault::Drip), [`CutAfter`](Fault::CutAfter),
-///   [`ApplyThen`](Fault::ApplyThen);
+///   [`Corrupt`](Fault::Corrupt), [`ApplyThen`](Fault::ApplyThen);
 /// - [`SilentStream`](Fault::SilentStream) only concerns streams, which change nothing.
 ///
 /// [`DropStreamAfter`](Fault::DropStreamAfter) and [`SilentStream`](Fault::SilentStream) match
@@ -77,8 +77,9 @@ pub enum Fault {
     NextCursor(String),
     /// Apply the request and send the real response (status, headers, exact `Content-Length`),
     /// but write its body `chunk` bytes at a time with `interval` between writes (the first
-    /// chunk at once). Works on both origins (API answers and output files); an SSE stream is
-    /// sent as usual. Stops when the client disconnects (at the next write) or the server shuts
+    /// chunk at once). Works on both origins (API answers, output files and file downloads,
+    /// where it replaces [`Options::connection_rate`](crate::Options::connection_rate)); an SSE
+    /// stream is sent as usual. Stops when the client disconnects (at the next write) or the server shuts
     /// down. A `chunk` of 0 is taken as 1. The request takes effect.
     Drip {
         /// Time between two writes.
@@ -115,7 +116,20 @@ pub enum Fault {
     /// download. Works on both origins; when N is at least the body's length the whole response
     /// is sent. An SSE stream is sent as usual (see [`DropStreamAfter`](Fault::DropStreamAfter)).
     /// The request takes effect.
+    ///
+    /// On a file (an output file or `GET /v1/files/{id}/download`), N counts the bytes of this
+    /// response's body: a `206` answer to `Range: bytes=1000-` cut after 10 bytes sends bytes
+    /// 1000 to 1009 of the file. So a test can fetch a file, be cut after N bytes, then resume
+    /// with `Range: bytes=N-` (and `If-Range` with the `ETag`) and get the rest.
     CutAfter(usize),
+    /// Apply the request and send the real response (status, headers, `Content-Length`,
+    /// `ETag`), but with the byte at this offset of the body inverted (XOR 0xFF), or its last
+    /// byte when the body is shorter; an empty body is sent as is. The headers and the files
+    /// API's `checksums.sha256` still describe the real bytes: a download that checks its
+    /// digest must fail. The offset counts the bytes of this response's body (of a `206`
+    /// answer, from the start of its range). Works on both origins; an SSE stream is sent as
+    /// usual. The request takes effect.
+    Corrupt(u64),
     /// For the fake's own tests: the handler panics (while holding the server's state lock), and
     /// the request is answered 500. The request does not take effect.
     #[doc(hidden)]

@@ -1,4 +1,4 @@
-//! The files/streams origin: output files and server-sent events.
+//! The files/streams origin: output files (see [`download`]) and server-sent events.
 
 use std::io;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use hyper::Method;
 use tokio::sync::mpsc;
 
 use crate::assets;
+use crate::download::{self, Content};
 use crate::http::{Resp, RespBody};
 use crate::request::{Req, until_shutdown};
 use crate::state::{Pred, Shared, Terminal, lock};
@@ -40,19 +41,28 @@ pub(crate) async fn handle(shared: &Arc<Shared>, req: &Req, mode: StreamMode) ->
         };
     }
     let found = lock(&shared.state).outputs.get(&req.path).cloned();
-    match found {
-        Some((pred, _)) => {
-            let v = pred.view();
-            if v.terminal == Some(Terminal::Succeeded) && !v.data_removed {
-                let (bytes, ct) = assets::file_for(&req.path);
-                Resp::new(200, ct, Bytes::from_static(bytes))
-                    .header("cache-control", "public, max-age=3600")
-            } else {
-                Resp::new(404, "text/plain", "Not Found\n")
-            }
-        }
-        None => Resp::new(404, "text/plain", "Not Found\n"),
+    let Some((pred, i)) = found else {
+        return Resp::new(404, "text/plain", "Not Found\n");
+    };
+    let v = pred.view();
+    if v.terminal != Some(Terminal::Succeeded) || v.data_removed {
+        return Resp::new(404, "text/plain", "Not Found\n");
     }
+    let (content, sha, ct) = match pred.synthetic.get(i) {
+        Some(f) => match download::synthetic_sha256(shared, *f).await {
+            Some(sha) => (Content::Synthetic(*f), sha, "application/octet-stream"),
+            None => return Resp::new(503, "text/plain", "Shutting down\n"),
+        },
+        None => {
+            let (bytes, ct) = assets::file_for(&req.path);
+            (
+                Content::Memory(Bytes::from_static(bytes)),
+                util::sha256_hex(bytes),
+                ct,
+            )
+        }
+    };
+    download::serve(shared, req, content, &sha, ct).header("cache-control", "public, max-age=3600")
 }
 
 /// Formats one SSE event; multi-line data becomes several `data:` lines.

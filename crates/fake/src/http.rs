@@ -4,13 +4,15 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
+
+use crate::download::Content;
 
 /// A response before it goes to hyper.
 pub(crate) struct Resp {
@@ -113,6 +115,8 @@ pub(crate) enum RespBody {
         total: u64,
         grace: Option<Pin<Box<Sleep>>>,
     },
+    /// A file body (output files, file downloads), streamed from its [`Content`].
+    Stream(Box<StreamBody>),
 }
 
 impl RespBody {
@@ -128,7 +132,8 @@ impl RespBody {
         }
     }
 
-    /// A full body sent `chunk` bytes at a time, `interval` apart (other bodies unchanged).
+    /// A full or file body sent `chunk` bytes at a time, `interval` apart (other bodies
+    /// unchanged).
     pub(crate) fn drip(self, interval: Duration, chunk: usize) -> Self {
         match self {
             RespBody::Full(b) => RespBody::Drip {
@@ -137,12 +142,20 @@ impl RespBody {
                 interval,
                 sleep: None,
             },
+            RespBody::Stream(mut s) => {
+                s.pace = Pace::Drip {
+                    chunk: chunk.max(1),
+                    interval,
+                };
+                RespBody::Stream(s)
+            }
             other => other,
         }
     }
 
-    /// A full body that announces its whole length but sends only its first `n` bytes, then
-    /// breaks the connection (other bodies, and bodies of at most `n` bytes, unchanged).
+    /// A full or file body that announces its whole length but sends only its first `n`
+    /// bytes, then breaks the connection (other bodies, and bodies of at most `n` bytes,
+    /// unchanged).
     pub(crate) fn cut_after(self, n: usize) -> Self {
         match self {
             RespBody::Full(Some(b)) if b.len() > n => RespBody::Cut {
@@ -150,6 +163,33 @@ impl RespBody {
                 head: Some(b.slice(..n)),
                 grace: None,
             },
+            RespBody::Stream(mut s) => {
+                let at = s.pos.saturating_add(n as u64);
+                if at < s.end {
+                    s.cut_at = Some(at);
+                }
+                RespBody::Stream(s)
+            }
+            other => other,
+        }
+    }
+
+    /// A full or file body with its byte at offset `n` (or its last byte, if it is shorter)
+    /// inverted; empty and other bodies unchanged.
+    pub(crate) fn corrupt(self, n: u64) -> Self {
+        match self {
+            RespBody::Full(Some(b)) if !b.is_empty() => {
+                let mut v = b.to_vec();
+                let i = usize::try_from(n).unwrap_or(usize::MAX).min(v.len() - 1);
+                v[i] ^= 0xFF;
+                RespBody::full(Bytes::from(v))
+            }
+            RespBody::Stream(mut s) => {
+                if s.end > s.pos {
+                    s.corrupt_at = Some(s.pos + n.min(s.end - s.pos - 1));
+                }
+                RespBody::Stream(s)
+            }
             other => other,
         }
     }
@@ -230,6 +270,7 @@ impl Body for RespBody {
                 }
                 Poll::Ready(Some(Ok(Frame::data(piece))))
             }
+            RespBody::Stream(s) => s.poll_next(cx),
             RespBody::Cut { head, total, grace } => {
                 if let Some(h) = head.take() {
                     *total -= h.len() as u64;
@@ -255,6 +296,7 @@ impl Body for RespBody {
             RespBody::Huge { total, sent } => sent >= total,
             RespBody::Drip { data, .. } => data.is_empty(),
             RespBody::Cut { .. } => false,
+            RespBody::Stream(s) => s.pos >= s.end,
         }
     }
 
@@ -265,6 +307,136 @@ impl Body for RespBody {
             RespBody::Huge { total, sent } => SizeHint::with_exact((total - sent) as u64),
             RespBody::Drip { data, .. } => SizeHint::with_exact(data.len() as u64),
             RespBody::Cut { total, .. } => SizeHint::with_exact(*total),
+            RespBody::Stream(s) => SizeHint::with_exact(s.end - s.pos),
+        }
+    }
+}
+
+/// How a [`StreamBody`] spaces its frames.
+#[derive(Debug)]
+pub(crate) enum Pace {
+    /// As fast as the connection takes them.
+    Free,
+    /// At most `bytes_per_sec` on average since the first frame: a frame of `n` bytes goes out
+    /// no earlier than `start + (sent + n) / bytes_per_sec`.
+    Rate {
+        bytes_per_sec: u64,
+        start: Option<Instant>,
+        sent: u64,
+    },
+    /// `chunk` bytes per frame, `interval` apart (a [`Fault::Drip`](crate::Fault::Drip)).
+    Drip { chunk: usize, interval: Duration },
+}
+
+/// A file body: the bytes `pos..end` of a [`Content`], produced a frame at a time (at most
+/// [`CHUNK`] bytes; smaller when paced), so that its memory does not grow with its length.
+pub(crate) struct StreamBody {
+    content: Content,
+    pos: u64,
+    end: u64,
+    /// Where a [`Fault::CutAfter`](crate::Fault::CutAfter) breaks the body (before `end`).
+    cut_at: Option<u64>,
+    /// The position of the byte a [`Fault::Corrupt`](crate::Fault::Corrupt) inverts.
+    corrupt_at: Option<u64>,
+    pace: Pace,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The cut's grace period is running (or over).
+    cutting: bool,
+}
+
+impl StreamBody {
+    /// The bytes `start..end` of `content`, at most `rate` bytes per second when set.
+    pub(crate) fn new(content: Content, start: u64, end: u64, rate: Option<u64>) -> Self {
+        let end = end.min(content.len());
+        StreamBody {
+            content,
+            pos: start.min(end),
+            end,
+            cut_at: None,
+            corrupt_at: None,
+            pace: match rate {
+                Some(r) if r > 0 => Pace::Rate {
+                    bytes_per_sec: r,
+                    start: None,
+                    sent: 0,
+                },
+                _ => Pace::Free,
+            },
+            sleep: None,
+            cutting: false,
+        }
+    }
+
+    /// The largest frame under the current pace.
+    fn frame_limit(&self) -> usize {
+        match &self.pace {
+            Pace::Free => CHUNK,
+            // About 20 frames a second.
+            Pace::Rate { bytes_per_sec, .. } => {
+                usize::try_from(bytes_per_sec / 20).map_or(CHUNK, |n| n.clamp(1, CHUNK))
+            }
+            Pace::Drip { chunk, .. } => (*chunk).clamp(1, CHUNK),
+        }
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        loop {
+            if let Some(s) = &mut self.sleep {
+                if s.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.sleep = None;
+            }
+            let stop = self.cut_at.unwrap_or(self.end).min(self.end);
+            if self.pos >= stop {
+                if self.pos >= self.end {
+                    return Poll::Ready(None);
+                }
+                // Cut: let hyper flush what was sent, then break the connection.
+                if !self.cutting {
+                    self.cutting = true;
+                    self.sleep = Some(Box::pin(tokio::time::sleep(CUT_GRACE)));
+                    continue;
+                }
+                return Poll::Ready(Some(Err(io::Error::other("body cut by fault"))));
+            }
+            let left = usize::try_from(stop - self.pos).unwrap_or(usize::MAX);
+            let n = self.frame_limit().min(left);
+            if let Pace::Rate {
+                bytes_per_sec,
+                start,
+                sent,
+            } = &mut self.pace
+            {
+                let now = Instant::now();
+                let t0 = *start.get_or_insert(now);
+                let due_secs = (*sent + n as u64) as f64 / *bytes_per_sec as f64;
+                let due = Duration::try_from_secs_f64(due_secs)
+                    .ok()
+                    .and_then(|d| t0.checked_add(d));
+                match due {
+                    Some(due) if due > now => {
+                        self.sleep = Some(Box::pin(tokio::time::sleep_until(due.into())));
+                        continue;
+                    }
+                    _ => *sent += n as u64,
+                }
+            }
+            let mut chunk = self.content.chunk(self.pos, n);
+            if let Some(at) = self.corrupt_at
+                && (self.pos..self.pos + n as u64).contains(&at)
+            {
+                let mut v = chunk.to_vec();
+                v[(at - self.pos) as usize] ^= 0xFF;
+                chunk = Bytes::from(v);
+            }
+            self.pos += n as u64;
+            if let Pace::Drip { interval, .. } = self.pace
+                && self.pos < stop
+            {
+                self.sleep = Some(Box::pin(tokio::time::sleep(interval)));
+            }
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
     }
 }

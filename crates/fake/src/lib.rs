@@ -51,14 +51,16 @@
 //! - `GET /search?query=&limit=` (1 to 50, default 20): `{query, models: [{model, metadata}],
 //!   collections, pages}`; 400 without a query.
 //! - `POST /files` (multipart `content` + optional `metadata`, `filename`, `type`),
-//!   `GET /files`, `GET /files/{id}`, `DELETE /files/{id}` (204), `GET /files/{id}/download`.
+//!   `GET /files`, `GET /files/{id}`, `DELETE /files/{id}` (204), `GET /files/{id}/download`
+//!   (with ranges and `ETag: "<checksums.sha256>"`).
 //! - `GET /account`, `GET /webhooks/default/secret`, `GET /hardware` (a bare array).
 //!
 //! Every list is a page `{"previous", "next", "results"}` of [`Options::page_size`] items with
 //! absolute `next`/`previous` URLs (`?cursor=`, on [`Options::api_host_in_bodies`] when set).
 //!
 //! Files origin (no auth): output files at the paths of their URLs (404 once expired, see
-//! [`Options::output_ttl`]), and `GET /v1/streams/{id}` with `Accept: text/event-stream`: `: hi`,
+//! [`Options::output_ttl`]; `GET` and `HEAD`, with ranges, see
+//! [Large outputs and downloads](#large-outputs-and-downloads)), and `GET /v1/streams/{id}` with `Accept: text/event-stream`: `: hi`,
 //! then `output`/`logs` events in real time, `error` on failure, and `done`; ids `<unix>:<n>`;
 //! `Last-Event-ID` resumes after event `n`.
 //!
@@ -68,8 +70,8 @@
 //! [`Fault`]: a status (429 with Replicate's throttle body and headers, 502 HTML, ...), a TCP
 //! reset before or after the request is applied, a delay, truncated or garbage JSON, a huge
 //! body, a redirect, an SSE stream dropped after N events or silent, a made-up pagination
-//! cursor, a body dripped slowly or cut short, an answer echoing the request's credentials, or
-//! a real effect hidden behind an error answer. Faulted requests are recorded with
+//! cursor, a body dripped slowly, cut short or corrupted, an answer echoing the request's
+//! credentials, or a real effect hidden behind an error answer. Faulted requests are recorded with
 //! [`RecordedRequest::fault`] set. [`Options::rate_limit`] throttles the whole API origin like
 //! Replicate does ([`RateLimit`]).
 //!
@@ -114,6 +116,56 @@
 //! | `fake/slow` | processes for 50 ticks |
 //! | `fake/data-uri` | outputs a `data:image/png;base64,...` URI |
 //! | `fake/unknown-status` | reports status `"quantum"` while processing, then succeeds with `"done"` |
+//! | `fake/large-files` | outputs a list of large generated files (1 file of 1 MiB by default; input `num_outputs`, `output_bytes`, `seed`), see below |
+//!
+//! # Large outputs and downloads
+//!
+//! A model whose output is [`Output::Synthetic`], such as the built-in `fake/large-files`,
+//! outputs URLs of files of any size (up to [`MAX_OUTPUT_BYTES`], 16 GiB, each) that the fake
+//! never stores: every byte is computed from the file's seed and offset (a [`SyntheticFile`]),
+//! so a 1 GiB output costs no memory and any range of it is cheap. The prediction's input
+//! chooses the files: `{"num_outputs": K, "output_bytes": N, "seed": S}` makes `K` files
+//! (1 to [`MAX_NUM_OUTPUTS`]) `.../out-0.bin` ... `.../out-{K-1}.bin` of `N` bytes each, file
+//! `i` being `SyntheticFile::new(S + i, N)`. A test gets the expected digest without
+//! downloading anything:
+//!
+//! ```no_run
+//! # fn demo(server: &replicate_fake::BlockingFakeServer, urls: Vec<String>) {
+//! use replicate_fake::SyntheticFile;
+//! // POST /v1/models/fake/large-files/predictions
+//! //   {"input": {"num_outputs": 4, "output_bytes": 268435456, "seed": 7}}
+//! // succeeds with 4 URLs of 256 MiB each (1 GiB in all):
+//! for (i, url) in urls.iter().enumerate() {
+//!     let file = SyntheticFile::new(7 + i as u64, 256 << 20);
+//!     assert_eq!(server.synthetic_file(url), Some(file));
+//!     let expected = file.sha256_hex(); // what the downloaded bytes must hash to
+//!     # let _ = expected;
+//! }
+//! # }
+//! ```
+//!
+//! Every output file, and `GET /v1/files/{id}/download`, is served with:
+//!
+//! - `Accept-Ranges: bytes` and a strong `ETag` that is the SHA-256 of the whole file in
+//!   lowercase hex, quoted: `"<64 hex digits>"` ([`SyntheticFile::etag`]; for an uploaded file,
+//!   its `checksums.sha256`). The digest of a synthetic file is computed once per process, in
+//!   the background from the prediction's creation; its first response waits for it (a few
+//!   seconds per GiB; a benchmark can warm it up with a `HEAD`, or with
+//!   [`SyntheticFile::sha256`] in the same process);
+//! - `Range` on `GET`: `bytes=a-b`, `bytes=a-` and `bytes=-n` are answered `206 Partial
+//!   Content` with `Content-Range: bytes a-b/len`; a range that selects nothing (starting at or
+//!   after the end, `bytes=-0`, any range of an empty file) is answered `416` with
+//!   `Content-Range: bytes */len`; several ranges, other units and malformed values are
+//!   ignored (the whole file, `200`). With `If-Range`, the range is honoured only if the value
+//!   is the current `ETag` exactly (a date or a weak tag never matches: the fake sends no
+//!   `Last-Modified`), else the whole file comes with `200`;
+//! - a body streamed in frames of at most 64 KiB, whatever its size, paced at
+//!   [`Options::connection_rate`] bytes per second per connection when set (the
+//!   `--connection-rate` flag of the binary).
+//!
+//! [`Fault::CutAfter`] (`cut=N`) breaks such a body after `N` bytes of the response (resume
+//! with `Range: bytes=N-`), [`Fault::Corrupt`] (`corrupt=OFFSET`) inverts one byte while the
+//! headers and checksums describe the real file, and [`Fault::Drip`] sends it slowly.
 //!
 //! # Example
 //!
@@ -137,6 +189,7 @@ mod assets;
 mod body;
 mod catalog;
 mod deployments;
+mod download;
 mod fault;
 mod files;
 mod http;
@@ -152,6 +205,7 @@ mod script;
 mod server;
 mod spec;
 mod state;
+mod synthetic;
 mod trainings;
 mod uploads;
 mod util;
@@ -175,10 +229,12 @@ pub use crate::options::{
 pub use crate::origin::Origin;
 pub use crate::record::{RecordedRequest, WebhookDelivery};
 pub use crate::script::{
-    BUILTIN_MODELS, FLUX_SCHNELL_VERSION, MAX_NUM_OUTPUTS, MULTILINE_TOKENS, ModelScript, Outcome,
-    Output, Span, TEXT_TOKENS, builtin_script,
+    BUILTIN_MODELS, FLUX_SCHNELL_VERSION, LARGE_FILES_DEFAULT_BYTES, MAX_NUM_OUTPUTS,
+    MAX_OUTPUT_BYTES, MULTILINE_TOKENS, ModelScript, Outcome, Output, Span, TEXT_TOKENS,
+    builtin_script,
 };
 pub use crate::spec::{DEFAULT_FAIL_MESSAGE, FailModel, SPEC_HELP, SpecError};
+pub use crate::synthetic::{SyntheticFile, SyntheticReader, synthetic_bytes};
 pub use crate::webhook::{sign_webhook, signing_key};
 
 use crate::state::{Shared, State, lock};
@@ -353,6 +409,18 @@ impl FakeHandle {
     /// The webhook signing secret (`whsec_...`), as `GET /v1/webhooks/default/secret` returns it.
     pub fn webhook_secret(&self) -> &str {
         &self.shared.opts.webhook_secret
+    }
+
+    /// The contents of a synthetic output file (of an [`Output::Synthetic`] model such as
+    /// `fake/large-files`), from its URL (or its path on the files origin); `None` for other
+    /// URLs. Its [`SyntheticFile::sha256`] is what a download of the URL must hash to, and its
+    /// [`SyntheticFile::etag`] the `ETag` the fake sends.
+    pub fn synthetic_file(&self, url: &str) -> Option<SyntheticFile> {
+        let path = url.strip_prefix(&self.shared.files_base).unwrap_or(url);
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        let st = lock(&self.shared.state);
+        let (pred, i) = st.outputs.get(path)?;
+        pred.synthetic.get(*i).copied()
     }
 }
 

@@ -94,6 +94,18 @@ pub struct Options {
     /// A server-wide rate limit on the API origin (default `None`: unlimited). See
     /// [`RateLimit`].
     pub rate_limit: Option<RateLimit>,
+    /// The most bytes per second each connection sends of a file body: output files on the
+    /// files origin and `GET /v1/files/{id}/download` (default `None`: as fast as the client
+    /// reads). Other answers are not paced.
+    ///
+    /// A body of `n` bytes is sent in frames of about a twentieth of the rate (at most 64 KiB),
+    /// each no earlier than `start + bytes_sent_including_it / rate`, so it takes at least
+    /// `n / rate` seconds: downloading several files over several connections at once is then
+    /// measurably faster than one after the other, even on loopback. (An HTTP/1.1 connection
+    /// carries one response at a time, so this caps each connection; each response starts its
+    /// own budget.) The pacing waits on tokio timers and holds no more than a frame. 0 counts
+    /// as `None`.
+    pub connection_rate: Option<u64>,
 }
 
 /// The default of [`Options::request_log_capacity`].
@@ -178,6 +190,7 @@ impl Default for Options {
             max_recorded_body_bytes: DEFAULT_MAX_RECORDED_BODY_BYTES,
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             rate_limit: None,
+            connection_rate: None,
         }
     }
 }
@@ -209,6 +222,9 @@ impl Options {
             && rl.window.is_zero()
         {
             rl.window = Duration::from_secs(1);
+        }
+        if self.connection_rate == Some(0) {
+            self.connection_rate = None;
         }
         if let Some(h) = &self.api_host_in_bodies {
             self.api_host_in_bodies = Some(h.trim_end_matches('/').to_owned());

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::body::{check_keys, job_fields, json_object, num_outputs, required_string, type_name};
+use crate::body::{
+    check_keys, input_int, job_fields, json_object, num_outputs, required_string, type_name,
+};
+use crate::download;
 use crate::http::Resp;
 use crate::pagination::page_resp;
 use crate::request::Req;
-use crate::script::ModelScript;
+use crate::script::{MAX_OUTPUT_BYTES, ModelScript};
 use crate::state::{JobKind, NewPred, Pred, Shared, WebhookCfg, lock, version_of};
 use crate::util;
 use crate::webhook;
@@ -153,16 +156,24 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req, target: Target) -> R
     };
 
     // The model's own input validation, once the model is known.
+    let input = obj.get("input");
+    let mut errs = Vec::new();
     let outputs = if script.takes_num_outputs() {
-        let mut errs = Vec::new();
-        let n = num_outputs(obj.get("input"), &mut errs);
-        if !errs.is_empty() {
-            return Resp::invalid(&errs);
-        }
-        n
+        num_outputs(input, &mut errs)
     } else {
         None
     };
+    let (output_bytes, seed) = if script.makes_synthetic_files() {
+        (
+            input_int(input, "output_bytes", 0, MAX_OUTPUT_BYTES, &mut errs),
+            input_int(input, "seed", 0, u64::MAX, &mut errs),
+        )
+    } else {
+        (None, None)
+    };
+    if !errs.is_empty() {
+        return Resp::invalid(&errs);
+    }
     let input = obj.get("input").cloned().unwrap_or_else(|| json!({}));
     // Build and render it before storing it: a prediction that cannot be rendered (a panic
     // here) must not be left in the state, where every later list would meet it.
@@ -178,6 +189,8 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req, target: Target) -> R
             deadline,
             webhook: webhook_url.map(|url| WebhookCfg { url, events }),
             num_outputs: outputs,
+            output_bytes,
+            seed,
         },
         &shared.opts,
     );
@@ -197,6 +210,7 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req, target: Target) -> R
     if pred.webhook.is_some() {
         webhook::spawn(shared.clone(), pred.clone());
     }
+    download::precompute(shared, &pred.synthetic);
     if let Some(w) = wait {
         wait_terminal(&pred, w).await;
     }

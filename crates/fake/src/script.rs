@@ -47,6 +47,31 @@ pub enum Output {
     Text(Vec<String>),
     /// A small `data:image/png;base64,...` URI string.
     DataUri,
+    /// A list of URLs to large generated files on the files origin, `out-0.bin`,
+    /// `out-1.bin`, ... (`application/octet-stream`), each a [`SyntheticFile`] served in
+    /// constant memory whatever its size, with `Accept-Ranges`, `ETag` and `Range` support (see
+    /// the crate docs).
+    ///
+    /// By default a prediction makes `files` files of `bytes` bytes, file `i` with seed `i`; a
+    /// prediction's input chooses otherwise:
+    ///
+    /// - `num_outputs`: how many files, an integer from 1 to [`MAX_NUM_OUTPUTS`];
+    /// - `output_bytes`: the length of each file, an integer from 0 to [`MAX_OUTPUT_BYTES`];
+    /// - `seed`: an integer from 0 to 2^64 - 1; file `i` is
+    ///   `SyntheticFile::new(seed + i, output_bytes)` (wrapping).
+    ///
+    /// Other values make the create fail with `422 Input validation failed`, like
+    /// [`Urls`](Output::Urls)' `num_outputs`; `null` counts as absent. The versions of such a
+    /// model list the three in their input schema. The built-in `fake/large-files` model
+    /// outputs one file of 1 MiB by default.
+    ///
+    /// [`SyntheticFile`]: crate::SyntheticFile
+    Synthetic {
+        /// How many files by default.
+        files: usize,
+        /// The length of each file by default.
+        bytes: u64,
+    },
 }
 
 /// How a prediction ends.
@@ -103,6 +128,7 @@ pub struct ModelScript {
     /// clients against statuses they don't know.
     pub running_status: Option<String>,
     /// The extension of output files (default `"png"`; `"jpg"`, `"png"` serve real tiny images).
+    /// [`Output::Synthetic`] files are always `.bin`.
     pub file_extension: String,
     /// Extra entries of `metrics` once finished (e.g. `image_count`).
     pub extra_metrics: Map<String, Value>,
@@ -241,9 +267,18 @@ impl ModelScript {
             .unwrap_or(matches!(self.outcome, Outcome::Succeed(Output::Text(_))))
     }
 
-    /// Whether the model honours the input `num_outputs` (its output is [`Output::Urls`]).
+    /// Whether the model honours the input `num_outputs` (its output is [`Output::Urls`] or
+    /// [`Output::Synthetic`]).
     pub(crate) fn takes_num_outputs(&self) -> bool {
-        matches!(self.outcome, Outcome::Succeed(Output::Urls(_)))
+        matches!(
+            self.outcome,
+            Outcome::Succeed(Output::Urls(_) | Output::Synthetic { .. })
+        )
+    }
+
+    /// Whether the model makes synthetic files (it honours `output_bytes` and `seed`).
+    pub(crate) fn makes_synthetic_files(&self) -> bool {
+        matches!(self.outcome, Outcome::Succeed(Output::Synthetic { .. }))
     }
 
     /// All log lines, including a failure's extra lines.
@@ -256,8 +291,16 @@ impl ModelScript {
     }
 }
 
-/// The largest `num_outputs` an [`Output::Urls`] model accepts in a prediction's input.
+/// The largest `num_outputs` an [`Output::Urls`] or [`Output::Synthetic`] model accepts in a
+/// prediction's input.
 pub const MAX_NUM_OUTPUTS: usize = 10;
+
+/// The largest `output_bytes` an [`Output::Synthetic`] model accepts in a prediction's input:
+/// 16 GiB per file.
+pub const MAX_OUTPUT_BYTES: u64 = 16 << 30;
+
+/// The default file length of the built-in `fake/large-files` model: 1 MiB.
+pub const LARGE_FILES_DEFAULT_BYTES: u64 = 1 << 20;
 
 /// The version id of the `black-forest-labs/flux-schnell` mimic, as in the seed.
 pub const FLUX_SCHNELL_VERSION: &str = "dp-4d0bcc010b3049749a251855f12800be";
@@ -276,6 +319,7 @@ pub const BUILTIN_MODELS: &[&str] = &[
     "fake/slow",
     "fake/data-uri",
     "fake/unknown-status",
+    "fake/large-files",
 ];
 
 /// The tokens of `fake/text`.
@@ -343,6 +387,11 @@ pub fn builtin_script(name: &str) -> Option<ModelScript> {
         "fake/unknown-status" => ModelScript::succeed(Output::Json(json!("done")))
             .processing_ticks(4)
             .running_status("quantum"),
+        "fake/large-files" => ModelScript::succeed(Output::Synthetic {
+            files: 1,
+            bytes: LARGE_FILES_DEFAULT_BYTES,
+        })
+        .logs(["Generating files"]),
         _ => return None,
     };
     Some(s)

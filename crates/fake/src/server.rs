@@ -474,6 +474,10 @@ async fn handle(
             body: resp.body.cut_after(n),
             ..resp
         },
+        Some(Fault::Corrupt(n)) => Resp {
+            body: resp.body.corrupt(n),
+            ..resp
+        },
         Some(Fault::ApplyThen { status }) => {
             drop(resp);
             status_fault(status, None, None)

@@ -27,6 +27,10 @@ Faults (--fault METHOD:PATH_SUBSTRING:FAULT[:TIMES], repeatable):
     garbage         apply the request; answer a body that is not JSON
     huge=BYTES      answer 200 with a JSON body of BYTES bytes; nothing happens
     cut=BYTES       apply the request; send the headers, then only BYTES bytes of the body
+                    (of a 206 answer: BYTES from its range's start), then close
+    corrupt[=OFFSET]
+                    apply the request; send the real headers (ETag, Content-Length) with the
+                    byte at OFFSET (default 0) of the body inverted
     drip=MS,BYTES   apply the request; send the body BYTES bytes every MS milliseconds
     apply-then=STATUS
                     apply the request, then answer STATUS instead (e.g. 502 after a create)
@@ -37,6 +41,7 @@ Faults (--fault METHOD:PATH_SUBSTRING:FAULT[:TIMES], repeatable):
     silent-stream   an SSE stream: send the headers, then nothing
   Examples: --fault POST:/predictions:503:2   --fault GET:/v1/predictions/:reset
             --fault '*:*:delay=1500'          --fault GET:/v1/streams/:drop-stream=2
+            --fault GET:/xezq/:cut=1048576    --fault GET:/download:corrupt=100
 
 Failing models (--fail-model OWNER/NAME[:MESSAGE], repeatable): every prediction of the model
 fails with MESSAGE as its error (default \"Fake failure: the model raised an exception\"),
@@ -91,7 +96,7 @@ impl FromStr for Fault {
 
     /// Reads the `FAULT` part of a `--fault` value (see [`SPEC_HELP`]): `503`, `429=5`,
     /// `reset`, `reset-after`, `delay=MS`, `truncated`, `garbage`, `huge=BYTES`, `cut=BYTES`,
-    /// `drip=MS,BYTES`, `apply-then=STATUS`, `echo[=STATUS]`, `echo-html=STATUS`,
+    /// `corrupt[=OFFSET]`, `drip=MS,BYTES`, `apply-then=STATUS`, `echo[=STATUS]`, `echo-html=STATUS`,
     /// `echo-text=STATUS`, `cursor=TEXT`, `drop-stream=N` or `silent-stream`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
@@ -151,6 +156,10 @@ impl FromStr for Fault {
             }
             "huge" => Ok(Fault::HugeBody(number(need("BYTES")?, "huge")?)),
             "cut" => Ok(Fault::CutAfter(number(need("BYTES")?, "cut")?)),
+            "corrupt" => match arg {
+                None => Ok(Fault::Corrupt(0)),
+                Some(_) => Ok(Fault::Corrupt(number(need("OFFSET")?, "corrupt")?)),
+            },
             "drip" => {
                 let a = need("MS,BYTES")?;
                 let Some((ms, bytes)) = a.split_once(',') else {
@@ -180,9 +189,9 @@ impl FromStr for Fault {
             "" => Err(SpecError::new("missing FAULT")),
             other => Err(SpecError::new(format!(
                 "unknown fault {other:?}: expected a status (400-599), reset, reset-after, \
-                 delay=MS, truncated, garbage, huge=BYTES, cut=BYTES, drip=MS,BYTES, \
-                 apply-then=STATUS, echo[=STATUS], echo-html, echo-text, cursor=TEXT, \
-                 drop-stream=N or silent-stream"
+                 delay=MS, truncated, garbage, huge=BYTES, cut=BYTES, corrupt[=OFFSET], \
+                 drip=MS,BYTES, apply-then=STATUS, echo[=STATUS], echo-html, echo-text, \
+                 cursor=TEXT, drop-stream=N or silent-stream"
             ))),
         }
     }
@@ -346,6 +355,9 @@ mod tests {
             ("garbage", Fault::GarbageJson),
             ("huge=1000", Fault::HugeBody(1000)),
             ("cut=10", Fault::CutAfter(10)),
+            ("corrupt", Fault::Corrupt(0)),
+            ("corrupt=0", Fault::Corrupt(0)),
+            ("corrupt=1048576", Fault::Corrupt(1_048_576)),
             (
                 "drip=5,3",
                 Fault::Drip {
@@ -408,6 +420,11 @@ mod tests {
             "POST:/predictions:echo=99",
             "POST:/predictions:apply-then=200",
             "POST:/predictions:429=soon",
+            "GET:/xezq/:corrupt=",
+            "GET:/xezq/:corrupt=-1",
+            "GET:/xezq/:corrupt=x",
+            "GET:/xezq/:cut=",
+            "GET:/xezq/:cut=-5",
         ] {
             let e = bad.parse::<FaultRule>().expect_err(bad);
             assert!(!e.to_string().is_empty(), "{bad}");

@@ -13,6 +13,7 @@ use crate::options::Options;
 use crate::origin::Origin;
 use crate::record::{RecordedRequest, WebhookDelivery};
 use crate::script::{BUILTIN_MODELS, ModelScript, Outcome, Output, builtin_script};
+use crate::synthetic::SyntheticFile;
 use crate::util;
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not wedge the server).
@@ -134,7 +135,7 @@ pub(crate) struct Upload {
     pub id: String,
     pub name: String,
     pub content_type: String,
-    pub data: Vec<u8>,
+    pub data: bytes::Bytes,
     pub sha256: String,
     pub metadata: Value,
     pub created: SystemTime,
@@ -427,6 +428,8 @@ pub(crate) struct Pred {
     canceled_at: AtomicU64,
     /// Paths of output files on the files origin.
     pub output_paths: Vec<String>,
+    /// The contents of the output files, for an [`Output::Synthetic`] model (else empty).
+    pub synthetic: Vec<SyntheticFile>,
     pub streams: bool,
     pub notify: Notify,
     pub webhook: Option<WebhookCfg>,
@@ -469,8 +472,13 @@ pub(crate) struct NewPred {
     pub script: Arc<ModelScript>,
     pub deadline: Option<Duration>,
     pub webhook: Option<WebhookCfg>,
-    /// The validated input `num_outputs`, for an [`Output::Urls`] model.
+    /// The validated input `num_outputs`, for an [`Output::Urls`] or [`Output::Synthetic`]
+    /// model.
     pub num_outputs: Option<usize>,
+    /// The validated input `output_bytes`, for an [`Output::Synthetic`] model.
+    pub output_bytes: Option<u64>,
+    /// The validated input `seed`, for an [`Output::Synthetic`] model.
+    pub seed: Option<u64>,
 }
 
 impl Pred {
@@ -491,6 +499,22 @@ impl Pred {
                 let token = util::new_file_token();
                 (0..n.num_outputs.unwrap_or(*k))
                     .map(|i| format!("/xezq/{token}/out-{i}.{ext}"))
+                    .collect()
+            }
+            Outcome::Succeed(Output::Synthetic { files, .. }) => {
+                let token = util::new_file_token();
+                (0..n.num_outputs.unwrap_or(*files))
+                    .map(|i| format!("/xezq/{token}/out-{i}.bin"))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let synthetic = match &n.script.outcome {
+            Outcome::Succeed(Output::Synthetic { bytes, .. }) => {
+                let len = n.output_bytes.unwrap_or(*bytes);
+                let seed = n.seed.unwrap_or(0);
+                (0..output_paths.len() as u64)
+                    .map(|i| SyntheticFile::new(seed.wrapping_add(i), len))
                     .collect()
             }
             _ => Vec::new(),
@@ -514,6 +538,7 @@ impl Pred {
             deadline_wall: n.deadline.map(|d| util::wall_after(created_wall, d)),
             canceled_at: AtomicU64::new(NOT_CANCELED),
             output_paths,
+            synthetic,
             notify: Notify::new(),
             webhook: n.webhook,
             ttl: opts.output_ttl,
@@ -669,7 +694,7 @@ impl Pred {
                 .into_iter()
                 .next()
                 .map_or(Value::Null, Value::String),
-            Outcome::Succeed(Output::Urls(_)) => Value::Array(
+            Outcome::Succeed(Output::Urls(_) | Output::Synthetic { .. }) => Value::Array(
                 self.output_urls(files_base)
                     .into_iter()
                     .map(Value::String)
@@ -821,7 +846,7 @@ impl Pred {
                 let v = self.view_at(end);
                 match &self.script.outcome {
                     Outcome::Succeed(Output::Text(_)) => {}
-                    Outcome::Succeed(Output::Urls(_)) => {
+                    Outcome::Succeed(Output::Urls(_) | Output::Synthetic { .. }) => {
                         for url in self.output_urls(files_base) {
                             evs.push(StreamEvent {
                                 at: end,

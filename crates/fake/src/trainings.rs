@@ -128,6 +128,8 @@ pub(crate) fn create(shared: &Arc<Shared>, req: &Req, model: &str, version: &str
                 deadline: None,
                 webhook: webhook_url.map(|url| WebhookCfg { url, events }),
                 num_outputs: None,
+                output_bytes: None,
+                seed: None,
             },
             &shared.opts,
         );

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::download::{self, Content};
 use crate::http::Resp;
 use crate::multipart;
 use crate::pagination::page_resp;
@@ -109,7 +111,7 @@ pub(crate) fn create_file(shared: &Arc<Shared>, req: &Req) -> Resp {
             name,
             content_type,
             sha256: util::sha256_hex(&content.data),
-            data: content.data.clone(),
+            data: Bytes::copy_from_slice(&content.data),
             metadata,
             created: SystemTime::now(),
         });
@@ -140,10 +142,17 @@ pub(crate) fn get_file(shared: &Shared, id: &str) -> Resp {
     }
 }
 
-/// `GET /v1/files/{id}/download`: the bytes, with the file's content type.
-pub(crate) fn download_file(shared: &Shared, id: &str) -> Resp {
+/// `GET /v1/files/{id}/download`: the bytes, with the file's content type, `Range` support
+/// and `ETag: "<checksums.sha256>"`.
+pub(crate) fn download_file(shared: &Shared, req: &Req, id: &str) -> Resp {
     match find_file(shared, id) {
-        Some(f) => Resp::new(200, &f.content_type, f.data.clone()),
+        Some(f) => download::serve(
+            shared,
+            req,
+            Content::Memory(f.data.clone()),
+            &f.sha256,
+            &f.content_type,
+        ),
         None => Resp::problem(404, "Not found", "File not found"),
     }
 }

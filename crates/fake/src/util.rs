@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -26,12 +25,7 @@ pub(crate) fn new_file_token() -> String {
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    crate::synthetic::hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
 /// The latest instant the fake writes in a timestamp: 9999-12-31T23:59:59Z.

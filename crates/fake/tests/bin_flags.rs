@@ -1,5 +1,6 @@
-//! The `replicate-fake` binary: `--fault`, `--fail-model` and `--rate-limit` are read, bad
-//! values are usage errors (exit 2), and a scripted fault and failure happen.
+//! The `replicate-fake` binary: `--fault`, `--fail-model`, `--rate-limit` and
+//! `--connection-rate` are read, bad values are usage errors (exit 2), and a scripted fault,
+//! failure and pacing happen.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
@@ -116,6 +117,8 @@ fn help_documents_the_fault_grammar() {
         "--fault <METHOD:PATH_SUBSTRING:FAULT[:TIMES]>",
         "--fail-model <OWNER/NAME[:MESSAGE]>",
         "--rate-limit <N>",
+        "--connection-rate <BYTES_PER_SEC>",
+        "corrupt[=OFFSET]",
         "reset-after",
         "delay=MS",
         "truncated",
@@ -142,6 +145,8 @@ fn bad_flag_values_are_usage_errors() {
         (&["--fail-model", "not-a-model"][..], "OWNER/NAME"),
         (&["--rate-limit", "many"][..], "--rate-limit"),
         (&["--rate-limit=-1"][..], "--rate-limit"),
+        (&["--connection-rate", "fast"][..], "--connection-rate"),
+        (&["--fault", "GET:/xezq/:corrupt=x"][..], "corrupt"),
     ] {
         let out = run_to_end(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -215,4 +220,56 @@ fn a_rate_limit_of_zero_throttles_everything() {
     let r = s.call("GET", "/v1/account", None);
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.json()["status"], 429);
+}
+
+#[test]
+fn connection_rate_paces_downloads_and_corrupt_spoils_one() {
+    let s = serve(&[
+        "--connection-rate",
+        "200000",
+        "--fault",
+        "GET:/xezq/:corrupt=7",
+    ]);
+    assert!(
+        s.banner
+            .iter()
+            .any(|l| l == "connection rate: 200000 bytes per second"),
+        "{:?}",
+        s.banner
+    );
+    let body = json!({"input": {"output_bytes": 100_000, "seed": 1}});
+    let r = s.call(
+        "POST",
+        "/v1/models/fake/large-files/predictions",
+        Some(&body),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let until = Instant::now() + Duration::from_secs(20);
+    let p = loop {
+        let p = s.call("GET", &format!("/v1/predictions/{id}"), None).json();
+        if p["status"] == "succeeded" {
+            break p;
+        }
+        assert!(Instant::now() < until, "still running: {p}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let url = p["output"][0].as_str().unwrap();
+    let good = replicate_fake::synthetic_bytes(1, 0, 100_000);
+    // The first download meets the fault: one byte inverted under the real ETag.
+    let r = request("GET", url, &[], b"").unwrap();
+    assert_eq!(r.status, 200);
+    let diffs: Vec<usize> = (0..good.len()).filter(|&i| r.body[i] != good[i]).collect();
+    assert_eq!(diffs, [7]);
+    let etag = replicate_fake::SyntheticFile::new(1, 100_000).etag();
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    // 100 000 bytes at 200 000 bytes per second: half a second at least.
+    let t = Instant::now();
+    let r = request("GET", url, &[], b"").unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(r.body, good);
 }

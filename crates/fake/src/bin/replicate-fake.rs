@@ -37,6 +37,10 @@ struct Args {
     /// Throttle the API origin to N requests per second, like Replicate (429 beyond it).
     #[arg(long, value_name = "N")]
     rate_limit: Option<u32>,
+    /// Send each connection's file bodies (output files, file downloads) at most this many
+    /// bytes per second.
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    connection_rate: Option<u64>,
 }
 
 #[tokio::main]
@@ -50,6 +54,7 @@ async fn main() -> std::io::Result<()> {
         tick: Duration::from_millis(args.tick_ms.max(1)),
         api_host_in_bodies: args.api_host_in_bodies,
         rate_limit: args.rate_limit.map(RateLimit::per_second),
+        connection_rate: args.connection_rate,
         ..Options::default()
     })
     .await?;
@@ -74,6 +79,9 @@ async fn main() -> std::io::Result<()> {
     }
     if let Some(n) = args.rate_limit {
         writeln!(out, "rate limit: {n} requests per second")?;
+    }
+    if let Some(n) = server.options().connection_rate {
+        writeln!(out, "connection rate: {n} bytes per second")?;
     }
     writeln!(out, "Press Ctrl-C to stop.")?;
     out.flush()?;

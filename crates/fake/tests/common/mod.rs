@@ -181,6 +181,29 @@ impl Conn {
         Ok(body)
     }
 
+    /// Reads up to `len` body bytes, in pieces handed to `f` (constant memory); returns how many
+    /// came before the connection ended (an EOF or a reset ends it quietly).
+    pub fn stream_body(&mut self, len: u64, mut f: impl FnMut(&[u8])) -> io::Result<u64> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0u64;
+        while got < len {
+            let want = usize::try_from(len - got)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            match self.reader.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    f(&buf[..n]);
+                    got += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    }
+
     pub fn send(
         &mut self,
         method: &str,
@@ -203,6 +226,25 @@ impl Conn {
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Resp> {
     let (host, target) = split_url(url);
     Conn::open(&host)?.send(method, &target, headers, body)
+}
+
+/// Sends `GET url` (plus `headers`) with `Connection: close`, and reads the head and whatever
+/// body arrives until the server closes (or resets) the connection, however short of its
+/// `Content-Length`.
+pub fn get_to_close(url: &str, headers: &[(&str, &str)]) -> io::Result<Resp> {
+    let (host, target) = split_url(url);
+    let mut conn = Conn::open(&host)?;
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    all.push(("Connection", "close"));
+    conn.write_request("GET", &target, &all, b"")?;
+    let (status, headers) = conn.read_head()?;
+    let mut body = Vec::new();
+    conn.stream_body(u64::MAX, |b| body.extend_from_slice(b))?;
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// An authenticated API client for a base URL.
