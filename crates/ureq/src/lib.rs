@@ -93,7 +93,7 @@
 //! let fake = replicate_fake::BlockingFakeServer::start()?; // stopped when dropped
 //! let client = Client::builder().base_url(fake.base_url()).token(fake.token()).build()?;
 //! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}))?;
-//! assert!(output[0].as_str().is_some_and(|url| url.ends_with(".webp")));
+//! assert!(output[0].as_str().is_some_and(|url| url.starts_with("http://127.0.0.1")));
 //! assert_eq!(fake.prediction_count(), 1);
 //! # Ok(()) }
 //! ```
