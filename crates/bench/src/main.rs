@@ -10,6 +10,8 @@
 //! - **notice latency** (the server's `completed_at` → `run` returns) in sync mode, with a
 //!   streaming prediction, and polling only (default policy vs a fixed 0.5 s interval), with the
 //!   **requests per run** the server saw;
+//! - **following a run**: `RunHandle::updates()` against `RunHandle::wait()` on the same jobs,
+//!   requests and client CPU per run, with a stream and without;
 //! - **fan-out**: many predictions waited at once by the async client: completions per second,
 //!   peak RSS and bytes per prediction in flight.
 //!
@@ -20,6 +22,7 @@
 
 mod cpu;
 mod fanout;
+mod handles;
 mod latency;
 mod report;
 mod serve;
@@ -124,6 +127,8 @@ enum Section {
     Latency,
     /// Fan-out.
     Fanout,
+    /// `RunHandle::updates()` against `wait()`: requests and CPU per run.
+    Follow,
 }
 
 #[derive(Args, Debug)]
@@ -363,6 +368,15 @@ fn bench(args: &RunArgs) -> Result<(), String> {
                 percentile(&late, 0.9)
             )),
         );
+    }
+    if args.wants(Section::Follow) {
+        progress(&format!(
+            "updates() vs wait(): {} runs per figure",
+            counts.runs
+        ));
+        for row in handles::rows(&handles::measure(&mut server, &api, counts.runs)?) {
+            report.push(row);
+        }
     }
     if args.wants(Section::Fanout) {
         // Sync mode is what `run` does by default; the fake speaks HTTP/1.1 only, so each

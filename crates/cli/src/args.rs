@@ -438,6 +438,10 @@ pub struct FakeServerArgs {
     /// Retry-After (0 throttles every request).
     #[arg(long, value_name = "N")]
     pub rate_limit: Option<u32>,
+    /// Pace each connection's output and file downloads to this many bytes per second (to
+    /// measure concurrent downloads on loopback).
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub connection_rate: Option<u64>,
 }
 
 /// `replicate demo`.
@@ -578,6 +582,8 @@ mod tests {
             "a/b:boom",
             "--rate-limit",
             "5",
+            "--connection-rate",
+            "1048576",
         ]);
         let cli = from_matches(&m.expect("parse")).expect("arguments");
         let Command::FakeServer(a) = cli.command else {
@@ -587,6 +593,7 @@ mod tests {
         assert_eq!(a.faults[0].times, 2);
         assert_eq!(a.fail_models[0].error, "boom");
         assert_eq!(a.rate_limit, Some(5));
+        assert_eq!(a.connection_rate, Some(1 << 20));
     }
 
     #[test]

@@ -132,6 +132,18 @@ impl RespBody {
         }
     }
 
+    /// The first half of a full or file body, announced as complete (other bodies unchanged).
+    pub(crate) fn halved(self) -> Self {
+        match self {
+            RespBody::Full(Some(b)) => RespBody::full(b.slice(..b.len() / 2)),
+            RespBody::Stream(mut s) => {
+                s.end = s.pos + (s.end - s.pos) / 2;
+                RespBody::Stream(s)
+            }
+            other => other,
+        }
+    }
+
     /// A full or file body sent `chunk` bytes at a time, `interval` apart (other bodies
     /// unchanged).
     pub(crate) fn drip(self, interval: Duration, chunk: usize) -> Self {

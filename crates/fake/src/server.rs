@@ -439,16 +439,9 @@ async fn handle(
             ctl.abort();
             std::future::pending().await
         }
-        Some(Fault::TruncatedJson) => match resp.body.as_full() {
-            Some(b) => {
-                let cut = b.slice(..b.len() / 2);
-                Resp {
-                    status: resp.status,
-                    headers: resp.headers,
-                    body: RespBody::full(cut),
-                }
-            }
-            None => resp,
+        Some(Fault::TruncatedJson) => Resp {
+            body: resp.body.halved(),
+            ..resp
         },
         Some(Fault::GarbageJson) => {
             let mut headers: Vec<_> = resp

@@ -169,11 +169,21 @@ fn all_events_are_signed_and_ordered() {
     let mut ids: Vec<&str> = all.iter().map(|g| g.header("webhook-id")).collect();
     ids.dedup();
     assert_eq!(ids.len(), all.len());
-    let events: Vec<String> = s
-        .webhook_deliveries()
-        .iter()
-        .map(|d| d.event.clone())
-        .collect();
+    // The server records a delivery once it has its answer, which may be after the receiver
+    // saw it: wait (bounded) for the last record.
+    let recorded = || -> Vec<String> {
+        s.webhook_deliveries()
+            .iter()
+            .map(|d| d.event.clone())
+            .collect()
+    };
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while recorded().last().map(String::as_str) != Some("completed")
+        && std::time::Instant::now() < give_up
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let events = recorded();
     assert_eq!(events.first().map(String::as_str), Some("start"));
     assert_eq!(events.last().map(String::as_str), Some("completed"));
     assert!(events.iter().any(|e| e == "output"));

@@ -215,13 +215,13 @@ use std::time::{Duration, Instant};
 
 use replicate_protocol::{Flow, Paginated, TransportError, TransportErrorKind};
 
+/// `next()` and the other combinators of the [`Stream`](futures_util::Stream)s this client
+/// returns (pages, events, updates), so that callers need not depend on `futures-util`.
+pub use futures_util::StreamExt;
 /// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
 /// [`Flow`](protocol::Flow) of your own).
 pub use http;
 pub use replicate_protocol as protocol;
-/// `next()` and the other combinators of the [`Stream`](futures_util::Stream)s this client
-/// returns (pages, events, updates), so that callers need not depend on `futures-util`.
-pub use futures_util::StreamExt;
 pub use replicate_protocol::api::FileObject;
 pub use replicate_protocol::sse::ReplicateEvent;
 pub use replicate_protocol::{

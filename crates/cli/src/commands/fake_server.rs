@@ -25,6 +25,7 @@ pub fn run(args: FakeServerArgs) -> Result<(), CliError> {
         token,
         tick: Duration::from_millis(args.tick_ms),
         rate_limit: args.rate_limit.map(RateLimit::per_second),
+        connection_rate: args.connection_rate,
         ..Options::default()
     })
     .map_err(|e| CliError::io("cannot start the fake server", e))?;
@@ -47,6 +48,9 @@ pub fn run(args: FakeServerArgs) -> Result<(), CliError> {
     }
     if let Some(n) = args.rate_limit {
         scripted.push_str(&format!("rate limit: {n} requests per second\n"));
+    }
+    if let Some(n) = args.connection_rate {
+        scripted.push_str(&format!("connection rate: {n} bytes per second\n"));
     }
     output::out(&format!(
         "base_url: {base}\n\
