@@ -46,7 +46,7 @@
 //!
 //! - the caller's digest, [`Download::expect_sha256`] (e.g. a file's `checksums.sha256`,
 //!   [`FileChecksums::sha256_digest`](crate::api::FileChecksums::sha256_digest));
-//! - the response's `ETag`, when it is strong, 64 hex digits in quotes, the body is not
+//! - else the response's `ETag`, when it is strong, 64 hex digits in quotes, the body is not
 //!   content-coded, and the rule allows it: [`Download::verify_etag_sha256`]`(true)` for any
 //!   host, `(false)` never; by default only for the API's own `{base}/v1/files/{id}/download`
 //!   served by the API origin with the token (its `ETag` is the content's SHA-256). Other hosts'
@@ -1021,30 +1021,27 @@ impl Download {
             .hasher
             .take()
             .map(|h| Sha256Digest(h.finalize().into()));
-        if let Some(actual) = sha256 {
-            let wanted = [
-                (self.expected, "the expected SHA-256"),
-                (self.etag_sha256, "the SHA-256 named by the ETag"),
-            ];
-            for (expected, what) in wanted {
-                let Some(expected) = expected else { continue };
-                if expected == actual {
-                    continue;
-                }
-                if self.stitched && !self.range_disabled {
-                    // Resumed pieces that do not add up: once more, whole.
-                    self.state = self.start_over_without_range();
-                    return;
-                }
-                self.state = State::Done(Some(Err(Error::output(
-                    OutputErrorKind::ChecksumMismatch,
-                    format!(
-                        "the downloaded output ({} bytes) has SHA-256 {actual}, but {what} is {expected}",
-                        self.received
-                    ),
-                ))));
+        let wanted = match (self.expected, self.etag_sha256) {
+            (Some(d), _) => Some((d, "the expected SHA-256")),
+            (None, Some(d)) => Some((d, "the SHA-256 named by the ETag")),
+            (None, None) => None,
+        };
+        if let (Some(actual), Some((expected, what))) = (sha256, wanted)
+            && actual != expected
+        {
+            if self.stitched && !self.range_disabled {
+                // Resumed pieces that do not add up: once more, whole.
+                self.state = self.start_over_without_range();
                 return;
             }
+            self.state = State::Done(Some(Err(Error::output(
+                OutputErrorKind::ChecksumMismatch,
+                format!(
+                    "the downloaded output ({} bytes) has SHA-256 {actual}, but {what} is {expected}",
+                    self.received
+                ),
+            ))));
+            return;
         }
         self.state = State::Done(Some(Ok(Downloaded {
             content_type: self.content_type.take(),
