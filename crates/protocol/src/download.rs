@@ -35,6 +35,10 @@
 //!   bytes were received), counted as a retry, and never sends `Range` again: this happens at
 //!   most once.
 //!
+//! (A driver that decodes a coded body itself and drops `Content-Encoding` makes the flow count
+//! decoded bytes; the resume then asks for the identity representation from that offset, whose
+//! validator a correct server does not share with the coded one: a `200`, so a restart.)
+//!
 //! A body whose complete length is known must arrive whole: one that ends early is a failed
 //! attempt ([`TransportErrorKind::Io`]), retried (resumed) like a broken connection.
 //!
@@ -344,7 +348,8 @@ pub enum DownloadItem {
     /// The next bytes of the body. After a resumed attempt (see the
     /// [module documentation](self#resuming)) the chunks simply continue where they stopped.
     Chunk(Vec<u8>),
-    /// An attempt failed after some bytes and is retried from the start: drop what was received.
+    /// An attempt failed after some bytes and is retried from the start (it could not be
+    /// resumed, or the resume was answered with the whole body): drop what was received.
     Restart,
 }
 
