@@ -11,6 +11,67 @@
 //! [`DownloadLimits::max_redirects`]), each hop deciding again, and once a hop has left the API
 //! origin no later hop of the chain gets the token, even one that comes back to it.
 //!
+//! # Resuming
+//!
+//! A failed attempt (a reset connection, a cut body, an idle or minimum-progress timeout, a 5xx)
+//! is retried by the [`RetryPolicy`], with its usual count and backoff. When it failed after
+//! some bytes of a body whose `200` response had `Accept-Ranges: bytes` and no
+//! `Content-Encoding`, the retry *resumes*: it goes to the hop that served the body (the last
+//! URL of the redirect chain, which gets the token only if it had it: on the API origin, and no
+//! hop of the chain before it had left the origin) with `Range: bytes={received}-`,
+//! `Accept-Encoding: identity` and `If-Range`: the response's strong `ETag`, or, without one, its
+//! `Last-Modified` when that is a strong validator (the `Date` at least a second later), or no
+//! `If-Range` at all. Resumes count as retries. The answer decides:
+//!
+//! - `206 Partial Content` whose `Content-Range` starts at `received` and runs to the end of the
+//!   complete length (known from the first `Content-Length` or from the `Content-Range`; both
+//!   must agree), with a `Content-Length` (if any) that agrees, no `Content-Encoding`, and the
+//!   same `ETag` / `Last-Modified` (if any): the body continues, no [`DownloadItem::Restart`].
+//! - `200`: the range was ignored or the validator did not match: a [`DownloadItem::Restart`],
+//!   then the whole body (which may be resumed in turn).
+//! - 429 or 5xx: a failed attempt again, retried (and resumed) under the same policy.
+//! - Anything else (`416`, a `206` that does not fit, a 403 from an expired signed link...):
+//!   the download starts over from the original URL at once (a [`DownloadItem::Restart`] if
+//!   bytes were received), counted as a retry, and never sends `Range` again: this happens at
+//!   most once.
+//!
+//! (A driver that decodes a coded body itself and drops `Content-Encoding` makes the flow count
+//! decoded bytes; the resume then asks for the identity representation from that offset, whose
+//! validator a correct server does not share with the coded one: a `200`, so a restart.)
+//!
+//! A body whose complete length is known must arrive whole: one that ends early is a failed
+//! attempt ([`TransportErrorKind::Io`]), retried (resumed) like a broken connection.
+//!
+//! # Verifying
+//!
+//! The body's SHA-256 is computed as it passes (constant memory; across a resume the hash
+//! continues, and a [`DownloadItem::Restart`] starts it again) when there is something to check
+//! it against:
+//!
+//! - the caller's digest, [`Download::expect_sha256`] (e.g. a file's `checksums.sha256`,
+//!   [`FileChecksums::sha256_digest`](crate::api::FileChecksums::sha256_digest));
+//! - else the response's `ETag`, when it is strong, 64 hex digits in quotes, the body is not
+//!   content-coded, and the rule allows it: [`Download::verify_etag_sha256`]`(true)` for any
+//!   host, `(false)` never; by default only for the API's own `{base}/v1/files/{id}/download`
+//!   served by the API origin with the token (its `ETag` is the content's SHA-256). Other hosts'
+//!   `ETag`s are opaque (S3's are MD5s or multipart hashes): by default they are never checked.
+//!
+//! A mismatch ends the download with [`OutputErrorKind::ChecksumMismatch`], whose message names
+//! the expected and the actual digests; it is not retried, except once when the body was
+//! assembled from resumed pieces: then it is downloaded once more whole, from the original URL
+//! and without `Range` (a [`DownloadItem::Restart`] first). [`Downloaded::sha256`] is the digest
+//! when it was checked.
+//!
+//! # Bounds
+//!
+//! - Size: [`DownloadLimits::max_bytes`] for the whole body, resumed pieces included (a `206`'s
+//!   `Content-Length` is the remaining length, checked with what was received:
+//!   [`DownloadLimits::check_remaining_length`]); over it, the download ends, not retried.
+//! - Redirects: [`DownloadLimits::max_redirects`] per chain (each attempt is a new chain).
+//! - Time: the client's idle timeout, and [`DownloadLimits::min_progress`].
+//! - Attempts: the [`RetryPolicy`] (resumes included), plus at most one immediate start over
+//!   without `Range` (an unusable answer to a resume, or a resumed body's checksum mismatch).
+//!
 //! # Driving it
 //!
 //! ```
@@ -37,8 +98,12 @@
 
 use std::time::Instant;
 
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, USER_AGENT};
+use http::header::{
+    ACCEPT, ACCEPT_ENCODING, ACCEPT_RANGES, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH,
+    CONTENT_RANGE, CONTENT_TYPE, DATE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE, USER_AGENT,
+};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use sha2::{Digest, Sha256};
 
 use crate::config::{bearer, check_url};
 use crate::endpoint::RetryClass;
@@ -55,10 +120,12 @@ pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 512 * 1024 * 1024;
 /// The default number of redirects a download follows.
 pub const DEFAULT_MAX_REDIRECTS: u32 = 5;
 
-/// Size and redirect limits of a download.
+/// Size, redirect and progress limits of a download (every other bound is in the
+/// [module documentation](self#bounds)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DownloadLimits {
-    /// The largest body accepted, in bytes (after content decoding).
+    /// The largest body accepted, in bytes (after content decoding): the whole body, however
+    /// many resumed attempts it took.
     pub max_bytes: u64,
     /// How many redirects are followed.
     pub max_redirects: u32,
@@ -100,6 +167,14 @@ impl DownloadLimits {
     /// [`check_announced_length`], which allows for `Content-Encoding`).
     pub fn check_content_length(&self, headers: &HeaderMap) -> Result<(), Error> {
         check_announced_length(headers, self.max_bytes).map_err(|_| self.too_large())
+    }
+
+    /// For a `206 Partial Content` continuing a body after its first `received` bytes: fails
+    /// before reading when `received` plus the announced remaining length (`Content-Length`) is
+    /// over the limit; the same rule as [`DownloadLimits::check_content_length`] otherwise.
+    pub fn check_remaining_length(&self, received: u64, headers: &HeaderMap) -> Result<(), Error> {
+        let room = self.max_bytes.saturating_sub(received);
+        check_announced_length(headers, room).map_err(|_| self.too_large())
     }
 
     /// Fails once `received` bytes exceed the limit (call it as bytes arrive).
@@ -270,9 +345,11 @@ pub fn check_download_response(
 /// What a [`Download`] hands out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownloadItem {
-    /// The next bytes of the body.
+    /// The next bytes of the body. After a resumed attempt (see the
+    /// [module documentation](self#resuming)) the chunks simply continue where they stopped.
     Chunk(Vec<u8>),
-    /// An attempt failed after some bytes and is retried from the start: drop what was received.
+    /// An attempt failed after some bytes and is retried from the start (it could not be
+    /// resumed, or the resume was answered with the whole body): drop what was received.
     Restart,
 }
 
@@ -283,6 +360,225 @@ pub struct Downloaded {
     pub content_type: Option<String>,
     /// How many bytes the body had.
     pub bytes: u64,
+    /// How many times an attempt cut short was continued with a `Range` request (each one also
+    /// counted as a retry).
+    pub resumed: u32,
+    /// The SHA-256 of the body, when it was computed to check an expected digest (and then
+    /// matched it): [`Download::expect_sha256`], or an `ETag` taken as one (see the
+    /// [module documentation](self#verifying)).
+    pub sha256: Option<Sha256Digest>,
+}
+
+/// A SHA-256 digest: 32 bytes, shown (and parsed) as 64 hex digits.
+///
+/// ```
+/// use replicate_protocol::download::Sha256Digest;
+///
+/// let d: Sha256Digest = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855".parse()?;
+/// assert_eq!(d, Sha256Digest::of(b""));
+/// assert_eq!(d.to_string(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+/// assert!("not hex".parse::<Sha256Digest>().is_err());
+/// # Ok::<(), replicate_protocol::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha256Digest(pub [u8; 32]);
+
+impl Sha256Digest {
+    /// Parses 64 hex digits (either case; surrounding whitespace ignored).
+    pub fn from_hex(hex: &str) -> Result<Self, Error> {
+        let hex = hex.trim();
+        let bad = || {
+            Error::InvalidInput(format!(
+                "a SHA-256 digest is 64 hex digits, not {:?}",
+                short(hex)
+            ))
+        };
+        let digits = hex.as_bytes();
+        if digits.len() != 64 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+            let hi = hex_value(pair[0]).ok_or_else(bad)?;
+            let lo = hex_value(pair[1]).ok_or_else(bad)?;
+            *byte = (hi << 4) | lo;
+        }
+        Ok(Sha256Digest(out))
+    }
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Sha256Digest(Sha256::digest(bytes).into())
+    }
+
+    /// The 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        self.to_string()
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl From<[u8; 32]> for Sha256Digest {
+    fn from(bytes: [u8; 32]) -> Self {
+        Sha256Digest(bytes)
+    }
+}
+
+impl std::str::FromStr for Sha256Digest {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Sha256Digest::from_hex(s)
+    }
+}
+
+impl std::fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sha256Digest({self})")
+    }
+}
+
+/// Whether a response's body is content-coded (`Content-Encoding` other than `identity`): its
+/// length and byte offsets are then those of the coded bytes, not of what the flow receives.
+fn is_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"))
+}
+
+/// A header as trimmed text.
+fn header_str<'h>(headers: &'h HeaderMap, name: &http::HeaderName) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// A decimal number of bytes (digits only: no sign, no space inside).
+fn parse_length(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A strong entity tag: a quoted string without the `W/` prefix.
+fn strong_etag(headers: &HeaderMap) -> Option<&str> {
+    let tag = header_str(headers, &ETAG)?;
+    let quoted = tag.len() >= 2 && tag.starts_with('"') && tag.ends_with('"');
+    (quoted && !tag[1..tag.len() - 1].contains('"')).then_some(tag)
+}
+
+/// The digest a strong `ETag` of 64 quoted hex digits names, when it is one.
+fn etag_digest(tag: &str) -> Option<Sha256Digest> {
+    let inner = tag.strip_prefix('"')?.strip_suffix('"')?;
+    (inner.len() == 64)
+        .then(|| Sha256Digest::from_hex(inner).ok())
+        .flatten()
+}
+
+/// `Last-Modified` when it is a strong validator (RFC 9110 section 8.8.2.2): the response's
+/// `Date` is at least one second after it.
+fn strong_last_modified(headers: &HeaderMap) -> Option<&str> {
+    let modified = header_str(headers, &LAST_MODIFIED)?;
+    let date = httpdate::parse_http_date(header_str(headers, &DATE)?).ok()?;
+    let at = httpdate::parse_http_date(modified).ok()?;
+    (date.duration_since(at).ok()? >= std::time::Duration::from_secs(1)).then_some(modified)
+}
+
+/// Whether `Accept-Ranges` lists `bytes`.
+fn accepts_byte_ranges(headers: &HeaderMap) -> bool {
+    headers.get_all(ACCEPT_RANGES).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|u| u.trim().eq_ignore_ascii_case("bytes")))
+    })
+}
+
+/// A `Content-Range: bytes first-last/complete` (`complete` may be `*`).
+fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let value = value.trim();
+    let unit = value.get(..6)?;
+    if !unit.eq_ignore_ascii_case("bytes ") {
+        return None;
+    }
+    let (range, complete) = value[6..].trim_start().split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last) = (parse_length(first)?, parse_length(last)?);
+    let complete = match complete.trim() {
+        "*" => None,
+        n => Some(parse_length(n)?),
+    };
+    (first <= last && complete.is_none_or(|c| last < c)).then_some((first, last, complete))
+}
+
+/// Whether `url`'s path is `{base prefix}/v1/files/{id}/download` of the API (the API's own file
+/// download, whose `ETag` is the content's SHA-256).
+fn is_api_file_download(cfg: &Config, url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(rest) = uri
+        .path()
+        .strip_prefix(cfg.base_url().prefix())
+        .and_then(|p| p.strip_prefix("/v1/files/"))
+    else {
+        return false;
+    };
+    rest.strip_suffix("/download")
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// How the current body may be continued after a cut.
+#[derive(Debug, Clone)]
+struct Resume {
+    /// The strong `ETag` of the body's response, which a `206` must repeat when it has one.
+    etag: Option<String>,
+    /// What is sent as `If-Range`: the strong `ETag`, else a strong `Last-Modified`.
+    if_range: Option<String>,
+    /// The `Last-Modified` sent as `If-Range`, which a `206` must repeat when it has one.
+    last_modified: Option<String>,
+}
+
+impl Resume {
+    /// The resume rule of a body's `200` head, `None` when it cannot be resumed.
+    fn of(headers: &HeaderMap) -> Option<Resume> {
+        if !accepts_byte_ranges(headers) || is_encoded(headers) {
+            return None;
+        }
+        let etag = strong_etag(headers).map(str::to_owned);
+        let last_modified = match etag {
+            Some(_) => None,
+            None => strong_last_modified(headers).map(str::to_owned),
+        };
+        Some(Resume {
+            if_range: etag.clone().or_else(|| last_modified.clone()),
+            etag,
+            last_modified,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -297,11 +593,12 @@ enum State {
 }
 
 /// One output download as a [`Flow`]: redirects followed by hand (each hop deciding again
-/// whether it may carry the token), the status, size and progress checks, and retries by the
-/// shared [`RetryPolicy`]. It yields the body in [`DownloadItem::Chunk`]s and ends with
-/// [`Downloaded`]. Every request is [streamed](crate::flow::BodyRead::Streamed) under an idle
-/// timeout: a download may rightly take minutes, but not go silent, and not drip (see
-/// [`DownloadLimits::min_progress`]).
+/// whether it may carry the token), the status, size and progress checks, retries by the
+/// shared [`RetryPolicy`] (resumed with `Range` when the server allows it), and an optional
+/// SHA-256 check. It yields the body in [`DownloadItem::Chunk`]s and ends with [`Downloaded`].
+/// Every request is [streamed](crate::flow::BodyRead::Streamed) under an idle timeout: a
+/// download may rightly take minutes, but not go silent, and not drip (see
+/// [`DownloadLimits::min_progress`]). See the [module documentation](self) for every rule.
 #[derive(Debug)]
 pub struct Download {
     cfg: Config,
@@ -320,6 +617,29 @@ pub struct Download {
     restart: bool,
     rng: fastrand::Rng,
     state: State,
+    /// The hop that served the current body, and whether its chain had left the API origin.
+    body_url: String,
+    body_left_origin: bool,
+    /// How the current body may be resumed; `None` when it cannot.
+    resume: Option<Resume>,
+    /// The request out (or about to be) asks for the body from this byte on.
+    resume_from: Option<u64>,
+    /// The complete length of the body, when known.
+    total: Option<u64>,
+    /// Whether the current body was continued at least once since it started.
+    stitched: bool,
+    /// How many times a body was continued.
+    resumes: u32,
+    /// Set once a resume was answered unusably: no `Range` is sent any more.
+    range_disabled: bool,
+    /// The caller's expected SHA-256.
+    expected: Option<Sha256Digest>,
+    /// `Some(on)`: whether a content-hash `ETag` is checked, set by the caller.
+    verify_etag: Option<bool>,
+    /// The SHA-256 the current body's `ETag` names, when it is checked.
+    etag_sha256: Option<Sha256Digest>,
+    /// The hash of the current body so far, while something is to be checked.
+    hasher: Option<Sha256>,
 }
 
 impl Download {
@@ -328,6 +648,7 @@ impl Download {
     pub fn new(cfg: &Config, url: &str) -> Result<Self, Error> {
         // Fails early on a data: URI or an unusable URL.
         download_request(cfg, url)?;
+        let left_origin = !cfg.base_url().is_same_origin(url);
         Ok(Download {
             cfg: cfg.clone(),
             start: url.to_owned(),
@@ -338,13 +659,25 @@ impl Download {
             redirects: 0,
             retries: 0,
             received: 0,
-            left_origin: !cfg.base_url().is_same_origin(url),
+            left_origin,
             window: None,
             content_type: None,
             pending: None,
             restart: false,
             rng: fastrand::Rng::new(),
             state: State::Ready(None),
+            body_url: url.to_owned(),
+            body_left_origin: left_origin,
+            resume: None,
+            resume_from: None,
+            total: None,
+            stitched: false,
+            resumes: 0,
+            range_disabled: false,
+            expected: None,
+            verify_etag: None,
+            etag_sha256: None,
+            hasher: None,
         })
     }
 
@@ -366,17 +699,54 @@ impl Download {
         self
     }
 
+    /// The same download, whose body must have this SHA-256 (a file's `checksums.sha256`, see
+    /// [`FileChecksums::sha256_digest`](crate::api::FileChecksums::sha256_digest)); otherwise it
+    /// ends with [`OutputErrorKind::ChecksumMismatch`]. See the
+    /// [module documentation](self#verifying).
+    pub fn expect_sha256(mut self, digest: impl Into<Sha256Digest>) -> Self {
+        self.expected = Some(digest.into());
+        self
+    }
+
+    /// [`Download::expect_sha256`] with the digest in hex (64 digits, either case); an
+    /// [`Error::InvalidInput`] if it is not one.
+    pub fn expect_sha256_hex(self, hex: &str) -> Result<Self, Error> {
+        Ok(self.expect_sha256(Sha256Digest::from_hex(hex)?))
+    }
+
+    /// Whether a strong `ETag` of 64 quoted hex digits is taken as the body's SHA-256 and
+    /// checked: `true` for any host, `false` never. Without this call, only for the API's own
+    /// `/v1/files/{id}/download` served on the API origin (see the
+    /// [module documentation](self#verifying)).
+    pub fn verify_etag_sha256(mut self, on: bool) -> Self {
+        self.verify_etag = Some(on);
+        self
+    }
+
+    /// The SHA-256 the body is checked against: the caller's
+    /// ([`Download::expect_sha256`]), else the one the current body's `ETag` names when it is
+    /// checked (known once the body's head arrived).
+    pub fn expected_sha256(&self) -> Option<Sha256Digest> {
+        self.expected.or(self.etag_sha256)
+    }
+
     /// The URL of the current hop.
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// How many retries were scheduled so far.
+    /// How many retries were scheduled so far (resumes included).
     pub fn retries(&self) -> u32 {
         self.retries
     }
 
-    /// The bytes of the body received so far in this attempt.
+    /// How many times a cut body was continued with a `Range` request so far.
+    pub fn resumes(&self) -> u32 {
+        self.resumes
+    }
+
+    /// The bytes of the body received so far: since the start, or since the last
+    /// [`DownloadItem::Restart`] (a resumed attempt continues the count).
     pub fn received(&self) -> u64 {
         self.received
     }
@@ -387,9 +757,24 @@ impl Download {
     }
 
     /// The request of the current hop ([`download_request_with`]: the token only for the API's
-    /// origin, and only while no earlier hop of the chain left it).
+    /// origin, and only while no earlier hop of the chain left it). A resumed attempt also
+    /// carries `Range: bytes={received}-`, `If-Range` (when there is a strong validator) and
+    /// `Accept-Encoding: identity`.
     pub fn request(&self) -> Result<Request<Vec<u8>>, Error> {
-        download_request_with(&self.cfg, &self.url, !self.left_origin)
+        let mut request = download_request_with(&self.cfg, &self.url, !self.left_origin)?;
+        if let Some(from) = self.resume_from {
+            let headers = request.headers_mut();
+            let range = HeaderValue::try_from(format!("bytes={from}-"))
+                .map_err(|_| Error::InvalidState("unusable Range header"))?;
+            headers.insert(RANGE, range);
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            if let Some(tag) = self.resume.as_ref().and_then(|r| r.if_range.as_deref())
+                && let Ok(value) = HeaderValue::from_str(tag)
+            {
+                headers.insert(IF_RANGE, value);
+            }
+        }
+        Ok(request)
     }
 
     /// Counts a chunk against the cap and the minimum-progress rule.
@@ -417,7 +802,42 @@ impl Download {
         Ok(())
     }
 
-    /// A failed attempt: retried from the original URL after a delay, or the end.
+    /// Drops the body received so far (a [`DownloadItem::Restart`] when there was some) and what
+    /// was known about it.
+    fn start_over(&mut self) {
+        self.restart |= self.received > 0;
+        self.received = 0;
+        self.pending = None;
+        self.hasher = None;
+        self.resume = None;
+        self.resume_from = None;
+        self.total = None;
+        self.stitched = false;
+        self.etag_sha256 = None;
+    }
+
+    /// The next request goes to the original URL, as a new redirect chain.
+    fn back_to_start(&mut self) {
+        self.url.clone_from(&self.start);
+        self.redirects = 0;
+        self.left_origin = !self.cfg.base_url().is_same_origin(&self.start);
+        self.resume_from = None;
+        self.window = None;
+    }
+
+    /// A resume answered unusably (or a stitched body failed its checksum): download again from
+    /// the start, at once and never with `Range` again. Counted as a retry; happens at most once,
+    /// since it disables ranges.
+    fn start_over_without_range(&mut self) -> State {
+        self.range_disabled = true;
+        self.retries += 1;
+        self.start_over();
+        self.back_to_start();
+        State::Ready(None)
+    }
+
+    /// A failed attempt: after a delay, resumed from the hop that served the body when it can
+    /// be, else retried from the original URL; or the end.
     fn fail(&mut self, error: Error, now: Instant) {
         let retryable =
             !matches!(&error, Error::Transport(t) if t.kind == TransportErrorKind::BodyTooLarge);
@@ -434,13 +854,17 @@ impl Download {
             return;
         };
         self.retries += 1;
-        self.restart = self.received > 0;
-        self.url.clone_from(&self.start);
-        self.redirects = 0;
-        self.received = 0;
-        self.left_origin = !self.cfg.base_url().is_same_origin(&self.start);
-        self.window = None;
-        self.pending = None;
+        if self.received > 0 && self.resume.is_some() && !self.range_disabled {
+            // Bytes received so far (even the pending ones) are kept, and so is the hash.
+            self.resume_from = Some(self.received);
+            self.url.clone_from(&self.body_url);
+            self.left_origin = self.body_left_origin;
+            self.redirects = 0;
+            self.window = None;
+        } else {
+            self.start_over();
+            self.back_to_start();
+        }
         self.state = State::Ready(Some(at));
     }
 
@@ -464,13 +888,172 @@ impl Download {
             }
             return Ok(State::Ready(None));
         }
+        match self.resume_from.take() {
+            Some(from) => self.resumed_head(from, status, headers),
+            None => self.body_head(status, headers),
+        }
+    }
+
+    /// The head of a resumed attempt: a `206` continuing at `from`, a `200` that starts over, an
+    /// error to retry, or anything else: start over without `Range`.
+    fn resumed_head(
+        &mut self,
+        from: u64,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<State, Error> {
+        match status.as_u16() {
+            206 => {
+                let Some(end) = self.continuation_end(from, headers) else {
+                    return Ok(self.start_over_without_range());
+                };
+                self.limits.check_received(end)?;
+                self.limits.check_remaining_length(from, headers)?;
+                self.resumes += 1;
+                self.stitched = true;
+                self.total = Some(end);
+                self.body_url.clone_from(&self.url);
+                self.body_left_origin = self.left_origin;
+                if self.content_type.is_none() {
+                    self.content_type = header_str(headers, &CONTENT_TYPE).map(str::to_owned);
+                }
+                Ok(State::Body)
+            }
+            200 => {
+                // The range was ignored, or If-Range did not match: the whole body again.
+                self.start_over();
+                self.body_head(status, headers)
+            }
+            // Throttled or failing: retried (and resumed again) like any failed attempt.
+            429 | 500..=599 => match check_download_response(status, headers, None) {
+                Err(e) => Err(e),
+                Ok(()) => Ok(self.start_over_without_range()),
+            },
+            _ => Ok(self.start_over_without_range()),
+        }
+    }
+
+    /// Where a `206` answering `Range: bytes={from}-` ends (exclusive), when it continues the
+    /// same body exactly: `Content-Range` starts at `from` and runs to the end of the known
+    /// complete length, `Content-Length` (if any) agrees, the body is not content-coded, and the
+    /// validator (if any) is the same. `None` otherwise.
+    fn continuation_end(&self, from: u64, headers: &HeaderMap) -> Option<u64> {
+        if is_encoded(headers) {
+            return None;
+        }
+        let (first, last, complete) = parse_content_range(header_str(headers, &CONTENT_RANGE)?)?;
+        let total = match (complete, self.total) {
+            (Some(a), Some(b)) if a != b => return None,
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => return None,
+        };
+        let end = last.checked_add(1)?;
+        if first != from || end != total {
+            return None;
+        }
+        if let Some(len) = header_str(headers, &CONTENT_LENGTH)
+            && parse_length(len)? != end - first
+        {
+            return None;
+        }
+        let resume = self.resume.as_ref()?;
+        if let (Some(known), Some(tag)) = (&resume.etag, header_str(headers, &ETAG))
+            && known != tag
+        {
+            return None;
+        }
+        if let (Some(known), Some(date)) =
+            (&resume.last_modified, header_str(headers, &LAST_MODIFIED))
+            && known != date
+        {
+            return None;
+        }
+        Some(end)
+    }
+
+    /// The head of a body from its start.
+    fn body_head(&mut self, status: StatusCode, headers: &HeaderMap) -> Result<State, Error> {
         check_download_response(status, headers, self.prediction.as_deref())?;
+        if status == StatusCode::PARTIAL_CONTENT {
+            return Err(Error::output(
+                OutputErrorKind::Status(206),
+                "the output host answered 206 Partial Content to a request without Range",
+            ));
+        }
         self.limits.check_content_length(headers)?;
-        self.content_type = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let encoded = is_encoded(headers);
+        self.content_type = header_str(headers, &CONTENT_TYPE).map(str::to_owned);
+        self.total = if encoded {
+            None
+        } else {
+            header_str(headers, &CONTENT_LENGTH).and_then(parse_length)
+        };
+        self.resume = if status == StatusCode::OK && !self.range_disabled {
+            Resume::of(headers)
+        } else {
+            None
+        };
+        self.body_url.clone_from(&self.url);
+        self.body_left_origin = self.left_origin;
+        let etag_checked = self
+            .verify_etag
+            .unwrap_or_else(|| self.sends_token() && is_api_file_download(&self.cfg, &self.url));
+        self.etag_sha256 = if etag_checked && !encoded {
+            strong_etag(headers).and_then(etag_digest)
+        } else {
+            None
+        };
+        self.hasher = (self.expected.is_some() || self.etag_sha256.is_some()).then(Sha256::new);
         Ok(State::Body)
+    }
+
+    /// The end of the body: its length and digest checked.
+    fn end(&mut self, now: Instant) {
+        if let Some(total) = self.total
+            && self.received < total
+        {
+            let error = Error::Transport(TransportError::new(
+                TransportErrorKind::Io,
+                format!(
+                    "the output's body ended after {} of its {total} bytes",
+                    self.received
+                ),
+            ));
+            self.fail(error, now);
+            return;
+        }
+        let sha256 = self
+            .hasher
+            .take()
+            .map(|h| Sha256Digest(h.finalize().into()));
+        let wanted = match (self.expected, self.etag_sha256) {
+            (Some(d), _) => Some((d, "the expected SHA-256")),
+            (None, Some(d)) => Some((d, "the SHA-256 named by the ETag")),
+            (None, None) => None,
+        };
+        if let (Some(actual), Some((expected, what))) = (sha256, wanted)
+            && actual != expected
+        {
+            if self.stitched && !self.range_disabled {
+                // Resumed pieces that do not add up: once more, whole.
+                self.state = self.start_over_without_range();
+                return;
+            }
+            self.state = State::Done(Some(Err(Error::output(
+                OutputErrorKind::ChecksumMismatch,
+                format!(
+                    "the downloaded output ({} bytes) has SHA-256 {actual}, but {what} is {expected}",
+                    self.received
+                ),
+            ))));
+            return;
+        }
+        self.state = State::Done(Some(Ok(Downloaded {
+            content_type: self.content_type.take(),
+            bytes: self.received,
+            resumed: self.resumes,
+            sha256,
+        })));
     }
 }
 
@@ -540,6 +1123,9 @@ impl Flow for Download {
         }
         match self.count(chunk.len(), now) {
             Ok(()) => {
+                if let Some(hasher) = &mut self.hasher {
+                    hasher.update(chunk);
+                }
                 let pending = self.pending.get_or_insert_with(Vec::new);
                 pending.extend_from_slice(chunk);
             }
@@ -547,12 +1133,9 @@ impl Flow for Download {
         }
     }
 
-    fn handle_end(&mut self, _now: Instant) {
+    fn handle_end(&mut self, now: Instant) {
         if matches!(self.state, State::Body) {
-            self.state = State::Done(Some(Ok(Downloaded {
-                content_type: self.content_type.take(),
-                bytes: self.received,
-            })));
+            self.end(now);
         }
     }
 

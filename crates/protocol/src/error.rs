@@ -158,6 +158,9 @@ pub enum OutputErrorKind {
     TooManyFiles,
     /// A local file could not be written.
     Write,
+    /// The downloaded bytes do not have the expected SHA-256 (given by the caller, or named by a
+    /// content-hash `ETag`); the message names both digests.
+    ChecksumMismatch,
 }
 
 /// An output failure: its kind, and what happened in words.

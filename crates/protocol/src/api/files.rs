@@ -70,6 +70,16 @@ pub struct FileChecksums {
     pub extra: Map<String, Value>,
 }
 
+impl FileChecksums {
+    /// The SHA-256, when present and 64 hex digits: what
+    /// [`Download::expect_sha256`](crate::download::Download::expect_sha256) takes.
+    pub fn sha256_digest(&self) -> Option<crate::download::Sha256Digest> {
+        self.sha256
+            .as_deref()
+            .and_then(|hex| crate::download::Sha256Digest::from_hex(hex).ok())
+    }
+}
+
 /// The `urls` object of a file.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct FileUrls {
