@@ -20,7 +20,7 @@
 //! Every multi-step operation is a [`Flow`]: a call with its retries ([`Call`]), a wait
 //! ([`Wait`]), a run ([`Run`]), a listing ([`Pager`]), an event stream ([`StreamSession`]), a
 //! download ([`Download`]). The driver asks it for a [`Step`] and does what it says; the rule is
-//! written once, with a diagram, in [`flow`]. [`drive`] is that rule with a closure as the
+//! written once, with a diagram, in [`flow`]. [`drive()`] is that rule with a closure as the
 //! transport:
 //!
 //! ```

@@ -9,7 +9,7 @@
 //!
 //! | field           | value                                                                  |
 //! |-----------------|------------------------------------------------------------------------|
-//! | `operation`     | [`FlowInfo::operation`]: `create`, `get`, `cancel`, `run`, `wait`, `watch`, `stream`, `download`, `list`, `upload`, or an endpoint's type name |
+//! | `operation`     | [`FlowInfo::operation`](crate::FlowInfo::operation): `create`, `get`, `cancel`, `run`, `wait`, `watch`, `stream`, `download`, `list`, `upload`, or an endpoint's type name |
 //! | `model`         | `owner/name`, `owner/name:version`, a version id or `deployment owner/name`, when the flow runs a model |
 //! | `prediction_id` | the prediction's id, from the start or as soon as the create is answered |
 //!

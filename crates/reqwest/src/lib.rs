@@ -5,7 +5,7 @@
 //! Every decision (what to send, when to retry, when a prediction is done) is taken by
 //! `replicate-protocol`; this crate only sends requests, sleeps on tokio timers, and reads bodies
 //! with a size cap. Its API is the one of the blocking `replicate-ureq` client, with `async`
-//! methods and a [`Stream`] instead of an iterator.
+//! methods and a [`Stream`](futures_util::Stream) instead of an iterator.
 //!
 //! # Common tasks
 //!
@@ -219,7 +219,7 @@ use replicate_protocol::{Flow, Paginated, TransportError, TransportErrorKind};
 /// returns (pages, events, updates), so that callers need not depend on `futures-util`.
 pub use futures_util::StreamExt;
 /// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
-/// [`Flow`](protocol::Flow) of your own).
+/// [`Flow`] of your own).
 pub use http;
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;

@@ -3,7 +3,7 @@
 //!
 //! Every decision (what to send, when to retry, when a prediction is done, how long a request
 //! may take and how much of an answer may be read) is taken by `replicate-protocol`: this crate
-//! is one loop that sends, sleeps and reads what a [`Flow`](replicate_protocol::Flow) asks for
+//! is one loop that sends, sleeps and reads what a [`Flow`] asks for
 //! (see [`replicate_protocol::flow`]), and thin wrappers around it.
 //!
 //! # Common tasks
@@ -131,7 +131,7 @@ use std::time::Duration;
 use replicate_protocol::{Flow, Paginated, TransportError, TransportErrorKind};
 
 /// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
-/// [`Flow`](protocol::Flow) of your own).
+/// [`Flow`] of your own).
 pub use http;
 pub use replicate_protocol as protocol;
 pub use replicate_protocol::api::FileObject;
