@@ -676,3 +676,31 @@ fn run_deadline_cancels_the_created_prediction() {
         })
     ));
 }
+
+/// The first request a run sends for `create` with these options.
+fn first_create(create: CreatePrediction, opts: WaitOptions) -> http::Request<Vec<u8>> {
+    let mut run = Run::new(proxy_cfg(), create, opts);
+    let t = drive(
+        &mut run,
+        Instant::now(),
+        vec![Reply::Http(resp(201, pred_body(ID, "succeeded")))],
+    );
+    t.sent.into_iter().next().unwrap().1
+}
+
+#[test]
+fn run_takes_the_sync_hold_of_its_options_unless_the_create_sets_one() {
+    let client_like = WaitOptions {
+        sync: Some(SyncWait::seconds(30).unwrap()),
+        ..fixed(500)
+    };
+    // The options' hold (a client's setting) applies to a create that sets none...
+    let sent = first_create(create(), client_like.clone());
+    assert_eq!(sent.headers()["prefer"], "wait=30");
+    // ...the create's own hold wins...
+    let sent = first_create(create().sync(SyncWait::seconds(5).unwrap()), client_like);
+    assert_eq!(sent.headers()["prefer"], "wait=5");
+    // ...and options without one send none.
+    let sent = first_create(create(), fixed(500));
+    assert!(sent.headers().get("prefer").is_none());
+}
