@@ -3,7 +3,7 @@
 //! ```sh
 //! export REPLICATE_API_TOKEN=r8_...
 //! # optional: export REPLICATE_BASE_URL=https://proxy.example/replicate
-//! cargo run -p replicate-reqwest --example quickstart -- "a cat" "a dog" "a fox"
+//! cargo run -p replicate-reqwest --example quickstart_async -- "a cat" "a dog" "a fox"
 //! ```
 
 use replicate_reqwest::Client;
