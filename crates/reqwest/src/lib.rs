@@ -215,13 +215,13 @@ use std::time::{Duration, Instant};
 
 use replicate_protocol::{Flow, Paginated, TransportError, TransportErrorKind};
 
+/// `next()` and the other combinators of the [`Stream`](futures_util::Stream)s this client
+/// returns (pages, events, updates), so that callers need not depend on `futures-util`.
+pub use futures_util::StreamExt;
 /// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
 /// [`Flow`](protocol::Flow) of your own).
 pub use http;
 pub use replicate_protocol as protocol;
-/// `next()` and the other combinators of the [`Stream`](futures_util::Stream)s this client
-/// returns (pages, events, updates), so that callers need not depend on `futures-util`.
-pub use futures_util::StreamExt;
 pub use replicate_protocol::api::FileObject;
 pub use replicate_protocol::sse::ReplicateEvent;
 pub use replicate_protocol::{
@@ -232,7 +232,8 @@ pub use replicate_protocol::{
 pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
 pub use replicate_protocol::settings::{
-    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
+    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DOWNLOAD_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
 };
 
 mod download;
@@ -240,6 +241,7 @@ mod driver;
 mod files;
 mod stream;
 
+pub use download::OutputStream;
 pub use driver::{EventStream, Items, Pages};
 
 replicate_protocol::client_struct!(

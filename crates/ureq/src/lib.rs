@@ -147,12 +147,14 @@ mod files;
 mod resolve;
 mod stream;
 
+pub use download::OutputReader;
 pub use driver::{EventStream, Items, Pages};
 
 pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
 pub use replicate_protocol::settings::{
-    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
+    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DOWNLOAD_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
 };
 
 replicate_protocol::client_struct!(
@@ -314,6 +316,12 @@ mod tests {
     fn client_is_clone_send_sync() {
         fn assert<T: Clone + Send + Sync>() {}
         assert::<Client>();
+    }
+
+    #[test]
+    fn output_reader_is_send() {
+        fn assert<T: Send>() {}
+        assert::<OutputReader>();
     }
 
     #[test]
