@@ -195,12 +195,15 @@ pub struct Settings {
     pub upload_threshold: Option<usize>,
     /// `max_download_bytes` (`None`: the client's default, 512 MiB).
     pub max_download_bytes: Option<u64>,
-    /// `download_concurrency` (`None`: the client's default, 4).
+    /// `download_concurrency` (`None`: the client's default, 4). [`Settings::for_fake`] sets
+    /// 1: the scenarios written before downloads were concurrent count and order the requests
+    /// of `download_outputs`; `output_streams.rs` sets the concurrency it tests.
     pub download_concurrency: Option<usize>,
 }
 
 impl Settings {
-    /// Settings for a fake server: 20 ms polls, 10 ms backoff, 3 retries, 2 s timeout, sync off.
+    /// Settings for a fake server: 20 ms polls, 10 ms backoff, 3 retries, 2 s timeout, sync off,
+    /// one output file downloaded at a time.
     pub fn for_fake(fake: &BlockingFakeServer) -> Settings {
         Settings {
             base_url: fake.base_url(),
@@ -218,7 +221,7 @@ impl Settings {
             follow_stream: None,
             upload_threshold: None,
             max_download_bytes: None,
-            download_concurrency: None,
+            download_concurrency: Some(1),
         }
     }
 }

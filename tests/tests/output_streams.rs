@@ -328,6 +328,8 @@ scenario!(
     |env| {
         const FILES: usize = 8;
         const BYTES: u64 = 2 << 20;
+        // The client's default concurrency (4).
+        env.rebuild(|s| s.download_concurrency = None);
         let (prediction, _) = large_files(&env, FILES, BYTES, 100);
         let dir = tempfile::tempdir().expect("tempdir");
 
@@ -402,7 +404,10 @@ scenario!(
         const BYTES: u64 = 4 << 20;
         let (prediction, _) = large_files(&env, FILES, BYTES, 200);
         // The client that ran the prediction goes, with its pooled connection.
-        let settings: Settings = env.settings.clone();
+        let settings = Settings {
+            download_concurrency: None,
+            ..env.settings.clone()
+        };
         env.rebuild(|_| {});
         wait_for_no_connection(&env);
 
@@ -422,20 +427,10 @@ scenario!(
             matches!(&e, Error::Output(o) if o.kind == OutputErrorKind::Expired),
             "{e:?}"
         );
-        // Nothing partial is left; whatever was complete would stay, under its own name, but
-        // nothing was: the others were stopped, not waited for (each takes 4 s; output 2 failed
-        // at once).
+        // Nothing is left: no .part file, and no output was complete (each takes 4 s, output 2
+        // failed at once): the others were stopped, not waited for.
         let left = list_dir(dir.path());
         assert!(left.is_empty(), "{left:?}");
-        for name in left {
-            assert!(!name.ends_with(".part"), "{name} left behind");
-            let i: u64 = name
-                .strip_prefix("out-")
-                .and_then(|n| n.strip_suffix(".bin"))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected file {name}"));
-            assert_file(&dir.path().join(&name), SyntheticFile::new(200 + i, BYTES));
-        }
         // The other downloads stopped: their connections close while the client lives on
         // (at most one idle connection stays in its pool), long before a download would have
         // ended. The async client's runtime is run meanwhile (its connection tasks close the
@@ -463,6 +458,39 @@ scenario!(
         wait_for_no_connection(&env);
     }
 );
+
+scenario!(an_error_keeps_the_outputs_before_it, |env| {
+    // Output 3 fails (500 on every attempt, after retries); the others are small and quick.
+    // What stays is outputs 0 to k - 1, named as a successful call names them; an output saved
+    // ahead of one that did not complete goes with the temporary files.
+    const FILES: usize = 4;
+    const BYTES: u64 = 100_000;
+    env.rebuild(|s| s.download_concurrency = None);
+    let (prediction, _) = large_files(&env, FILES, BYTES, 300);
+    env.fake.push_fault(
+        FaultRule::new(
+            Matcher::new("GET", "/out-3.bin").origin(Origin::Files),
+            Fault::status(500),
+        )
+        .times(100),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = env
+        .driver
+        .download_outputs(&prediction, dir.path())
+        .expect_err("output 3 fails");
+    assert!(matches!(&e, Error::Api(a) if a.status == 500), "{e:?}");
+    let left = list_dir(dir.path());
+    let prefix: Vec<String> = (0..left.len()).map(|i| format!("out-{i}.bin")).collect();
+    assert_eq!(left, prefix, "outputs 0 to k - 1, and no .part file");
+    assert!(left.len() < FILES);
+    for (i, name) in left.iter().enumerate() {
+        assert_file(
+            &dir.path().join(name),
+            SyntheticFile::new(300 + i as u64, BYTES),
+        );
+    }
+});
 
 /// Waits until the fake has no connection open (a few seconds at most).
 fn wait_for_no_connection(env: &Env) {

@@ -148,7 +148,7 @@ macro_rules! download_methods {
 
         /// The files of one prediction being saved: each is named once every output before it
         /// was named, so output `i` gets the same name whatever order the downloads complete
-        /// in.
+        /// in. Dropping it removes the files still waiting (their [`TempFile`]s).
         struct Batch<'a> {
             dir: &'a ::std::path::Path,
             refs: &'a [$crate::OutputRef],
@@ -193,16 +193,6 @@ macro_rules! download_methods {
                     };
                     let path = self.persist(next, fetched) $($await_)* ?;
                     self.paths.push(path);
-                }
-            }
-
-            /// After a failure: the complete files still waiting for an earlier output are
-            /// kept too, named in output order.
-            $($async_)? fn keep_complete(&mut self) {
-                for index in self.paths.len()..self.waiting.len() {
-                    if let Some(fetched) = self.waiting.get_mut(index).and_then(Option::take) {
-                        let _ = self.persist(index, fetched) $($await_)*;
-                    }
                 }
             }
 
@@ -292,10 +282,14 @@ macro_rules! download_methods {
             /// written; over that, nothing is. See [`Client::download_outputs_with`] to change
             /// either. A prediction whose data was removed fails before any request.
             ///
-            /// On an error, the other downloads in flight are stopped (nothing keeps running
-            /// once this returns), their temporary files removed, and the files already complete
-            /// stay (named in output order); the error is the first one. When the call is
-            /// abandoned, temporary files are removed too.
+            /// On an error (the first one is returned), the other downloads in flight are
+            /// stopped (nothing keeps running once this returns) and every temporary file is
+            /// removed. The files already named stay: as each output is named only once every
+            /// output before it is saved, they are outputs `0` to `k - 1` for some `k`, with
+            /// the names a successful call gives them (what a download one file at a time
+            /// would leave); an output saved ahead of an earlier one that did not complete is
+            /// removed with the temporary files. When the call is abandoned, temporary files
+            /// are removed too.
             pub $($async_)? fn download_outputs(
                 &self,
                 prediction: &$crate::Prediction,

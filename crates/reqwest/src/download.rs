@@ -142,10 +142,8 @@ impl Client {
         drop(running);
         match failure {
             None => Ok(batch.into_paths()),
-            Some(e) => {
-                batch.keep_complete().await;
-                Err(e)
-            }
+            // Dropping the batch removes the files saved ahead of an output that failed.
+            Some(e) => Err(e),
         }
     }
 }

@@ -93,8 +93,8 @@ impl Client {
     /// Saves a prediction's outputs with the client's concurrency: `download_concurrency`
     /// scoped threads take the outputs in order, and this thread names the complete files in
     /// output order. The first error raises the batch's stop signal: the other downloads end at
-    /// their next chunk (or at once when they sleep before a retry), and every thread is joined
-    /// before this returns.
+    /// their next chunk (or at once when they sleep before a retry), no output is started any
+    /// more, and every thread is joined before this returns.
     fn save_all(
         &self,
         prediction: &Prediction,
@@ -128,39 +128,20 @@ impl Client {
             drop(tx);
             // Until every worker is done (each holds a sender).
             for (index, result) in rx {
-                match result {
-                    Ok(fetched) if failure.is_none() => {
-                        if let Err(e) = batch.complete(index, fetched) {
-                            failure = Some(e);
-                            stop.raise();
-                        }
-                    }
-                    // Complete after the failure: kept, named below.
-                    Ok(fetched) => batch.hold(index, fetched),
-                    Err(e) => {
-                        if failure.is_none() {
-                            failure = Some(e);
-                        }
-                        stop.raise();
-                    }
+                if failure.is_some() {
+                    // Dropped: its temporary file goes.
+                    continue;
+                }
+                if let Err(e) = result.and_then(|fetched| batch.complete(index, fetched)) {
+                    failure = Some(e);
+                    stop.raise();
                 }
             }
         });
         match failure {
             None => Ok(batch.into_paths()),
-            Some(e) => {
-                batch.keep_complete();
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Batch<'_> {
-    /// Output `index` is complete but not named yet (see [`Batch::keep_complete`]).
-    fn hold(&mut self, index: usize, fetched: Fetched) {
-        if let Some(slot) = self.waiting.get_mut(index) {
-            *slot = Some(fetched);
+            // Dropping the batch removes the files saved ahead of an output that failed.
+            Some(e) => Err(e),
         }
     }
 }
