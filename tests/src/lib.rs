@@ -22,9 +22,9 @@ use replicate_protocol::api::{FileObject, GetDefaultWebhookSecret};
 use replicate_protocol::sse::ReplicateEvent;
 use replicate_protocol::webhook::WebhookSecret;
 use replicate_protocol::{
-    Config, CreatePrediction, DownloadLimits, Endpoint, Error, FileInput, Flow, Paginated,
-    PollPolicy, Prediction, RetryPolicy, SaveOptions, StreamOptions, StreamSession, SyncWait, Wait,
-    WaitOptions,
+    Config, CreatePrediction, DownloadLimits, Downloaded, Endpoint, Error, FileInput, Flow,
+    OutputErrorKind, Paginated, PollPolicy, Prediction, RetryPolicy, SaveOptions, StreamOptions,
+    StreamSession, SyncWait, Wait, WaitOptions,
 };
 use serde_json::Value;
 
@@ -123,6 +123,21 @@ pub trait Driver {
     fn create_and_stream(&self, model: &str, input: Value) -> Result<Vec<ReplicateEvent>, Error>;
     /// `Client::download`.
     fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error>;
+    /// `Client::download_to` into a blocking writer (the async client's through an adapter
+    /// that writes at once).
+    fn download_to(&self, url: &str, sink: &mut (dyn Write + Send)) -> Result<Downloaded, Error>;
+    /// `Client::open_output`, read to its end into `sink` (the reader through `Read`, the
+    /// stream chunk by chunk); the first error ends it and is returned. Returns the bytes read
+    /// and the reader's or stream's `downloaded()` at the end.
+    fn open_output_into(
+        &self,
+        url: &str,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<(u64, Option<Downloaded>), Error>;
+    /// Tasks of the client's runtime still alive after it ran idle for 50 ms (the async
+    /// client's: only the connection tasks of hyper's pool should be left; 0 for the blocking
+    /// client, whose downloads run on scoped threads).
+    fn background_tasks(&self) -> usize;
     /// `Client::download_outputs`.
     fn download_outputs(&self, prediction: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, Error>;
     /// `Client::download_outputs_with`.
@@ -180,10 +195,15 @@ pub struct Settings {
     pub upload_threshold: Option<usize>,
     /// `max_download_bytes` (`None`: the client's default, 512 MiB).
     pub max_download_bytes: Option<u64>,
+    /// `download_concurrency` (`None`: the client's default, 4). [`Settings::for_fake`] sets
+    /// 1: the scenarios written before downloads were concurrent count and order the requests
+    /// of `download_outputs`; `output_streams.rs` sets the concurrency it tests.
+    pub download_concurrency: Option<usize>,
 }
 
 impl Settings {
-    /// Settings for a fake server: 20 ms polls, 10 ms backoff, 3 retries, 2 s timeout, sync off.
+    /// Settings for a fake server: 20 ms polls, 10 ms backoff, 3 retries, 2 s timeout, sync off,
+    /// one output file downloaded at a time.
     pub fn for_fake(fake: &BlockingFakeServer) -> Settings {
         Settings {
             base_url: fake.base_url(),
@@ -201,6 +221,7 @@ impl Settings {
             follow_stream: None,
             upload_threshold: None,
             max_download_bytes: None,
+            download_concurrency: Some(1),
         }
     }
 }
@@ -226,6 +247,9 @@ impl Ureq {
         }
         if let Some(bytes) = s.max_download_bytes {
             builder = builder.max_download_bytes(bytes);
+        }
+        if let Some(files) = s.download_concurrency {
+            builder = builder.download_concurrency(files);
         }
         let client = builder.build().expect("ureq client");
         Ureq(client)
@@ -289,6 +313,33 @@ impl Driver for Ureq {
     }
     fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error> {
         self.0.download(url_or_data_uri)
+    }
+    fn download_to(&self, url: &str, sink: &mut (dyn Write + Send)) -> Result<Downloaded, Error> {
+        self.0.download_to(url, sink)
+    }
+    fn open_output_into(
+        &self,
+        url: &str,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<(u64, Option<Downloaded>), Error> {
+        let mut reader = self.0.open_output(url)?;
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(replicate_ureq::OutputReader::error_of(&e)
+                        .cloned()
+                        .unwrap_or_else(|| sink_error(&e)));
+                }
+            };
+            sink.write_all(&buf[..n]).map_err(|e| sink_error(&e))?;
+        }
+        Ok((reader.bytes_read(), reader.downloaded().cloned()))
+    }
+    fn background_tasks(&self) -> usize {
+        0
     }
     fn download_outputs(&self, prediction: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, Error> {
         self.0.download_outputs(prediction, dir)
@@ -389,6 +440,9 @@ impl Reqwest {
         if let Some(bytes) = s.max_download_bytes {
             builder = builder.max_download_bytes(bytes);
         }
+        if let Some(files) = s.download_concurrency {
+            builder = builder.download_concurrency(files);
+        }
         let client = builder.build().expect("reqwest client");
         Reqwest {
             client,
@@ -478,6 +532,30 @@ impl Driver for Reqwest {
     fn download(&self, url_or_data_uri: &str) -> Result<Vec<u8>, Error> {
         self.rt.block_on(self.client.download(url_or_data_uri))
     }
+    fn download_to(&self, url: &str, sink: &mut (dyn Write + Send)) -> Result<Downloaded, Error> {
+        self.rt
+            .block_on(self.client.download_to(url, &mut WriteNow(sink)))
+    }
+    fn open_output_into(
+        &self,
+        url: &str,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<(u64, Option<Downloaded>), Error> {
+        use futures_util::StreamExt;
+        self.rt.block_on(async {
+            let mut stream = self.client.open_output(url).await?;
+            while let Some(chunk) = stream.next().await {
+                sink.write_all(&chunk?).map_err(|e| sink_error(&e))?;
+            }
+            Ok((stream.bytes_read(), stream.downloaded().cloned()))
+        })
+    }
+    fn background_tasks(&self) -> usize {
+        // Lets tasks that were told to end (connections closed) see it first.
+        self.rt
+            .block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+        self.rt.metrics().num_alive_tasks()
+    }
     fn download_outputs(&self, prediction: &Prediction, dir: &Path) -> Result<Vec<PathBuf>, Error> {
         self.rt
             .block_on(self.client.download_outputs(prediction, dir))
@@ -563,6 +641,42 @@ impl Driver for Reqwest {
                 .try_collect()
                 .await
         })
+    }
+}
+
+/// A test's writer failed.
+fn sink_error(e: &std::io::Error) -> Error {
+    Error::output(
+        OutputErrorKind::Write,
+        format!("the test's writer failed: {e}"),
+    )
+}
+
+/// A blocking writer as an async one whose writes complete at once (for writers that do not
+/// block: memory, checks).
+struct WriteNow<'a>(&'a mut (dyn Write + Send));
+
+impl tokio::io::AsyncWrite for WriteNow<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(self.get_mut().0.write(buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.get_mut().0.flush())
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

@@ -5,8 +5,9 @@
 //!
 //! A macro takes `; ` in a blocking client and `async; .await` in an async one, and expects the
 //! invoking module to have brought the file-system items it uses into scope: `fs` (`std::fs` or
-//! `tokio::fs`), `File` and `OpenOptions` of that module, and the traits that give files
-//! `write_all`, `flush`, `seek` and `sync_all`.
+//! `tokio::fs`), `File` and `OpenOptions` of that module, the traits that give files and
+//! writers `write_all`, `flush` and `seek`, and the writer trait as `Write` (`std::io::Write`,
+//! or `tokio::io::AsyncWrite as Write`).
 
 /// Expands to an adapter's `Client` (documented with the attributes given): a shared
 /// `Arc<Inner>`, where `Inner` holds the effective settings and the fields given.
@@ -55,8 +56,17 @@ macro_rules! client_builder {
 }
 
 /// Expands, in an adapter's download module, to `Client::download`,
-/// `Client::download_outputs`, `Client::download_outputs_with`, and the temporary files they
-/// write through. See the [module documentation](self) for what the module must import.
+/// `Client::download_outputs`, `Client::download_outputs_with`, and what they and the adapter's
+/// own streaming methods (`download_to`, `open_output`) share: `pump`, which moves the chunks
+/// of a [`Download`](crate::Download) into a writer, the temporary files outputs are written
+/// through, and `Batch`, which names the files of one prediction in output order whatever order
+/// they complete in. See the [module documentation](self) for what the module must import;
+/// `Write` is the writer trait (`std::io::Write`, or `tokio::io::AsyncWrite` imported under that
+/// name, with `AsyncWriteExt` and `AsyncSeekExt`). The adapter writes
+/// `Client::save_all(&self, &Prediction, &Path, &[OutputRef], overwrite: bool) ->
+/// Result<Vec<PathBuf>, Error>`, which fetches a batch with its concurrency (`fetch_output`
+/// for each output, `Batch` to name them), and a `driver::Stop` type with
+/// `Driver::stop_with(self, &Stop) -> Self`.
 #[doc(hidden)]
 #[macro_export]
 // `crate::driver` is the invoking adapter's driver, on purpose.
@@ -65,36 +75,149 @@ macro_rules! download_methods {
     ($($async_:ident)?; $($await_:tt)*) => {
         static NEXT_TEMP: ::std::sync::atomic::AtomicU64 = ::std::sync::atomic::AtomicU64::new(0);
 
-        /// Where a download goes.
-        enum Sink<'a> {
-            Memory(&'a mut Vec<u8>),
-            File(&'a mut File),
+        /// Where [`pump`] stopped.
+        enum Pumped {
+            /// The download is over.
+            Done($crate::Downloaded),
+            /// An attempt failed after some bytes and the download starts over from the first
+            /// byte: what the writer received is void.
+            Restart,
         }
 
-        impl Sink<'_> {
-            $($async_)? fn write(&mut self, bytes: &[u8]) -> ::std::io::Result<()> {
-                match self {
-                    Sink::Memory(buf) => {
-                        buf.extend_from_slice(bytes);
-                        Ok(())
+        /// Moves the chunks of a download into `sink` until the download ends (the sink then
+        /// flushed) or restarts, adding the bytes written to `written`. One chunk at a time:
+        /// the memory it takes is one chunk, whatever the size of the output.
+        $($async_)? fn pump<S: Write + Unpin + ?Sized>(
+            driver: &mut crate::driver::Driver<$crate::Download>,
+            sink: &mut S,
+            written: &mut u64,
+            url: &str,
+        ) -> Result<Pumped, $crate::Error> {
+            loop {
+                match driver.next_event() $($await_)* {
+                    crate::driver::Event::Item($crate::DownloadItem::Chunk(bytes)) => {
+                        sink.write_all(&bytes) $($await_)* .map_err(|e| sink_error(url, &e))?;
+                        *written = written.saturating_add(bytes.len() as u64);
                     }
-                    Sink::File(file) => file.write_all(bytes) $($await_)*,
+                    crate::driver::Event::Item($crate::DownloadItem::Restart) => {
+                        return Ok(Pumped::Restart);
+                    }
+                    crate::driver::Event::Done(result) => {
+                        let done = result?;
+                        sink.flush() $($await_)* .map_err(|e| sink_error(url, &e))?;
+                        return Ok(Pumped::Done(done));
+                    }
+                    crate::driver::Event::Stopped => {
+                        return Err($crate::Error::InvalidState("download abandoned"));
+                    }
+                }
+            }
+        }
+
+        /// A writer of the output at `url` failed.
+        fn sink_error(url: &str, e: &::std::io::Error) -> $crate::Error {
+            $crate::Error::output(
+                $crate::OutputErrorKind::Write,
+                format!(
+                    "cannot write the output of {}: {e}",
+                    $crate::config::loggable_url(url)
+                ),
+            )
+        }
+
+        /// The error of a download that started over (an attempt failed after some bytes and
+        /// could not be resumed) when `written` bytes had already gone to a writer that cannot
+        /// take them back.
+        fn restarted(url: &str, written: u64) -> $crate::Error {
+            $crate::Error::output(
+                $crate::OutputErrorKind::Write,
+                format!(
+                    "the download of {} failed after {written} bytes and had to start over from \
+                     the first byte: the writer holds partial data that cannot be taken back \
+                     (download_outputs and download start over by themselves)",
+                    $crate::config::loggable_url(url)
+                ),
+            )
+        }
+
+        /// An output saved to its temporary file (closed), waiting for its name.
+        struct Fetched {
+            temp: TempFile,
+            content_type: Option<String>,
+        }
+
+        /// The files of one prediction being saved: each is named once every output before it
+        /// was named, so output `i` gets the same name whatever order the downloads complete
+        /// in. Dropping it removes the files still waiting (their [`TempFile`]s).
+        struct Batch<'a> {
+            dir: &'a ::std::path::Path,
+            refs: &'a [$crate::OutputRef],
+            overwrite: bool,
+            names: $crate::output::FileNames,
+            /// Complete files waiting for an earlier output.
+            waiting: Vec<Option<Fetched>>,
+            /// The paths written, in output order.
+            paths: Vec<::std::path::PathBuf>,
+        }
+
+        impl<'a> Batch<'a> {
+            fn new(
+                dir: &'a ::std::path::Path,
+                refs: &'a [$crate::OutputRef],
+                overwrite: bool,
+            ) -> Self {
+                Batch {
+                    dir,
+                    refs,
+                    overwrite,
+                    names: $crate::output::FileNames::new(),
+                    waiting: refs.iter().map(|_| None).collect(),
+                    paths: Vec::with_capacity(refs.len()),
                 }
             }
 
-            /// Empties it before a retry from the start.
-            $($async_)? fn reset(&mut self) -> ::std::io::Result<()> {
-                match self {
-                    Sink::Memory(buf) => {
-                        buf.clear();
-                        Ok(())
-                    }
-                    Sink::File(file) => {
-                        file.flush() $($await_)* ?;
-                        file.set_len(0) $($await_)* ?;
-                        file.seek(::std::io::SeekFrom::Start(0)) $($await_)* .map(drop)
-                    }
+            /// Output `index` is complete: it is named, with the complete ones after it, when
+            /// every output before it is.
+            $($async_)? fn complete(
+                &mut self,
+                index: usize,
+                fetched: Fetched,
+            ) -> Result<(), $crate::Error> {
+                if let Some(slot) = self.waiting.get_mut(index) {
+                    *slot = Some(fetched);
                 }
+                loop {
+                    let next = self.paths.len();
+                    let Some(fetched) = self.waiting.get_mut(next).and_then(Option::take) else {
+                        return Ok(());
+                    };
+                    let path = self.persist(next, fetched) $($await_)* ?;
+                    self.paths.push(path);
+                }
+            }
+
+            $($async_)? fn persist(
+                &mut self,
+                index: usize,
+                fetched: Fetched,
+            ) -> Result<::std::path::PathBuf, $crate::Error> {
+                let Some(output) = self.refs.get(index) else {
+                    return Err($crate::Error::InvalidState("no such output"));
+                };
+                let name = $crate::download::output_file_name(
+                    &mut self.names,
+                    output,
+                    index,
+                    fetched.content_type.as_deref(),
+                );
+                fetched
+                    .temp
+                    .persist(self.dir, name, &mut self.names, self.overwrite)
+                    $($await_)*
+            }
+
+            fn into_paths(self) -> Vec<::std::path::PathBuf> {
+                self.paths
             }
         }
 
@@ -109,10 +232,15 @@ macro_rules! download_methods {
             /// [`TransportErrorKind::BodyTooLarge`]($crate::TransportErrorKind::BodyTooLarge);
             /// an expired link (403, 404, 410) with [`Error::Output`]($crate::Error::Output)
             /// explaining that outputs are kept about an hour. 429, 5xx and network failures are
-            /// retried with the client's retry policy. There is no total timeout: the client's
-            /// timeout applies to the response head and between two chunks of the body, and a
-            /// body must keep up the minimum progress
+            /// retried with the client's retry policy (a retry that starts over empties the
+            /// buffer). There is no total timeout: the client's timeout applies to the response
+            /// head and between two chunks of the body, and a body must keep up the minimum
+            /// progress
             /// ([`ClientBuilder::min_download_progress`](crate::ClientBuilder::min_download_progress)).
+            ///
+            /// The whole output is held in memory: for large ones, stream it with
+            /// [`Client::download_to`] or [`Client::open_output`], or save it with
+            /// [`Client::download_outputs`].
             pub $($async_)? fn download(
                 &self,
                 url_or_data_uri: &str,
@@ -123,9 +251,15 @@ macro_rules! download_methods {
                         Ok(bytes)
                     }
                     $crate::OutputRef::Url(url) => {
+                        let mut driver = self.download_driver(&url, None, None)?;
                         let mut bytes = Vec::new();
-                        self.fetch(&url, None, Sink::Memory(&mut bytes)) $($await_)* ?;
-                        Ok(bytes)
+                        loop {
+                            let mut written = 0;
+                            match pump(&mut driver, &mut bytes, &mut written, &url) $($await_)* ? {
+                                Pumped::Done(_) => return Ok(bytes),
+                                Pumped::Restart => bytes.clear(),
+                            }
+                        }
                     }
                 }
             }
@@ -134,17 +268,28 @@ macro_rules! download_methods {
             /// in its output, at any depth) into `dir`, created if missing, and returns the
             /// paths in output order.
             ///
-            /// Each file is streamed to a temporary file in `dir` (the cap enforced while
-            /// streaming), then renamed to a safe name derived from the URL
+            /// Up to [`ClientBuilder::download_concurrency`](crate::ClientBuilder::download_concurrency)
+            /// files (4 by default) are downloaded at once. Each is streamed, one chunk at a
+            /// time (constant memory, whatever its size, the cap enforced while streaming), to
+            /// a hidden temporary file in `dir` (`.replicate-download-*.part`; a download that
+            /// starts over truncates it), then renamed to a safe name derived from the URL
             /// ([`output::file_name_for`]($crate::output::file_name_for)), made unique within
-            /// the batch. An existing file is never replaced: the output is written as
-            /// `name-1.ext`, `name-2.ext`, ... instead (the paths returned are the ones
-            /// written). At most
+            /// the batch. Names are given in output order, whatever order the downloads
+            /// complete in, so output `i` always gets the same name. An existing file is never
+            /// replaced: the output is written as `name-1.ext`, `name-2.ext`, ... instead (the
+            /// paths returned are the ones written). At most
             /// [`DEFAULT_MAX_OUTPUT_FILES`]($crate::output::DEFAULT_MAX_OUTPUT_FILES) files are
             /// written; over that, nothing is. See [`Client::download_outputs_with`] to change
-            /// either. A prediction whose data was removed fails before any request. On an
-            /// error, files already downloaded stay and the partial one is removed (also when
-            /// the call is abandoned).
+            /// either. A prediction whose data was removed fails before any request.
+            ///
+            /// On an error (the first one is returned), the other downloads in flight are
+            /// stopped (nothing keeps running once this returns) and every temporary file is
+            /// removed. The files already named stay: as each output is named only once every
+            /// output before it is saved, they are outputs `0` to `k - 1` for some `k`, with
+            /// the names a successful call gives them (what a download one file at a time
+            /// would leave); an output saved ahead of an earlier one that did not complete is
+            /// removed with the temporary files. When the call is abandoned, temporary files
+            /// are removed too.
             pub $($async_)? fn download_outputs(
                 &self,
                 prediction: &$crate::Prediction,
@@ -167,85 +312,99 @@ macro_rules! download_methods {
                     return Ok(Vec::new());
                 }
                 fs::create_dir_all(dir) $($await_)* .map_err(|e| write_error(dir, &e))?;
-                let limits = self.download_limits();
-                let mut names = $crate::output::FileNames::new();
-                let mut paths = Vec::with_capacity(refs.len());
-                for (index, output) in refs.iter().enumerate() {
-                    let mut temp = TempFile::create(dir) $($await_)* ?;
-                    let temp_path = temp.path.clone();
-                    let sink = match temp.file.as_mut() {
-                        Some(file) => Sink::File(file),
-                        None => return Err($crate::Error::InvalidState("temporary file closed")),
-                    };
-                    let content_type = match output {
-                        $crate::OutputRef::DataUri { bytes, .. } => {
-                            limits.check_received(bytes.len() as u64)?;
-                            let mut sink = sink;
-                            sink.write(bytes) $($await_)* .map_err(|e| write_error(&temp_path, &e))?;
-                            None
-                        }
-                        $crate::OutputRef::Url(url) => {
-                            self.fetch(url, Some(prediction), sink) $($await_)* ?.content_type
-                        }
-                    };
-                    let name = $crate::download::output_file_name(
-                        &mut names,
-                        output,
-                        index,
-                        content_type.as_deref(),
-                    );
-                    paths.push(
-                        temp.persist(dir, name, &mut names, options.overwrite) $($await_)* ?,
-                    );
-                }
-                Ok(paths)
+                self.save_all(prediction, dir, &refs, options.overwrite) $($await_)*
             }
 
-            /// Fetches a URL into `sink`: the [`Download`]($crate::Download) flow, driven by
-            /// this client; a restart (a retry after some bytes) empties the sink.
-            $($async_)? fn fetch(
+            /// [`Client::download_to`]'s work, for any writer of this client's kind.
+            $($async_)? fn download_into<S: Write + Unpin + ?Sized>(
+                &self,
+                url: &str,
+                sink: &mut S,
+            ) -> Result<$crate::Downloaded, $crate::Error> {
+                let mut driver = self.download_driver(url, None, None)?;
+                let mut written = 0;
+                loop {
+                    match pump(&mut driver, sink, &mut written, url) $($await_)* ? {
+                        Pumped::Done(done) => return Ok(done),
+                        // Nothing was written yet: nothing to take back.
+                        Pumped::Restart if written == 0 => {}
+                        Pumped::Restart => return Err(restarted(url, written)),
+                    }
+                }
+            }
+
+            /// The [`Download`]($crate::Download) flow of `url` with this client's limits and
+            /// retry policy, and a driver for it.
+            fn download_driver(
                 &self,
                 url: &str,
                 prediction: Option<&$crate::Prediction>,
-                mut sink: Sink<'_>,
-            ) -> Result<$crate::Downloaded, $crate::Error> {
+                stop: Option<&crate::driver::Stop>,
+            ) -> Result<crate::driver::Driver<$crate::Download>, $crate::Error> {
                 let mut flow = $crate::Download::new(self.config(), url)?
                     .limits(self.download_limits())
                     .retry_policy(self.inner.settings.retry.clone());
                 if let Some(p) = prediction {
                     flow = flow.for_prediction(p);
                 }
-                let failed = |e: ::std::io::Error| {
-                    $crate::Error::output(
-                        $crate::OutputErrorKind::Write,
-                        format!(
-                            "cannot write the output of {}: {e}",
-                            $crate::config::loggable_url(url)
-                        ),
-                    )
-                };
-                let mut driver = crate::driver::Driver::new(self.clone(), flow);
-                loop {
-                    match driver.next_event() $($await_)* {
-                        crate::driver::Event::Item($crate::DownloadItem::Chunk(bytes)) => {
-                            sink.write(&bytes) $($await_)*
-                        }
-                        crate::driver::Event::Item($crate::DownloadItem::Restart) => {
-                            sink.reset() $($await_)*
-                        }
-                        crate::driver::Event::Done(result) => {
-                            let done = result?;
-                            if let Sink::File(file) = &mut sink {
-                                file.flush() $($await_)* .map_err(failed)?;
+                let driver = crate::driver::Driver::new(self.clone(), flow);
+                Ok(match stop {
+                    Some(stop) => driver.stop_with(stop),
+                    None => driver,
+                })
+            }
+
+            /// Saves one output of `prediction` to a new temporary file in `dir`, flushed to
+            /// disk and closed; a download that starts over truncates it. The file is removed
+            /// on an error (or when this is abandoned).
+            $($async_)? fn fetch_output(
+                &self,
+                prediction: &$crate::Prediction,
+                dir: &::std::path::Path,
+                output: &$crate::OutputRef,
+                stop: Option<&crate::driver::Stop>,
+            ) -> Result<Fetched, $crate::Error> {
+                let mut temp = TempFile::create(dir) $($await_)* ?;
+                let content_type = match output {
+                    $crate::OutputRef::DataUri { bytes, .. } => {
+                        self.download_limits().check_received(bytes.len() as u64)?;
+                        let path = temp.path.clone();
+                        temp.file_mut()?
+                            .write_all(bytes)
+                            $($await_)*
+                            .map_err(|e| write_error(&path, &e))?;
+                        None
+                    }
+                    $crate::OutputRef::Url(url) => {
+                        let mut driver = self.download_driver(url, Some(prediction), stop)?;
+                        loop {
+                            let mut written = 0;
+                            let file = temp.file_mut()?;
+                            match pump(&mut driver, file, &mut written, url) $($await_)* ? {
+                                Pumped::Done(done) => break done.content_type,
+                                Pumped::Restart => temp.truncate() $($await_)* ?,
                             }
-                            return Ok(done);
-                        }
-                        crate::driver::Event::Stopped => {
-                            return Err($crate::Error::InvalidState("download abandoned"));
                         }
                     }
-                    .map_err(failed)?;
+                };
+                temp.close() $($await_)* ?;
+                Ok(Fetched { temp, content_type })
+            }
+
+            /// Saves the outputs one after the other (a concurrency of 1).
+            $($async_)? fn save_in_order(
+                &self,
+                prediction: &$crate::Prediction,
+                dir: &::std::path::Path,
+                refs: &[$crate::OutputRef],
+                overwrite: bool,
+            ) -> Result<Vec<::std::path::PathBuf>, $crate::Error> {
+                let mut batch = Batch::new(dir, refs, overwrite);
+                for (index, output) in refs.iter().enumerate() {
+                    let fetched = self.fetch_output(prediction, dir, output, None) $($await_)* ?;
+                    batch.complete(index, fetched) $($await_)* ?;
                 }
+                Ok(batch.into_paths())
             }
         }
 
@@ -259,7 +418,7 @@ macro_rules! download_methods {
         /// A temporary file in the target directory, removed unless persisted.
         struct TempFile {
             path: ::std::path::PathBuf,
-            /// `None` once closed to be persisted.
+            /// `None` once closed.
             file: Option<File>,
             persisted: bool,
         }
@@ -283,9 +442,37 @@ macro_rules! download_methods {
                 }
             }
 
-            /// Flushes to disk, closes, and gives the file its name in `dir`: `name`, or
-            /// (unless `overwrite`) the next free `name-N.ext` when a file of that name exists.
-            /// Returns the path written.
+            /// The open file.
+            fn file_mut(&mut self) -> Result<&mut File, $crate::Error> {
+                self.file
+                    .as_mut()
+                    .ok_or($crate::Error::InvalidState("temporary file closed"))
+            }
+
+            /// Empties it before a download that starts over.
+            $($async_)? fn truncate(&mut self) -> Result<(), $crate::Error> {
+                let Some(file) = self.file.as_mut() else {
+                    return Err($crate::Error::InvalidState("temporary file closed"));
+                };
+                let failed = |e: ::std::io::Error| write_error(&self.path, &e);
+                file.flush() $($await_)* .map_err(failed)?;
+                file.set_len(0) $($await_)* .map_err(failed)?;
+                file.seek(::std::io::SeekFrom::Start(0)) $($await_)* .map_err(failed)?;
+                Ok(())
+            }
+
+            /// Flushes it to disk and closes it.
+            $($async_)? fn close(&mut self) -> Result<(), $crate::Error> {
+                if let Some(mut file) = self.file.take() {
+                    file.flush() $($await_)* .map_err(|e| write_error(&self.path, &e))?;
+                    file.sync_all() $($await_)* .map_err(|e| write_error(&self.path, &e))?;
+                }
+                Ok(())
+            }
+
+            /// Closes it (see [`TempFile::close`]) and gives the file its name in `dir`: `name`,
+            /// or (unless `overwrite`) the next free `name-N.ext` when a file of that name
+            /// exists. Returns the path written.
             $($async_)? fn persist(
                 mut self,
                 dir: &::std::path::Path,
@@ -293,10 +480,7 @@ macro_rules! download_methods {
                 names: &mut $crate::output::FileNames,
                 overwrite: bool,
             ) -> Result<::std::path::PathBuf, $crate::Error> {
-                if let Some(mut file) = self.file.take() {
-                    file.flush() $($await_)* .map_err(|e| write_error(&self.path, &e))?;
-                    file.sync_all() $($await_)* .map_err(|e| write_error(&self.path, &e))?;
-                }
+                self.close() $($await_)* ?;
                 loop {
                     let path = dir.join(&name);
                     if overwrite {

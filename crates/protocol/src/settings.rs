@@ -22,6 +22,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on an API response body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+/// Default number of files `download_outputs` fetches at once.
+pub const DEFAULT_DOWNLOAD_CONCURRENCY: usize = 4;
 
 /// The settings of a client, before it is built. Adapters' builders are thin wrappers around it.
 ///
@@ -64,6 +66,9 @@ pub struct ClientSettings {
     /// The minimum progress of a download (default
     /// [`crate::download::DEFAULT_MIN_PROGRESS`]; `Some(None)` disables it).
     pub min_download_progress: Option<Option<(u64, Duration)>>,
+    /// How many files of one prediction `download_outputs` fetches at once (default
+    /// [`DEFAULT_DOWNLOAD_CONCURRENCY`]; 0 counts as 1).
+    pub download_concurrency: Option<usize>,
 }
 
 impl ClientSettings {
@@ -123,6 +128,10 @@ impl ClientSettings {
             min_download_progress: self
                 .min_download_progress
                 .unwrap_or(Some(crate::download::DEFAULT_MIN_PROGRESS)),
+            download_concurrency: self
+                .download_concurrency
+                .unwrap_or(DEFAULT_DOWNLOAD_CONCURRENCY)
+                .max(1),
         })
     }
 }
@@ -156,6 +165,8 @@ pub struct EffectiveSettings {
     pub stream: StreamOptions,
     /// The minimum progress of a download.
     pub min_download_progress: Option<(u64, Duration)>,
+    /// How many files of one prediction `download_outputs` fetches at once (at least 1).
+    pub download_concurrency: usize,
 }
 
 impl EffectiveSettings {
@@ -301,6 +312,16 @@ macro_rules! client_settings_setters {
             progress: Option<(u64, ::std::time::Duration)>,
         ) -> Self {
             self.settings.min_download_progress = Some(progress);
+            self
+        }
+
+        /// How many files of one prediction
+        /// [`Client::download_outputs`](crate::Client::download_outputs) fetches at once
+        /// (default 4; 0 counts as 1, which downloads one file after the other on the calling
+        /// thread or task). The blocking client runs that many scoped threads, the async one
+        /// that many downloads within the calling task; none outlives the call.
+        pub fn download_concurrency(mut self, files: usize) -> Self {
+            self.settings.download_concurrency = Some(files);
             self
         }
 

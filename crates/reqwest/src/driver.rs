@@ -81,6 +81,12 @@ impl<F: Flow> Driver<F> {
         }
     }
 
+    /// The same driver: kept alike with the blocking client's, where a batch of downloads
+    /// shares a stop signal. Here a download is stopped by dropping its future.
+    pub(crate) fn stop_with(self, _: &Stop) -> Self {
+        self
+    }
+
     /// Drives the flow to its end, dropping its items.
     pub(crate) async fn finish(mut self) -> F::Output {
         loop {
@@ -195,6 +201,11 @@ impl<F: Flow> Driver<F> {
         }
     }
 }
+
+/// The stop signal of a batch of downloads, as in the blocking client: nothing here, since the
+/// batch drops the futures of the downloads it stops.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stop;
 
 /// What a request brought back: a whole body, or a head whose body is read as the flow asks.
 enum Answer {

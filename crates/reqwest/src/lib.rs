@@ -13,6 +13,7 @@
 //! |---|---|
 //! | run a model, get its output | [`Client::run`] |
 //! | watch progress, download the files | [`Client::start_from`], [`RunHandle::updates`], [`Client::download_outputs`] |
+//! | stream a large output, in constant memory | [`Client::download_to`] (any writer), [`Client::open_output`] (a reader / stream) |
 //! | start now, collect later with a webhook | [`CreatePrediction::webhook`], [`Client::start`], [`Client::verify_webhook`] |
 //! | a timeout that cancels | [`Client::run_within`], [`RunHandle::cancel_on_drop`] |
 //! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `FakeServer` |
@@ -49,6 +50,29 @@
 //!         }
 //!         _ => {}
 //!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Stream a large output to a file (or any writer), holding one chunk at a time, or read it
+//! as a stream of [`Bytes`](bytes::Bytes):
+//!
+//! ```
+//! # use replicate_reqwest::Client;
+//! # use serde_json::json;
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let fake = replicate_fake::FakeServer::start().await?;
+//! # let client = Client::builder().base_url(fake.base_url()).token(fake.token()).build()?;
+//! use replicate_reqwest::StreamExt;
+//! let output = client.run("fake/large-files", json!({"output_bytes": 8 << 20})).await?;
+//! let url = output[0].as_str().ok_or("no URL")?;
+//! let done = client.download_to(url, &mut tokio::io::sink()).await?; // a File, a hasher...
+//! assert_eq!(done.bytes, 8 << 20);
+//! let mut chunks = client.open_output(url).await?;
+//! while let Some(chunk) = chunks.next().await {
+//!     let chunk = chunk?; // an error ends the stream: it never ends short silently
+//! #   let _ = chunk;
 //! }
 //! # Ok(()) }
 //! ```
@@ -232,7 +256,8 @@ pub use replicate_protocol::{
 pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
 pub use replicate_protocol::settings::{
-    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
+    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DOWNLOAD_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
 };
 
 mod download;
@@ -240,6 +265,7 @@ mod driver;
 mod files;
 mod stream;
 
+pub use download::OutputStream;
 pub use driver::{EventStream, Items, Pages};
 
 replicate_protocol::client_struct!(

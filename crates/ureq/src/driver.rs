@@ -3,6 +3,7 @@
 
 use std::io::Read;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use replicate_protocol::flow::{BodyRead, Outgoing, SleepReason, Timeout, check_announced_length};
@@ -35,6 +36,8 @@ pub(crate) struct Driver<F: Flow> {
     buf: Vec<u8>,
     /// Ends the flow when its sender is dropped (a stream watcher).
     stop: Option<Receiver<()>>,
+    /// Ends the flow when raised (one of several concurrent downloads).
+    cancel: Option<Stop>,
     watch: Following,
     /// The span the flow runs in (see [`replicate_protocol::trace`]).
     span: FlowSpan,
@@ -60,6 +63,7 @@ impl<F: Flow> Driver<F> {
         Driver {
             buf: Vec::new(),
             stop: None,
+            cancel: None,
             watch: Following::NotYet,
             span: FlowSpan::new(&flow),
             client,
@@ -72,6 +76,13 @@ impl<F: Flow> Driver<F> {
         &self.flow
     }
 
+    /// The same driver, ending its flow ([`Event::Stopped`]) once `stop` is raised: at its next
+    /// step, or at once when it sleeps.
+    pub(crate) fn stop_with(mut self, stop: &Stop) -> Self {
+        self.cancel = Some(stop.clone());
+        self
+    }
+
     /// Drives the flow to its end, dropping its items.
     pub(crate) fn finish(mut self) -> F::Output {
         loop {
@@ -82,9 +93,11 @@ impl<F: Flow> Driver<F> {
     }
 
     fn stopped(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|rx| matches!(rx.try_recv(), Err(TryRecvError::Disconnected)))
+        self.cancel.as_ref().is_some_and(Stop::is_raised)
+            || self
+                .stop
+                .as_ref()
+                .is_some_and(|rx| matches!(rx.try_recv(), Err(TryRecvError::Disconnected)))
     }
 
     /// Drives the flow until it yields an item or ends.
@@ -205,6 +218,8 @@ impl<F: Flow> Driver<F> {
         } else if let Some(stop) = &self.stop {
             // Returns early when the stop signal's sender is dropped.
             let _ = stop.recv_timeout(wait);
+        } else if let Some(cancel) = &self.cancel {
+            cancel.sleep(wait);
         } else {
             std::thread::sleep(wait);
         }
@@ -267,6 +282,35 @@ impl Client {
             done,
             _stop: stop_tx,
         }
+    }
+}
+
+/// A signal shared by the flows of one batch (the downloads of
+/// [`Client::download_outputs`]): once raised, each of them ends at its next step, and a flow
+/// asleep (a retry's backoff) wakes at once.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stop(Arc<(Mutex<bool>, Condvar)>);
+
+impl Stop {
+    /// Raises it.
+    pub(crate) fn raise(&self) {
+        let (raised, wake) = &*self.0;
+        *raised.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+    }
+
+    /// Whether it was raised.
+    pub(crate) fn is_raised(&self) -> bool {
+        *self.0.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleeps `wait`, or less when it is raised meanwhile.
+    fn sleep(&self, wait: std::time::Duration) {
+        let (raised, wake) = &*self.0;
+        let guard = raised.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = wake
+            .wait_timeout_while(guard, wait, |raised| !*raised)
+            .unwrap_or_else(PoisonError::into_inner);
     }
 }
 

@@ -12,6 +12,7 @@
 //! |---|---|
 //! | run a model, get its output | [`Client::run`] |
 //! | watch progress, download the files | [`Client::start_from`], [`RunHandle::updates`], [`Client::download_outputs`] |
+//! | stream a large output, in constant memory | [`Client::download_to`] (any writer), [`Client::open_output`] (a reader / stream) |
 //! | start now, collect later with a webhook | [`CreatePrediction::webhook`], [`Client::start`], [`Client::verify_webhook`] |
 //! | a timeout that cancels | [`Client::run_within`] |
 //! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `BlockingFakeServer` |
@@ -49,6 +50,24 @@
 //!         _ => {}
 //!     }
 //! }
+//! # Ok(()) }
+//! ```
+//!
+//! Stream a large output to a file (or any writer), holding one chunk at a time, or read it:
+//!
+//! ```
+//! # use replicate_ureq::Client;
+//! # use serde_json::json;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let fake = replicate_fake::BlockingFakeServer::start()?;
+//! # let client = Client::builder().base_url(fake.base_url()).token(fake.token()).build()?;
+//! use std::io::Read;
+//! let output = client.run("fake/large-files", json!({"output_bytes": 8 << 20}))?;
+//! let url = output[0].as_str().ok_or("no URL")?;
+//! let done = client.download_to(url, &mut std::io::sink())?; // a File, a hasher...
+//! assert_eq!(done.bytes, 8 << 20);
+//! let mut first = [0; 16];
+//! client.open_output(url)?.read_exact(&mut first)?; // an `std::io::Read`
 //! # Ok(()) }
 //! ```
 //!
@@ -147,12 +166,14 @@ mod files;
 mod resolve;
 mod stream;
 
+pub use download::OutputReader;
 pub use driver::{EventStream, Items, Pages};
 
 pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
 pub use replicate_protocol::settings::{
-    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
+    BASE_URL_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DOWNLOAD_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
 };
 
 replicate_protocol::client_struct!(
@@ -314,6 +335,12 @@ mod tests {
     fn client_is_clone_send_sync() {
         fn assert<T: Clone + Send + Sync>() {}
         assert::<Client>();
+    }
+
+    #[test]
+    fn output_reader_is_send() {
+        fn assert<T: Send>() {}
+        assert::<OutputReader>();
     }
 
     #[test]
