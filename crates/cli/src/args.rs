@@ -212,6 +212,30 @@ pub enum PredictionCommand {
     /// exit 1 if it failed, was canceled or aborted.
     #[command(after_help = WATCH_HELP)]
     Watch(WatchArgs),
+    /// Download the output files of a succeeded prediction (streamed to disk, several at once,
+    /// with a byte progress bar on a terminal); prints each path written.
+    Download(PredictionDownloadArgs),
+}
+
+/// `replicate prediction download`.
+#[derive(Debug, Args)]
+pub struct PredictionDownloadArgs {
+    /// The id.
+    pub id: String,
+    /// Where the files are written (default: the current directory). Created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Replace existing files of the same name (default: never; name-1.ext, ... instead).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// The most files written; over it nothing is written (exit 3).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_OUTPUT_FILES,
+        value_parser = parse_count
+    )]
+    pub max_files: usize,
 }
 
 /// Shown at the end of `replicate prediction watch --help`.
@@ -325,6 +349,23 @@ pub enum FilesCommand {
     Get(IdJson),
     /// Delete a file.
     Delete(IdArg),
+    /// Download a file's content, checked against its SHA-256 (a mismatch: exit 3, nothing
+    /// written).
+    Download(FileDownloadArgs),
+}
+
+/// `replicate files download`.
+#[derive(Debug, Args)]
+pub struct FileDownloadArgs {
+    /// The file id.
+    pub id: String,
+    /// Where to write it (default: the file's name, made safe, in the current directory). An
+    /// existing file is not replaced unless --overwrite.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Replace PATH when it exists.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// `replicate files upload`.

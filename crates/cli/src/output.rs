@@ -16,7 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use replicate_protocol::text;
+use replicate_protocol::{TransferProgress, text};
 use replicate_ureq::{Prediction, Progress as LogProgress, Status, Update};
 use serde::Serialize;
 use serde_json::Value;
@@ -643,6 +643,52 @@ impl UpdateLines {
     fn log_line(&self, line: &str) -> Result<(), CliError> {
         outln(&format!("log: {}", safe_line(last_segment(line))))
     }
+}
+
+/// The template of a download's byte bar: bytes, rate and time left.
+const TRANSFER_TEMPLATE: &str = "{spinner:.cyan} {prefix:.bold} [{bar:25.cyan/blue}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
+
+/// The same, while a file's length is not known yet.
+const TRANSFER_SPINNER_TEMPLATE: &str =
+    "{spinner:.cyan} {prefix:.bold} {bytes} {binary_bytes_per_sec} {msg}";
+
+/// Runs `f` (a download that counts in its [`TransferProgress`]) with a byte progress bar on
+/// stderr when stderr is a terminal and not `quiet`: size, rate and time left, redrawn from the
+/// counters ten times a second by a thread that ends with `f`. Otherwise just runs `f`.
+pub fn with_transfer_bar<T>(quiet: bool, f: impl FnOnce(&TransferProgress) -> T) -> T {
+    let progress = TransferProgress::default();
+    if quiet || !std::io::stderr().is_terminal() {
+        return f(&progress);
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(TRANSFER_SPINNER_TEMPLATE) {
+        bar.set_style(style);
+    }
+    bar.set_prefix("downloading");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut sized = false;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = progress.snapshot();
+                if let Some(total) = now.total.filter(|t| *t > 0) {
+                    if !sized && let Ok(style) = ProgressStyle::with_template(TRANSFER_TEMPLATE) {
+                        bar.set_style(style);
+                        sized = true;
+                    }
+                    bar.set_length(total);
+                }
+                bar.set_position(now.bytes);
+                bar.set_message(format!("{}/{} files", now.files_done, now.files));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let result = f(&progress);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        result
+    });
+    bar.finish_and_clear();
+    result
 }
 
 #[cfg(test)]

@@ -92,14 +92,25 @@ macro_rules! download_methods {
             sink: &mut S,
             written: &mut u64,
             url: &str,
+            progress: Option<&$crate::TransferProgress>,
         ) -> Result<Pumped, $crate::Error> {
             loop {
                 match driver.next_event() $($await_)* {
                     crate::driver::Event::Item($crate::DownloadItem::Chunk(bytes)) => {
                         sink.write_all(&bytes) $($await_)* .map_err(|e| sink_error(url, &e))?;
+                        if let Some(progress) = progress {
+                            if *written == 0 {
+                                let len = driver.current().and_then($crate::Download::expected_len);
+                                progress.expect_bytes(len.unwrap_or(0));
+                            }
+                            progress.add_bytes(bytes.len() as u64);
+                        }
                         *written = written.saturating_add(bytes.len() as u64);
                     }
                     crate::driver::Event::Item($crate::DownloadItem::Restart) => {
+                        if let Some(progress) = progress {
+                            progress.remove_bytes(*written);
+                        }
                         return Ok(Pumped::Restart);
                     }
                     crate::driver::Event::Done(result) => {
@@ -110,6 +121,24 @@ macro_rules! download_methods {
                     crate::driver::Event::Stopped => {
                         return Err($crate::Error::InvalidState("download abandoned"));
                     }
+                }
+            }
+        }
+
+        /// Moves a whole download into `sink`, which cannot take bytes back: a restart after
+        /// bytes were written is an error.
+        $($async_)? fn drain<S: Write + Unpin + ?Sized>(
+            mut driver: crate::driver::Driver<$crate::Download>,
+            sink: &mut S,
+            url: &str,
+        ) -> Result<$crate::Downloaded, $crate::Error> {
+            let mut written = 0;
+            loop {
+                match pump(&mut driver, sink, &mut written, url, None) $($await_)* ? {
+                    Pumped::Done(done) => return Ok(done),
+                    // Nothing was written yet: nothing to take back.
+                    Pumped::Restart if written == 0 => {}
+                    Pumped::Restart => return Err(restarted(url, written)),
                 }
             }
         }
@@ -138,6 +167,13 @@ macro_rules! download_methods {
                     $crate::config::loggable_url(url)
                 ),
             )
+        }
+
+        /// What one save of a prediction's outputs works with.
+        struct Save<'a> {
+            prediction: &'a $crate::Prediction,
+            dir: &'a ::std::path::Path,
+            progress: Option<&'a $crate::TransferProgress>,
         }
 
         /// An output saved to its temporary file (closed), waiting for its name.
@@ -255,7 +291,7 @@ macro_rules! download_methods {
                         let mut bytes = Vec::new();
                         loop {
                             let mut written = 0;
-                            match pump(&mut driver, &mut bytes, &mut written, &url) $($await_)* ? {
+                            match pump(&mut driver, &mut bytes, &mut written, &url, None) $($await_)* ? {
                                 Pumped::Done(_) => return Ok(bytes),
                                 Pumped::Restart => bytes.clear(),
                             }
@@ -307,12 +343,37 @@ macro_rules! download_methods {
                 dir: &::std::path::Path,
                 options: $crate::SaveOptions,
             ) -> Result<Vec<::std::path::PathBuf>, $crate::Error> {
+                self.save_outputs(prediction, dir, options, None) $($await_)*
+            }
+
+            /// [`Client::download_outputs_with`] that counts what it moves in `progress` as
+            /// it goes (bytes written, lengths announced, files started and complete), for a
+            /// progress bar read from elsewhere
+            /// ([`TransferProgress::snapshot`]($crate::TransferProgress::snapshot)).
+            pub $($async_)? fn download_outputs_with_progress(
+                &self,
+                prediction: &$crate::Prediction,
+                dir: &::std::path::Path,
+                options: $crate::SaveOptions,
+                progress: &$crate::TransferProgress,
+            ) -> Result<Vec<::std::path::PathBuf>, $crate::Error> {
+                self.save_outputs(prediction, dir, options, Some(progress)) $($await_)*
+            }
+
+            $($async_)? fn save_outputs(
+                &self,
+                prediction: &$crate::Prediction,
+                dir: &::std::path::Path,
+                options: $crate::SaveOptions,
+                progress: Option<&$crate::TransferProgress>,
+            ) -> Result<Vec<::std::path::PathBuf>, $crate::Error> {
                 let refs = $crate::output::output_refs_capped(prediction, options.max_files)?;
                 if refs.is_empty() {
                     return Ok(Vec::new());
                 }
                 fs::create_dir_all(dir) $($await_)* .map_err(|e| write_error(dir, &e))?;
-                self.save_all(prediction, dir, &refs, options.overwrite) $($await_)*
+                let save = Save { prediction, dir, progress };
+                self.save_all(&save, &refs, options.overwrite) $($await_)*
             }
 
             /// [`Client::download_to`]'s work, for any writer of this client's kind.
@@ -321,16 +382,30 @@ macro_rules! download_methods {
                 url: &str,
                 sink: &mut S,
             ) -> Result<$crate::Downloaded, $crate::Error> {
-                let mut driver = self.download_driver(url, None, None)?;
-                let mut written = 0;
-                loop {
-                    match pump(&mut driver, sink, &mut written, url) $($await_)* ? {
-                        Pumped::Done(done) => return Ok(done),
-                        // Nothing was written yet: nothing to take back.
-                        Pumped::Restart if written == 0 => {}
-                        Pumped::Restart => return Err(restarted(url, written)),
-                    }
+                let driver = self.download_driver(url, None, None)?;
+                drain(driver, sink, url) $($await_)*
+            }
+
+            /// Downloads file `file` of the files API (`GET /v1/files/{id}/download`, with the
+            /// token: the file is on the API's origin) into `sink`, one chunk at a time, and
+            /// checks its SHA-256 against the file's `checksums.sha256` when it has one: a
+            /// mismatch is an [`Error::Output`]($crate::Error::Output) of kind
+            /// [`ChecksumMismatch`]($crate::OutputErrorKind::ChecksumMismatch), at the end (the
+            /// sink then holds bytes to throw away). The rules of [`Client::download_to`] hold
+            /// (restarts, the cap, the idle timeout).
+            pub $($async_)? fn download_file_to<S: Write + Unpin + ?Sized>(
+                &self,
+                file: &$crate::api::FileObject,
+                sink: &mut S,
+            ) -> Result<$crate::Downloaded, $crate::Error> {
+                let url = $crate::api::file_download_url(self.config(), &file.id)?;
+                let mut flow = $crate::Download::new(self.config(), &url)?
+                    .limits(self.download_limits())
+                    .retry_policy(self.inner.settings.retry.clone());
+                if let Some(digest) = file.checksums.sha256_digest() {
+                    flow = flow.expect_sha256(digest);
                 }
+                drain(crate::driver::Driver::new(self.clone(), flow), sink, &url) $($await_)*
             }
 
             /// The [`Download`]($crate::Download) flow of `url` with this client's limits and
@@ -359,12 +434,15 @@ macro_rules! download_methods {
             /// on an error (or when this is abandoned).
             $($async_)? fn fetch_output(
                 &self,
-                prediction: &$crate::Prediction,
-                dir: &::std::path::Path,
+                save: &Save<'_>,
                 output: &$crate::OutputRef,
                 stop: Option<&crate::driver::Stop>,
             ) -> Result<Fetched, $crate::Error> {
-                let mut temp = TempFile::create(dir) $($await_)* ?;
+                let (prediction, progress) = (save.prediction, save.progress);
+                let mut temp = TempFile::create(save.dir) $($await_)* ?;
+                if let Some(progress) = progress {
+                    progress.start_file();
+                }
                 let content_type = match output {
                     $crate::OutputRef::DataUri { bytes, .. } => {
                         self.download_limits().check_received(bytes.len() as u64)?;
@@ -373,6 +451,10 @@ macro_rules! download_methods {
                             .write_all(bytes)
                             $($await_)*
                             .map_err(|e| write_error(&path, &e))?;
+                        if let Some(progress) = progress {
+                            progress.expect_bytes(bytes.len() as u64);
+                            progress.add_bytes(bytes.len() as u64);
+                        }
                         None
                     }
                     $crate::OutputRef::Url(url) => {
@@ -380,28 +462,36 @@ macro_rules! download_methods {
                         loop {
                             let mut written = 0;
                             let file = temp.file_mut()?;
-                            match pump(&mut driver, file, &mut written, url) $($await_)* ? {
-                                Pumped::Done(done) => break done.content_type,
+                            match pump(&mut driver, file, &mut written, url, progress) $($await_)* ? {
+                                Pumped::Done(done) => {
+                                    if let Some(progress) = progress.filter(|_| written == 0) {
+                                        // An empty body: its length is known now.
+                                        progress.expect_bytes(0);
+                                    }
+                                    break done.content_type;
+                                }
                                 Pumped::Restart => temp.truncate() $($await_)* ?,
                             }
                         }
                     }
                 };
                 temp.close() $($await_)* ?;
+                if let Some(progress) = progress {
+                    progress.finish_file();
+                }
                 Ok(Fetched { temp, content_type })
             }
 
             /// Saves the outputs one after the other (a concurrency of 1).
             $($async_)? fn save_in_order(
                 &self,
-                prediction: &$crate::Prediction,
-                dir: &::std::path::Path,
+                save: &Save<'_>,
                 refs: &[$crate::OutputRef],
                 overwrite: bool,
             ) -> Result<Vec<::std::path::PathBuf>, $crate::Error> {
-                let mut batch = Batch::new(dir, refs, overwrite);
+                let mut batch = Batch::new(save.dir, refs, overwrite);
                 for (index, output) in refs.iter().enumerate() {
-                    let fetched = self.fetch_output(prediction, dir, output, None) $($await_)* ?;
+                    let fetched = self.fetch_output(save, output, None) $($await_)* ?;
                     batch.complete(index, fetched) $($await_)* ?;
                 }
                 Ok(batch.into_paths())

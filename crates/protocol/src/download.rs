@@ -740,6 +740,12 @@ impl Download {
         self.retries
     }
 
+    /// The length of the whole body, once a response announced it (its `Content-Length`, or a
+    /// range's total); `None` before, or for a content-coded body.
+    pub fn expected_len(&self) -> Option<u64> {
+        self.total
+    }
+
     /// How many times a cut body was continued with a `Range` request so far.
     pub fn resumes(&self) -> u32 {
         self.resumes
@@ -1175,4 +1181,89 @@ pub fn output_file_name(
 /// in `.part`, unique per process and `n`.
 pub fn temp_file_name(n: u64) -> String {
     format!(".replicate-download-{}-{n}.part", std::process::id())
+}
+
+/// Counters of the bytes and files a save of several outputs moved, updated by the client as
+/// chunks are written and readable from another thread at any time (a progress bar's). See
+/// `Client::download_outputs_with_progress` in either client.
+///
+/// ```
+/// use replicate_protocol::download::TransferProgress;
+///
+/// let progress = TransferProgress::default();
+/// progress.expect_bytes(1000);
+/// progress.add_bytes(250);
+/// let now = progress.snapshot();
+/// assert_eq!((now.bytes, now.total), (250, Some(1000)));
+/// ```
+#[derive(Debug, Default)]
+pub struct TransferProgress {
+    bytes: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+    /// Files whose length is not known (yet).
+    unknown: std::sync::atomic::AtomicU64,
+    files: std::sync::atomic::AtomicU64,
+    files_done: std::sync::atomic::AtomicU64,
+}
+
+/// What a [`TransferProgress`] says at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferSnapshot {
+    /// Bytes written so far (a download that starts over takes its bytes back).
+    pub bytes: u64,
+    /// The bytes of all the files, once every file started has announced its length.
+    pub total: Option<u64>,
+    /// Files started.
+    pub files: u64,
+    /// Files complete.
+    pub files_done: u64,
+}
+
+impl TransferProgress {
+    /// A file starts; its length is not known yet.
+    pub fn start_file(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.files.fetch_add(1, Relaxed);
+        self.unknown.fetch_add(1, Relaxed);
+    }
+
+    /// A started file announced its length (once per file).
+    pub fn expect_bytes(&self, len: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.total.fetch_add(len, Relaxed);
+        let _ = self
+            .unknown
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Bytes were written.
+    pub fn add_bytes(&self, n: u64) {
+        self.bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes written were taken back (a download that started over).
+    pub fn remove_bytes(&self, n: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = self
+            .bytes
+            .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(n)));
+    }
+
+    /// A file is complete.
+    pub fn finish_file(&self) {
+        self.files_done
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> TransferSnapshot {
+        use std::sync::atomic::Ordering::Relaxed;
+        TransferSnapshot {
+            bytes: self.bytes.load(Relaxed),
+            total: (self.unknown.load(Relaxed) == 0).then(|| self.total.load(Relaxed)),
+            files: self.files.load(Relaxed),
+            files_done: self.files_done.load(Relaxed),
+        }
+    }
 }

@@ -77,7 +77,9 @@ pub use api::predictions::{
 };
 pub use call::Call;
 pub use config::{ApiToken, BaseUrl, Config, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, Limits};
-pub use download::{Download, DownloadItem, DownloadLimits, Downloaded};
+pub use download::{
+    Download, DownloadItem, DownloadLimits, Downloaded, TransferProgress, TransferSnapshot,
+};
 pub use drive::{drive, drive_items};
 pub use endpoint::{Endpoint, RetryClass, check_status, parse_empty, parse_json, parse_prediction};
 pub use error::{

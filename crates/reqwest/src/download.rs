@@ -4,13 +4,13 @@
 //! is generated once (`download_methods!`).
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::stream::{FusedStream, FuturesUnordered, Stream, StreamExt};
-use replicate_protocol::{Download, DownloadItem, Downloaded, Error, OutputRef, Prediction};
+use replicate_protocol::{Download, DownloadItem, Downloaded, Error, OutputRef};
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncSeekExt, AsyncWrite as Write, AsyncWriteExt};
 
@@ -106,22 +106,18 @@ impl Client {
     /// downloads in flight, which closes their connections and removes their temporary files.
     async fn save_all(
         &self,
-        prediction: &Prediction,
-        dir: &Path,
+        save: &Save<'_>,
         refs: &[OutputRef],
         overwrite: bool,
     ) -> Result<Vec<PathBuf>, Error> {
         let limit = self.inner.settings.download_concurrency.min(refs.len());
         if limit <= 1 {
-            return self.save_in_order(prediction, dir, refs, overwrite).await;
+            return self.save_in_order(save, refs, overwrite).await;
         }
-        let mut batch = Batch::new(dir, refs, overwrite);
+        let mut batch = Batch::new(save.dir, refs, overwrite);
         let stop = &Stop;
         let fetch = |(index, output)| async move {
-            (
-                index,
-                self.fetch_output(prediction, dir, output, Some(stop)).await,
-            )
+            (index, self.fetch_output(save, output, Some(stop)).await)
         };
         let mut outputs = refs.iter().enumerate();
         let mut running: FuturesUnordered<_> = outputs.by_ref().take(limit).map(fetch).collect();

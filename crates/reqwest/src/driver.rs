@@ -87,6 +87,12 @@ impl<F: Flow> Driver<F> {
         self
     }
 
+    /// The flow, between two steps (for the download macros, which read it alike in both
+    /// clients).
+    pub(crate) fn current(&self) -> Option<&F> {
+        Some(&self.flow)
+    }
+
     /// Drives the flow to its end, dropping its items.
     pub(crate) async fn finish(mut self) -> F::Output {
         loop {

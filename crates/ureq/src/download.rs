@@ -5,11 +5,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use replicate_protocol::{Download, DownloadItem, Downloaded, Error, OutputRef, Prediction};
+use replicate_protocol::{Download, DownloadItem, Downloaded, Error, OutputRef};
 
 use crate::Client;
 use crate::driver::{Driver, Event, Stop};
@@ -97,16 +97,15 @@ impl Client {
     /// more, and every thread is joined before this returns.
     fn save_all(
         &self,
-        prediction: &Prediction,
-        dir: &Path,
+        save: &Save<'_>,
         refs: &[OutputRef],
         overwrite: bool,
     ) -> Result<Vec<PathBuf>, Error> {
         let workers = self.inner.settings.download_concurrency.min(refs.len());
         if workers <= 1 {
-            return self.save_in_order(prediction, dir, refs, overwrite);
+            return self.save_in_order(save, refs, overwrite);
         }
-        let mut batch = Batch::new(dir, refs, overwrite);
+        let mut batch = Batch::new(save.dir, refs, overwrite);
         let stop = Stop::default();
         let next = AtomicUsize::new(0);
         let mut failure = None;
@@ -118,7 +117,7 @@ impl Client {
                     while !stop.is_raised() {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         let Some(output) = refs.get(index) else { break };
-                        let result = self.fetch_output(prediction, dir, output, Some(stop));
+                        let result = self.fetch_output(save, output, Some(stop));
                         if tx.send((index, result)).is_err() {
                             break;
                         }

@@ -76,6 +76,12 @@ impl<F: Flow> Driver<F> {
         &self.flow
     }
 
+    /// The flow, between two steps (for the download macros, which read it alike in both
+    /// clients).
+    pub(crate) fn current(&self) -> Option<&F> {
+        Some(&self.flow)
+    }
+
     /// The same driver, ending its flow ([`Event::Stopped`]) once `stop` is raised: at its next
     /// step, or at once when it sleeps.
     pub(crate) fn stop_with(mut self, stop: &Stop) -> Self {

@@ -1,11 +1,11 @@
-//! `replicate prediction get|cancel|list|wait|watch`.
+//! `replicate prediction get|cancel|list|wait|watch|download`.
 
-use replicate_ureq::{Error, Update};
+use replicate_ureq::{Error, SaveOptions, Status, Update};
 
 use super::{Ctx, Deadline, follow, print_list, timeout_error, updates};
-use crate::args::{PredictionCommand, WatchArgs};
+use crate::args::{PredictionCommand, PredictionDownloadArgs, WatchArgs};
 use crate::exit::CliError;
-use crate::output::{self, OutputKind, Progress, UpdateLines};
+use crate::output::{self, OutputKind, Progress, UpdateLines, note};
 use crate::text::safe_line;
 
 /// Runs a `prediction` subcommand.
@@ -71,7 +71,41 @@ pub fn run(ctx: &Ctx, cmd: PredictionCommand) -> Result<(), CliError> {
             super::run::outcome(done)
         }
         PredictionCommand::Watch(args) => watch(ctx, args),
+        PredictionCommand::Download(args) => download(ctx, args),
     }
+}
+
+/// `prediction download`: the output files of a succeeded prediction, streamed to disk.
+fn download(ctx: &Ctx, args: PredictionDownloadArgs) -> Result<(), CliError> {
+    let dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("."));
+    let client = ctx.client()?;
+    let done = client.get(&args.id)?;
+    let id = safe_line(&done.id);
+    if !done.status.is_terminal() {
+        return Err(CliError::runtime(format!(
+            "prediction {id} is {}: it has no final output yet",
+            safe_line(done.status.as_str())
+        ))
+        .hint(format!("`replicate prediction wait {id}` waits for it")));
+    }
+    if done.status != Status::Succeeded {
+        return super::run::outcome(done);
+    }
+    let save = SaveOptions {
+        overwrite: args.overwrite,
+        max_files: args.max_files,
+    };
+    let paths = super::run::download(&client, &done, &dir, save, false)?;
+    if paths.is_empty() {
+        note(&format!("prediction {id} has no output files"));
+    }
+    for path in paths {
+        output::outln(&safe_line(&path.display().to_string()))?;
+    }
+    Ok(())
 }
 
 /// `prediction watch`: prints each update on stdout as it happens (see [`UpdateLines`]), then

@@ -293,7 +293,7 @@ fn finish(
 /// Downloads the outputs into `dir` (never replacing a file unless asked, at most
 /// `save.max_files` files). When that fails, the prediction still succeeded: its output URLs
 /// are printed on stdout (with `print_urls`) and the error explains.
-fn download(
+pub(super) fn download(
     client: &Client,
     done: &Prediction,
     dir: &Path,
@@ -301,7 +301,9 @@ fn download(
     print_urls: bool,
 ) -> Result<Vec<PathBuf>, CliError> {
     interrupt::set_download_dir(Some(dir));
-    let result = client.download_outputs_with(done, dir, save);
+    let result = output::with_transfer_bar(false, |progress| {
+        client.download_outputs_with_progress(done, dir, save, progress)
+    });
     interrupt::set_download_dir(None);
     result.map_err(|e| {
         let id = safe_line(&done.id);

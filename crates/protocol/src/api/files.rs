@@ -463,6 +463,15 @@ impl DownloadFile {
     }
 }
 
+/// The URL of file `id`'s content on the files API of `cfg`'s base URL
+/// (`{base}/v1/files/{id}/download`), to stream with a [`Download`](crate::Download) (the
+/// owner's token authorizes it; a link signed for others is a [`DownloadFile`]).
+pub fn file_download_url(cfg: &Config, id: &str) -> Result<String, Error> {
+    Ok(cfg
+        .base_url()
+        .api_url(&format!("/files/{}/download", segment(id)?)))
+}
+
 impl Endpoint for DownloadFile {
     type Output = Vec<u8>;
     fn request(&self, cfg: &Config) -> Result<Request<Vec<u8>>, Error> {

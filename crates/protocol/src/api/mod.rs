@@ -79,6 +79,7 @@ pub use deployments::{
 };
 pub use files::{
     CreateFile, DeleteFile, DownloadFile, FileChecksums, FileObject, FileUrls, GetFile, ListFiles,
+    file_download_url,
 };
 pub use hardware::{Hardware, ListHardware};
 pub use models::{
