@@ -544,6 +544,8 @@ struct Lookup {
     throttled: u32,
 }
 
+// Moved once from the queue to the driver.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Emit {
     Journal(JournalRecord),
@@ -687,9 +689,8 @@ impl Batch {
         if opts.max_in_flight == 0 || opts.max_requests == 0 {
             return bad("max_in_flight and max_requests must be at least 1");
         }
-        if !(opts.create_rate.is_finite() && opts.create_rate > 0.0)
-            || !(opts.read_rate.is_finite() && opts.read_rate > 0.0)
-        {
+        let positive = |r: f64| r.is_finite() && r > 0.0;
+        if !positive(opts.create_rate) || !positive(opts.read_rate) {
             return bad("create_rate and read_rate must be positive");
         }
         if matches!(opts.completion, Completion::Webhook { .. }) && spec.create.webhook.is_none() {
@@ -1502,7 +1503,10 @@ mod tests {
         assert!(same_target(&Target::Version("v1".into()), &p));
         assert!(!same_target(&Target::Version("v2".into()), &p));
         p.deployment = Some("me/dep".into());
-        assert!(same_target(&Target::deployment("me/dep").unwrap(), &p));
+        assert!(same_target(
+            &Target::deployment("me/dep").expect("a deployment"),
+            &p
+        ));
         assert!(!same_target(&Target::Version("v1".into()), &p));
     }
 }

@@ -120,12 +120,16 @@ impl Bucket {
     }
 
     /// A 429: nothing before `now + delay`, and the rate halves (it grows back over
-    /// `recovery`).
+    /// `recovery`), once per hold.
     pub(crate) fn throttle(&mut self, delay: Duration, now: Instant) {
         self.advance(now);
         let until = now + delay;
+        // The 429s of requests sent before the first one came back are one signal, not many.
+        let already_held = self.hold_until.is_some_and(|h| h > now);
         self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
-        self.rate = (self.rate * 0.5).max(self.min_rate);
+        if !already_held {
+            self.rate = (self.rate * 0.5).max(self.min_rate);
+        }
         self.tokens = self.tokens.min(0.0);
     }
 }
