@@ -99,7 +99,7 @@ impl JournalRecord {
 
 /// Why a journal cannot be used.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum JournalError {
     /// No complete header line.
     #[error("the journal has no header")]
@@ -127,6 +127,9 @@ pub enum JournalError {
         /// This batch's value.
         expected: String,
     },
+    /// The batch's options or spec are invalid (see [`Batch::new`](super::Batch::new)).
+    #[error("{0}")]
+    Invalid(crate::Error),
     /// A record about an item the batch does not have.
     #[error("journal line {line} is about item {item}, past the batch's {items} items")]
     ItemOutOfRange {

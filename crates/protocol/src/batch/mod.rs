@@ -610,11 +610,7 @@ impl Batch {
         journal: &Journal,
     ) -> Result<Batch, JournalError> {
         journal.check(&spec.header())?;
-        let mut batch =
-            Batch::build(cfg, spec, opts, clock).map_err(|e| JournalError::Corrupt {
-                line: 0,
-                reason: e.to_string(),
-            })?;
+        let mut batch = Batch::build(cfg, spec, opts, clock).map_err(JournalError::Invalid)?;
         let now = clock.now;
         #[derive(Default, Clone)]
         struct Replay {
