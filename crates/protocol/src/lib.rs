@@ -13,6 +13,8 @@
 //! - [`Prediction`], [`Status`]: the data and the status machine.
 //! - [`Wait`], [`Run`]: the waiting and running state machines; [`Pager`], [`StreamSession`],
 //!   [`Download`]: listings, event streams and downloads, the same way ([`Flow`], [`Step`]).
+//! - [`Batch`]: thousands of predictions of one target, paced, resumable from a journal, never
+//!   created twice ([`batch`]).
 //! - [`sse`]: an incremental server-sent-events decoder; [`webhook`]: signature verification.
 //!
 //! # Driving a flow
@@ -49,6 +51,7 @@
 
 pub mod adapter;
 pub mod api;
+pub mod batch;
 pub mod call;
 pub mod config;
 pub mod download;
@@ -74,6 +77,10 @@ pub mod webhook;
 pub use api::predictions::{
     CancelAfter, CancelPrediction, CreatePrediction, GetPrediction, ListPredictions, SyncWait,
     Target, WebhookEvent,
+};
+pub use batch::{
+    Batch, BatchOptions, BatchSpec, BatchStep, BatchSummary, Clock, Completion, CreateOutcome,
+    ItemResult, Journal, JournalError, JournalRecord, RequestId,
 };
 pub use call::Call;
 pub use config::{ApiToken, BaseUrl, Config, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, Limits};

@@ -53,7 +53,7 @@ impl PollPolicy {
         }
     }
 
-    fn next_interval(&self, current: Duration, waited: Duration) -> Duration {
+    pub(crate) fn next_interval(&self, current: Duration, waited: Duration) -> Duration {
         if waited < self.backoff_after {
             return self.initial_interval;
         }
