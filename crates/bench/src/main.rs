@@ -12,6 +12,9 @@
 //!   **requests per run** the server saw;
 //! - **following a run**: `RunHandle::updates()` against `RunHandle::wait()` on the same jobs,
 //!   requests and client CPU per run, with a stream and without;
+//! - **downloads**: a large output (1 GiB) with each client against bare ureq / reqwest
+//!   writing to the same sink (throughput, RSS growth, first byte), and a prediction's 8 files
+//!   one at a time against four at once from a server pacing each connection;
 //! - **fan-out**: many predictions waited at once by the async client: completions per second,
 //!   peak RSS and bytes per prediction in flight.
 //!
@@ -27,6 +30,7 @@ mod latency;
 mod report;
 mod serve;
 mod sys;
+mod throughput;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -76,6 +80,9 @@ enum Cmd {
         /// Length of the fan-out model's jobs, in ms.
         #[arg(long, default_value_t = 1000)]
         fanout_job_ms: u64,
+        /// Pace each connection's file bodies to this many bytes per second.
+        #[arg(long)]
+        connection_rate: Option<u64>,
     },
     /// (internal) Runs a fan-out against a server and prints one JSON line.
     Fanout {
@@ -129,6 +136,9 @@ enum Section {
     Fanout,
     /// `RunHandle::updates()` against `wait()`: requests and CPU per run.
     Follow,
+    /// Downloads: throughput, memory and first byte of a large output; files one at a time
+    /// against several at once.
+    Download,
 }
 
 #[derive(Args, Debug)]
@@ -228,9 +238,11 @@ impl RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Some(Cmd::Serve { fanout_job_ms }) => {
-            serve::serve(Duration::from_millis(fanout_job_ms)).map_err(|e| e.to_string())
-        }
+        Some(Cmd::Serve {
+            fanout_job_ms,
+            connection_rate,
+        }) => serve::serve(Duration::from_millis(fanout_job_ms), connection_rate)
+            .map_err(|e| e.to_string()),
         Some(Cmd::Fanout {
             url,
             token,
@@ -375,6 +387,26 @@ fn bench(args: &RunArgs) -> Result<(), String> {
             counts.runs
         ));
         for row in handles::rows(&handles::measure(&mut server, &api, counts.runs)?) {
+            report.push(row);
+        }
+    }
+    if args.wants(Section::Download) {
+        let sizes = if args.quick {
+            throughput::Sizes::QUICK
+        } else {
+            throughput::Sizes::FULL
+        };
+        progress(&format!(
+            "downloads: {} MiB x {} per client; {} files of {} MiB paced",
+            sizes.big >> 20,
+            sizes.rounds,
+            sizes.files,
+            sizes.file_bytes >> 20
+        ));
+        for row in throughput::large_output(&api, sizes)? {
+            report.push(row);
+        }
+        for row in throughput::paced_files(sizes)? {
             report.push(row);
         }
     }

@@ -30,11 +30,12 @@ pub const MODEL_SEED: &str = "black-forest-labs/flux-schnell";
 pub const JOB: Duration = Duration::from_millis(700);
 
 /// Runs the server until `quit` or the end of stdin.
-pub fn serve(fanout_job: Duration) -> io::Result<()> {
+pub fn serve(fanout_job: Duration, connection_rate: Option<u64>) -> io::Result<()> {
     crate::sys::raise_nofile();
     let server = BlockingFakeServer::start_with(Options {
         // The request log is what `count` reads.
         record_requests: true,
+        connection_rate,
         ..Options::default()
     })?;
     let quick = ModelScript::succeed(Output::Url)
@@ -110,11 +111,22 @@ pub struct Server {
 impl Server {
     /// Starts `replicate-bench serve` (this very executable) and reads its URL and token.
     pub fn spawn(fanout_job: Duration) -> io::Result<Server> {
+        Self::spawn_paced(fanout_job, None)
+    }
+
+    /// [`Server::spawn`], each connection's file bodies paced to `connection_rate` bytes per
+    /// second when given.
+    pub fn spawn_paced(fanout_job: Duration, connection_rate: Option<u64>) -> io::Result<Server> {
         let exe = std::env::current_exe()?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .arg("serve")
             .arg("--fanout-job-ms")
-            .arg(fanout_job.as_millis().to_string())
+            .arg(fanout_job.as_millis().to_string());
+        if let Some(rate) = connection_rate {
+            command.arg("--connection-rate").arg(rate.to_string());
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
