@@ -199,6 +199,8 @@ pub struct Settings {
     /// 1: the scenarios written before downloads were concurrent count and order the requests
     /// of `download_outputs`; `output_streams.rs` sets the concurrency it tests.
     pub download_concurrency: Option<usize>,
+    /// `verify_etag_sha256` (the fake's file ETags are the SHA-256 of their content).
+    pub verify_etag_sha256: bool,
 }
 
 impl Settings {
@@ -222,6 +224,7 @@ impl Settings {
             upload_threshold: None,
             max_download_bytes: None,
             download_concurrency: Some(1),
+            verify_etag_sha256: false,
         }
     }
 }
@@ -251,6 +254,7 @@ impl Ureq {
         if let Some(files) = s.download_concurrency {
             builder = builder.download_concurrency(files);
         }
+        builder = builder.verify_etag_sha256(s.verify_etag_sha256);
         let client = builder.build().expect("ureq client");
         Ureq(client)
     }
@@ -443,6 +447,7 @@ impl Reqwest {
         if let Some(files) = s.download_concurrency {
             builder = builder.download_concurrency(files);
         }
+        builder = builder.verify_etag_sha256(s.verify_etag_sha256);
         let client = builder.build().expect("reqwest client");
         Reqwest {
             client,

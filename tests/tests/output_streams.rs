@@ -520,3 +520,96 @@ fn the_async_methods_are_send() {
     fn assert_stream<S: futures_util::Stream + Send + Unpin>() {}
     assert_stream::<replicate_reqwest::OutputStream>();
 }
+
+// ----------------------------------------------------------------------------------------------
+// Resumed and verified
+// ----------------------------------------------------------------------------------------------
+
+/// A client that checks content-hash ETags (the fake's are the SHA-256 of each file) and saves
+/// four files at once.
+fn verifying(which: replicate_tests::Which) -> Env {
+    Env::with(which, fast_options(), |_, s| {
+        s.verify_etag_sha256 = true;
+        s.download_concurrency = Some(4);
+    })
+}
+
+/// The `Range` headers of the requests for `file` on the files origin, in order.
+fn ranges(env: &Env, file: &str) -> Vec<Option<String>> {
+    env.fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Files && r.path.ends_with(file))
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("range"))
+                .map(|(_, v)| v.clone())
+        })
+        .collect()
+}
+
+fn resumed_and_verified(which: replicate_tests::Which) {
+    const BYTES: u64 = 3 << 20;
+    let env = verifying(which);
+    let (prediction, urls) = large_files(&env, 1, BYTES, 51);
+    let file = SyntheticFile::new(51, BYTES);
+
+    // Cut once after 1 MiB: the next request asks for the rest only, and the file is whole.
+    cut(&env, "/out-0.bin", 1 << 20, 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = env
+        .driver
+        .download_outputs(&prediction, dir.path())
+        .expect("download_outputs");
+    assert_file(&paths[0], file);
+    assert_eq!(
+        ranges(&env, "/out-0.bin"),
+        [None, Some(format!("bytes={}-", 1 << 20))],
+        "resumed where the cut left it"
+    );
+
+    // One byte changed on the way: refused with a typed error, and no file is left, not even
+    // the partial one.
+    for _ in 0..2 {
+        env.fake.push_fault(FaultRule::new(
+            Matcher::new("GET", "/out-0.bin").origin(Origin::Files),
+            Fault::Corrupt(12_345),
+        ));
+    }
+    let bad = tempfile::tempdir().expect("tempdir");
+    let e = env
+        .driver
+        .download_outputs(&prediction, bad.path())
+        .expect_err("a corrupt file");
+    assert!(
+        matches!(&e, Error::Output(o) if o.kind == OutputErrorKind::ChecksumMismatch),
+        "{e:?}"
+    );
+    assert!(
+        list_dir(bad.path()).is_empty(),
+        "{:?}",
+        list_dir(bad.path())
+    );
+
+    // The same through a writer.
+    let mut sink = Vec::new();
+    let e = env
+        .driver
+        .download_to(&urls[0], &mut sink)
+        .expect_err("a corrupt body");
+    assert!(
+        matches!(&e, Error::Output(o) if o.kind == OutputErrorKind::ChecksumMismatch),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_cut_download_resumes_with_range_and_a_corrupt_one_is_refused_ureq() {
+    resumed_and_verified(replicate_tests::Which::Ureq);
+}
+
+#[test]
+fn a_cut_download_resumes_with_range_and_a_corrupt_one_is_refused_reqwest() {
+    resumed_and_verified(replicate_tests::Which::Reqwest);
+}

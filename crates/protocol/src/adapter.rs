@@ -419,6 +419,9 @@ macro_rules! download_methods {
                 let mut flow = $crate::Download::new(self.config(), url)?
                     .limits(self.download_limits())
                     .retry_policy(self.inner.settings.retry.clone());
+                if self.inner.settings.verify_etag_sha256 {
+                    flow = flow.verify_etag_sha256(true);
+                }
                 if let Some(p) = prediction {
                     flow = flow.for_prediction(p);
                 }

@@ -69,6 +69,10 @@ pub struct ClientSettings {
     /// How many files of one prediction `download_outputs` fetches at once (default
     /// [`DEFAULT_DOWNLOAD_CONCURRENCY`]; 0 counts as 1).
     pub download_concurrency: Option<usize>,
+    /// Whether a strong `ETag` of 64 hex digits on any output host is taken as the SHA-256 of
+    /// the body and checked (default: no; only the API's own file downloads are trusted, see
+    /// [`Download::verify_etag_sha256`](crate::Download::verify_etag_sha256)).
+    pub verify_etag_sha256: Option<bool>,
 }
 
 impl ClientSettings {
@@ -132,6 +136,7 @@ impl ClientSettings {
                 .download_concurrency
                 .unwrap_or(DEFAULT_DOWNLOAD_CONCURRENCY)
                 .max(1),
+            verify_etag_sha256: self.verify_etag_sha256.unwrap_or(false),
         })
     }
 }
@@ -167,6 +172,8 @@ pub struct EffectiveSettings {
     pub min_download_progress: Option<(u64, Duration)>,
     /// How many files of one prediction `download_outputs` fetches at once (at least 1).
     pub download_concurrency: usize,
+    /// Whether content-hash `ETag`s of every output host are checked.
+    pub verify_etag_sha256: bool,
 }
 
 impl EffectiveSettings {
@@ -322,6 +329,18 @@ macro_rules! client_settings_setters {
         /// that many downloads within the calling task; none outlives the call.
         pub fn download_concurrency(mut self, files: usize) -> Self {
             self.settings.download_concurrency = Some(files);
+            self
+        }
+
+        /// Takes a strong `ETag` of 64 hex digits from any output host as the SHA-256 of the
+        /// body, and checks it as the body streams (a mismatch is an
+        /// [`OutputErrorKind::ChecksumMismatch`]($crate::OutputErrorKind::ChecksumMismatch)
+        /// error, and `download_outputs` removes the partial file). Off by default: only the
+        /// API's own file downloads are known to use content-hash ETags (other hosts' ETags are
+        /// opaque, an S3 ETag is an MD5 or a multipart hash); turn it on for a proxy or CDN you
+        /// know hashes its content this way.
+        pub fn verify_etag_sha256(mut self, on: bool) -> Self {
+            self.settings.verify_etag_sha256 = Some(on);
             self
         }
 
