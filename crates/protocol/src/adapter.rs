@@ -106,6 +106,7 @@ macro_rules! download_methods {
                             progress.add_bytes(bytes.len() as u64);
                         }
                         *written = written.saturating_add(bytes.len() as u64);
+                        driver.recycle(bytes);
                     }
                     crate::driver::Event::Item($crate::DownloadItem::Restart) => {
                         if let Some(progress) = progress {

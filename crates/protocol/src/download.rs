@@ -96,6 +96,7 @@
 //! # Ok::<(), replicate_protocol::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use http::header::{
@@ -740,6 +741,26 @@ impl Download {
         self.retries
     }
 
+    /// The next bytes of the body: counted, hashed, and handed out (without a copy when they
+    /// are owned and nothing is pending).
+    fn take_chunk(&mut self, chunk: Cow<'_, [u8]>, now: Instant) {
+        if !matches!(self.state, State::Body) {
+            return;
+        }
+        match self.count(chunk.len(), now) {
+            Ok(()) => {
+                if let Some(hasher) = &mut self.hasher {
+                    hasher.update(&chunk);
+                }
+                match &mut self.pending {
+                    Some(pending) => pending.extend_from_slice(&chunk),
+                    None => self.pending = Some(chunk.into_owned()),
+                }
+            }
+            Err(e) => self.fail(e, now),
+        }
+    }
+
     /// The length of the whole body, once a response announced it (its `Content-Length`, or a
     /// range's total); `None` before, or for a content-coded body.
     pub fn expected_len(&self) -> Option<u64> {
@@ -1124,19 +1145,11 @@ impl Flow for Download {
     }
 
     fn handle_chunk(&mut self, chunk: &[u8], now: Instant) {
-        if !matches!(self.state, State::Body) {
-            return;
-        }
-        match self.count(chunk.len(), now) {
-            Ok(()) => {
-                if let Some(hasher) = &mut self.hasher {
-                    hasher.update(chunk);
-                }
-                let pending = self.pending.get_or_insert_with(Vec::new);
-                pending.extend_from_slice(chunk);
-            }
-            Err(e) => self.fail(e, now),
-        }
+        self.take_chunk(Cow::Borrowed(chunk), now);
+    }
+
+    fn handle_chunk_owned(&mut self, chunk: Vec<u8>, now: Instant) {
+        self.take_chunk(Cow::Owned(chunk), now);
     }
 
     fn handle_end(&mut self, now: Instant) {

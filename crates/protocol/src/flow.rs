@@ -281,6 +281,13 @@ pub trait Flow {
         let _ = (chunk, now);
     }
 
+    /// [`Flow::handle_chunk`] for a driver that can give the chunk away: a flow that keeps the
+    /// bytes (a download handing them out) takes them without a copy. By default, the same as
+    /// `handle_chunk`.
+    fn handle_chunk_owned(&mut self, chunk: Vec<u8>, now: Instant) {
+        self.handle_chunk(&chunk, now);
+    }
+
     /// The open body ended, after a [`Step::Receive`].
     fn handle_end(&mut self, now: Instant) {
         let _ = now;

@@ -87,6 +87,12 @@ impl<F: Flow> Driver<F> {
         self
     }
 
+    /// A chunk the flow handed out, written and no longer needed (this client reads into
+    /// buffers of its HTTP stack: nothing to reuse).
+    pub(crate) fn recycle(&mut self, chunk: Vec<u8>) {
+        drop(chunk);
+    }
+
     /// The flow, between two steps (for the download macros, which read it alike in both
     /// clients).
     pub(crate) fn current(&self) -> Option<&F> {

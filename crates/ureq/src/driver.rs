@@ -76,6 +76,15 @@ impl<F: Flow> Driver<F> {
         &self.flow
     }
 
+    /// A chunk the flow handed out, written and no longer needed: its buffer serves the next
+    /// read (no new allocation, no zeroing).
+    pub(crate) fn recycle(&mut self, mut chunk: Vec<u8>) {
+        if self.buf.is_empty() && chunk.capacity() >= READ_CHUNK {
+            chunk.resize(READ_CHUNK, 0);
+            self.buf = chunk;
+        }
+    }
+
     /// The flow, between two steps (for the download macros, which read it alike in both
     /// clients).
     pub(crate) fn current(&self) -> Option<&F> {
@@ -178,6 +187,14 @@ impl<F: Flow> Driver<F> {
             Ok(0) => {
                 self.body = None;
                 self.flow.handle_end(now);
+            }
+            // A large read (a download's body) gives the buffer away, for the flow to hand out
+            // without a copy, and the next read takes a new one; a small one (an event of a
+            // stream) is lent, and the buffer kept.
+            Ok(n) if n >= READ_CHUNK / 2 => {
+                let mut chunk = std::mem::take(&mut self.buf);
+                chunk.truncate(n);
+                self.flow.handle_chunk_owned(chunk, now);
             }
             Ok(n) => self
                 .flow
