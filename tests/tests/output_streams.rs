@@ -244,7 +244,7 @@ scenario!(open_output_fails_rather_than_ending_short, |env| {
     env.fake.clear_faults();
 
     // So does download_to.
-    cut(&env, "/out-0.bin", 1 << 20, attempts * 4);
+    cut(&env, "/out-0.bin", 1 << 16, attempts * 4);
     let mut checker = Checker::new(file);
     env.driver
         .download_to(&urls[0], &mut checker)
