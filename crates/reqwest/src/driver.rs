@@ -31,7 +31,7 @@ const MAX_PREALLOCATION: u64 = 1024 * 1024;
 type Watcher = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The target of this crate's log events (the crate's name, whatever module emits them).
-const LOG_TARGET: &str = "replicate_reqwest";
+pub(crate) const LOG_TARGET: &str = "replicate_reqwest";
 
 /// What a driver hands back.
 pub(crate) enum Event<Y, T> {
