@@ -262,15 +262,13 @@ impl BatchSettings {
         let (cfg, spec, opts) = (cfg.clone(), self.spec(), self.options.clone());
         match journal {
             None => Batch::new(cfg, spec, opts, clock).map_err(BatchError::Start),
-            Some(journal) => {
-                Batch::resume(cfg, spec, opts, clock, journal).map_err(|e| match e {
-                    JournalError::Invalid(e) => BatchError::Start(e),
-                    e => BatchError::Journal {
-                        path: self.journal.clone().unwrap_or_default(),
-                        source: e,
-                    },
-                })
-            }
+            Some(journal) => Batch::resume(cfg, spec, opts, clock, journal).map_err(|e| match e {
+                JournalError::Invalid(e) => BatchError::Start(e),
+                e => BatchError::Journal {
+                    path: self.journal.clone().unwrap_or_default(),
+                    source: e,
+                },
+            }),
         }
     }
 

@@ -22,9 +22,7 @@ replicate_protocol::batch_methods!(async; .await);
 
 /// A request in flight and its answer.
 type Pending = Pin<
-    Box<
-        dyn Future<Output = (RequestId, Result<http::Response<Vec<u8>>, TransportError>)> + Send,
-    >,
+    Box<dyn Future<Output = (RequestId, Result<http::Response<Vec<u8>>, TransportError>)> + Send>,
 >;
 
 /// A journal record being appended; gives the file back.
@@ -177,8 +175,9 @@ impl BatchStream {
 
     fn send(&mut self, id: RequestId, out: replicate_protocol::Outgoing) {
         let client = self.client.clone();
-        self.in_flight
-            .push(Box::pin(async move { (id, client.exchange_whole(out).await) }));
+        self.in_flight.push(Box::pin(
+            async move { (id, client.exchange_whole(out).await) },
+        ));
     }
 }
 

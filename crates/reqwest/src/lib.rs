@@ -318,11 +318,11 @@ mod stream;
 
 pub use batch::{BatchBuilder, BatchHandle, BatchStream};
 pub use download::OutputStream;
+pub use driver::{EventStream, Items, Pages};
 pub use replicate_protocol::settings::BatchError;
 pub use replicate_protocol::{
     BatchOptions, BatchSummary, Completion, CreateOutcome, ItemResult, JournalError,
 };
-pub use driver::{EventStream, Items, Pages};
 
 replicate_protocol::client_struct!(
     /// An async Replicate client.

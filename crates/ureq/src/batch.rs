@@ -195,7 +195,10 @@ impl BatchIter {
             self.spawn_worker();
         }
         self.busy += 1;
-        let sent = self.jobs.as_ref().is_some_and(|jobs| jobs.send((id, out)).is_ok());
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send((id, out)).is_ok());
         if !sent {
             self.busy -= 1;
             let e = TransportError::new(
@@ -272,9 +275,7 @@ impl Iterator for BatchIter {
                             .recv_timeout(t.saturating_duration_since(Instant::now()))
                         {
                             Ok(msg) => Some(msg),
-                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                                None
-                            }
+                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
                         },
                         // The iterator holds a sender: this returns with a message.
                         None => self.msgs.recv().ok(),

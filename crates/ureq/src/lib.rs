@@ -220,11 +220,11 @@ mod stream;
 
 pub use batch::{BatchBuilder, BatchHandle, BatchIter};
 pub use download::OutputReader;
+pub use driver::{EventStream, Items, Pages};
 pub use replicate_protocol::settings::BatchError;
 pub use replicate_protocol::{
     BatchOptions, BatchSummary, Completion, CreateOutcome, ItemResult, JournalError,
 };
-pub use driver::{EventStream, Items, Pages};
 
 pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
