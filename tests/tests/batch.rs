@@ -417,7 +417,7 @@ both!(a_resumed_journal_creates_nothing_twice, |which| {
     let journal = Journal::parse(&bytes).expect("a readable journal");
     assert!(!journal.torn);
     assert_eq!(journal.header.items, RESUMED);
-    let mut done = vec![false; RESUMED];
+    let mut done = [false; RESUMED];
     for record in &journal.records {
         if let JournalRecord::Done { item, .. } = record {
             done[*item] = true;

@@ -4,7 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -22,7 +22,7 @@ replicate_protocol::batch_methods!(;);
 /// What reaches the coordinator: an answer from a worker, or a webhook delivery.
 enum Msg {
     Answer(RequestId, Result<http::Response<Vec<u8>>, TransportError>),
-    Webhook(Prediction),
+    Webhook(Box<Prediction>),
 }
 
 /// A request for a worker.
@@ -115,7 +115,7 @@ impl BatchHandle {
     /// terminal prediction of one of its items ends that item, which is not polled any more; a
     /// prediction of no item of the batch is ignored. Returns `false` when the batch is gone.
     pub fn feed_webhook(&self, prediction: Prediction) -> bool {
-        self.tx.send(Msg::Webhook(prediction)).is_ok()
+        self.tx.send(Msg::Webhook(Box::new(prediction))).is_ok()
     }
 }
 
@@ -170,7 +170,7 @@ impl BatchIter {
                 }
             }
             Msg::Webhook(prediction) => {
-                self.batch.feed_webhook(prediction, now);
+                self.batch.feed_webhook(*prediction, now);
             }
         }
     }
@@ -270,13 +270,10 @@ impl Iterator for BatchIter {
                 BatchStep::Yield(item) => return Some(Ok(item)),
                 BatchStep::Sleep { until } => {
                     let msg = match until {
-                        Some(t) => match self
+                        Some(t) => self
                             .msgs
                             .recv_timeout(t.saturating_duration_since(Instant::now()))
-                        {
-                            Ok(msg) => Some(msg),
-                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                        },
+                            .ok(),
                         // The iterator holds a sender: this returns with a message.
                         None => self.msgs.recv().ok(),
                     };
