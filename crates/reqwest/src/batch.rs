@@ -266,3 +266,16 @@ impl std::fmt::Debug for BatchStream {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_types_are_send_and_unpin() {
+        fn assert<T: Send + Unpin>() {}
+        assert::<BatchStream>();
+        assert::<BatchBuilder>();
+        assert::<BatchHandle>();
+    }
+}

@@ -315,3 +315,26 @@ impl std::fmt::Debug for BatchIter {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_types_are_send() {
+        fn assert<T: Send>() {}
+        assert::<BatchIter>();
+        assert::<BatchBuilder>();
+        assert::<BatchHandle>();
+    }
+
+    #[test]
+    fn an_invalid_model_fails_to_start() {
+        let client = Client::new("r8_test").expect("client");
+        let e = client
+            .batch("not a model", vec![serde_json::json!({})])
+            .run()
+            .expect_err("an invalid model");
+        assert!(matches!(e, BatchError::Start(_)), "{e:?}");
+    }
+}
