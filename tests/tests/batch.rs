@@ -570,6 +570,14 @@ both!(a_journal_of_another_batch_is_refused, |which| {
         std::fs::read(&other).expect("notes"),
         b"my notes\nmore notes\n"
     );
+    // A device is no journal: refused at once rather than read without end.
+    let mut request = BatchRequest::new("acme/model", all.clone());
+    request.options = Some(options());
+    request.journal = Some(std::path::PathBuf::from("/dev/zero"));
+    match env.driver.batch(request) {
+        Err(BatchError::Io { .. }) => {}
+        other => panic!("a device taken as a journal: {other:?}"),
+    }
     let after = env.fake.requests().iter().filter(|r| is_create(r)).count();
     assert_eq!(after, creates, "a refused batch sent creates");
     let _ = std::fs::remove_dir_all(&dir);

@@ -897,6 +897,14 @@ macro_rules! batch_methods {
                     .open(&path)
                     $($await_)*
                     .map_err(io)?;
+                // A regular file of bounded size: never a device or a pipe read without end.
+                let meta = file.metadata() $($await_)* .map_err(io)?;
+                if !meta.is_file() || meta.len() > $crate::settings::MAX_JOURNAL_BYTES {
+                    return Err(io(::std::io::Error::other(format!(
+                        "a journal is a regular file of at most {} bytes",
+                        $crate::settings::MAX_JOURNAL_BYTES
+                    ))));
+                }
                 let mut bytes = Vec::new();
                 file.read_to_end(&mut bytes) $($await_)* .map_err(io)?;
                 let journal = settings.read_journal(&bytes)?;

@@ -304,6 +304,10 @@ impl BatchSettings {
     }
 }
 
+/// The largest journal file a batch reads back (1 GiB: some 3 million items). A larger file,
+/// or one that is not a regular file (a device, a pipe), is refused with [`BatchError::Io`].
+pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
+
 /// Why a batch of a client could not start, or ended early.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
