@@ -481,6 +481,7 @@ impl FakeServer {
             shutdown: stop_rx,
             started: std::time::Instant::now(),
             rate_window: Mutex::new((0, 0)),
+            create_window: Mutex::new((0, 0)),
         });
         let tasks = vec![
             tokio::spawn(server::accept_loop(shared.clone(), api, Origin::Api)),

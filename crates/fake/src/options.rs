@@ -94,6 +94,11 @@ pub struct Options {
     /// A server-wide rate limit on the API origin (default `None`: unlimited). See
     /// [`RateLimit`].
     pub rate_limit: Option<RateLimit>,
+    /// A limit on prediction creates alone (`POST` to a model's, a version's or a deployment's
+    /// predictions), like Replicate's 600 creates a minute: the same fixed windows, headers
+    /// and throttle answer as [`RateLimit`], counted on creates only (default: none). With
+    /// [`Options::rate_limit`] too, a create counts against both.
+    pub create_rate_limit: Option<RateLimit>,
     /// The most bytes per second each connection sends of a file body: output files on the
     /// files origin and `GET /v1/files/{id}/download` (default `None`: as fast as the client
     /// reads). Other answers are not paced.
@@ -190,6 +195,7 @@ impl Default for Options {
             max_recorded_body_bytes: DEFAULT_MAX_RECORDED_BODY_BYTES,
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             rate_limit: None,
+            create_rate_limit: None,
             connection_rate: None,
         }
     }
@@ -219,6 +225,11 @@ impl Options {
             self.webhook_attempts = 1;
         }
         if let Some(rl) = &mut self.rate_limit
+            && rl.window.is_zero()
+        {
+            rl.window = Duration::from_secs(1);
+        }
+        if let Some(rl) = &mut self.create_rate_limit
             && rl.window.is_zero()
         {
             rl.window = Duration::from_secs(1);

@@ -162,6 +162,19 @@ pub(crate) fn api_path(shared: &Shared, path: &str) -> Option<String> {
 }
 
 /// Classifies a request on the API origin by its method, path and headers.
+/// Whether the request creates a prediction (of a model, a version or a deployment): what
+/// [`Options::create_rate_limit`](crate::Options::create_rate_limit) counts.
+pub(crate) fn is_prediction_create(shared: &Shared, method: &Method, path: &str) -> bool {
+    api_rest(shared, path).is_some_and(|rest| {
+        matches!(
+            route(method, rest),
+            Route::CreateVersionPrediction
+                | Route::CreateModelPrediction(_)
+                | Route::CreateDeploymentPrediction(_)
+        )
+    })
+}
+
 pub(crate) fn classify(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap) -> Class {
     let Some(rest) = api_rest(shared, path) else {
         return Class::NotApi;

@@ -349,7 +349,7 @@ async fn handle(
     let class = (origin == Origin::Api)
         .then(|| routing::classify(&shared, &parts.method, &path, &parts.headers));
     let rate = if origin == Origin::Api && !answered_by_fault {
-        shared.rate_check()
+        shared.rate_check(routing::is_prediction_create(&shared, &parts.method, &path))
     } else {
         None
     };

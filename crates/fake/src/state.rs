@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 
 use crate::fault::{Fault, FaultRule};
-use crate::options::Options;
+use crate::options::{Options, RateLimit};
 use crate::origin::Origin;
 use crate::record::{RecordedRequest, WebhookDelivery};
 use crate::script::{BUILTIN_MODELS, ModelScript, Outcome, Output, builtin_script};
@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// The rate limit's current window (index since `started`) and requests counted in it.
     pub rate_window: Mutex<(u64, u32)>,
+    /// The window of [`Options::create_rate_limit`](crate::Options::create_rate_limit).
+    pub create_window: Mutex<(u64, u32)>,
 }
 
 /// What the rate limit says about one request.
@@ -207,9 +209,48 @@ impl Shared {
         log.push_back(d);
     }
 
-    /// Counts a request against the rate limit, if there is one.
-    pub(crate) fn rate_check(&self) -> Option<RateDecision> {
-        let rl = self.opts.rate_limit?;
+    /// Counts a request against the rate limits there are: the create limit first for a
+    /// create (a create it throttles does not count against the other), then the limit of the
+    /// whole API. The headers tell the tighter of the two.
+    pub(crate) fn rate_check(&self, create: bool) -> Option<RateDecision> {
+        let creates = match self.opts.create_rate_limit {
+            Some(rl) if create => Some(self.window_check(rl, &self.create_window)),
+            _ => None,
+        };
+        if let Some(throttled @ RateDecision::Throttled { .. }) = creates {
+            return Some(throttled);
+        }
+        let all = self
+            .opts
+            .rate_limit
+            .map(|rl| self.window_check(rl, &self.rate_window));
+        match (creates, all) {
+            (
+                Some(RateDecision::Allowed {
+                    remaining: a,
+                    reset_secs: ra,
+                }),
+                Some(RateDecision::Allowed {
+                    remaining: b,
+                    reset_secs: rb,
+                }),
+            ) => Some(if a <= b {
+                RateDecision::Allowed {
+                    remaining: a,
+                    reset_secs: ra,
+                }
+            } else {
+                RateDecision::Allowed {
+                    remaining: b,
+                    reset_secs: rb,
+                }
+            }),
+            (c, a) => a.or(c),
+        }
+    }
+
+    /// Counts a request in the current window of `rl`.
+    fn window_check(&self, rl: RateLimit, window_state: &Mutex<(u64, u32)>) -> RateDecision {
         let window = rl.window.as_nanos().max(1);
         let elapsed = self.started.elapsed().as_nanos();
         let idx = u64::try_from(elapsed / window).unwrap_or(u64::MAX);
@@ -217,18 +258,18 @@ impl Shared {
         let reset_secs = u64::try_from(left_ns.div_ceil(1_000_000_000))
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut w = lock(&self.rate_window);
+        let mut w = lock(window_state);
         if w.0 != idx {
             *w = (idx, 0);
         }
         if w.1 >= rl.requests {
-            return Some(RateDecision::Throttled { reset_secs });
+            return RateDecision::Throttled { reset_secs };
         }
         w.1 += 1;
-        Some(RateDecision::Allowed {
+        RateDecision::Allowed {
             remaining: rl.requests - w.1,
             reset_secs,
-        })
+        }
     }
 
     /// The script of a model, if the model exists. Registers its versions.

@@ -482,6 +482,32 @@ fn rate_limit_throttles_beyond_the_window_budget() {
 }
 
 #[test]
+fn a_create_rate_limit_throttles_creates_only() {
+    let s = start(Options {
+        create_rate_limit: Some(RateLimit::new(2, Duration::from_secs(60))),
+        ..fast()
+    });
+    let api = Api::new(&s);
+    let path = "/v1/models/fake/json/predictions";
+    let first = api.post(path, &create_body());
+    assert_eq!(first.status, 201);
+    assert_eq!(first.header("ratelimit-remaining"), Some("1"));
+    assert_eq!(api.post(path, &create_body()).status, 201);
+    let r = api.post(path, &create_body());
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(s.prediction_count(), 2);
+    // Reads are not creates: served, and without the create limit's headers.
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        let r = api.get(&format!("/v1/predictions/{id}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("ratelimit-remaining"), None);
+    }
+}
+
+#[test]
 fn rate_limit_windows_reset() {
     let window = Duration::from_millis(300);
     let s = start(Options {
