@@ -15,6 +15,9 @@
 //! - **downloads**: a large output (1 GiB) with each client against bare ureq / reqwest
 //!   writing to the same sink (throughput, RSS growth, first byte), and a prediction's 8 files
 //!   one at a time against four at once from a server pacing each connection;
+//! - **batches**: 2,000 inputs under a limit of 50 creates a second, for both clients: time
+//!   against the floor, 429s, duplicates, failures, requests per item, peak RSS, clean and with
+//!   2 % of the creates' answers lost;
 //! - **fan-out**: many predictions waited at once by the async client: completions per second,
 //!   peak RSS and bytes per prediction in flight.
 //!
@@ -23,6 +26,7 @@
 //! so that its peak RSS is its own. `--quick` runs every measurement with small counts (for the
 //! smoke test); `--json` prints the report as JSON instead of a table.
 
+mod batch;
 mod cpu;
 mod fanout;
 mod handles;
@@ -83,6 +87,9 @@ enum Cmd {
         /// Pace each connection's file bodies to this many bytes per second.
         #[arg(long)]
         connection_rate: Option<u64>,
+        /// Limit prediction creates to this many a second.
+        #[arg(long)]
+        create_rate_limit: Option<u32>,
     },
     /// (internal) Runs a fan-out against a server and prints one JSON line.
     Fanout {
@@ -139,6 +146,8 @@ enum Section {
     /// Downloads: throughput, memory and first byte of a large output; files one at a time
     /// against several at once.
     Download,
+    /// Batches under a create rate limit: time against the floor, 429s, duplicates, requests.
+    Batch,
 }
 
 #[derive(Args, Debug)]
@@ -241,8 +250,13 @@ fn main() -> ExitCode {
         Some(Cmd::Serve {
             fanout_job_ms,
             connection_rate,
-        }) => serve::serve(Duration::from_millis(fanout_job_ms), connection_rate)
-            .map_err(|e| e.to_string()),
+            create_rate_limit,
+        }) => serve::serve(
+            Duration::from_millis(fanout_job_ms),
+            connection_rate,
+            create_rate_limit,
+        )
+        .map_err(|e| e.to_string()),
         Some(Cmd::Fanout {
             url,
             token,
@@ -407,6 +421,20 @@ fn bench(args: &RunArgs) -> Result<(), String> {
             report.push(row);
         }
         for row in throughput::paced_files(sizes)? {
+            report.push(row);
+        }
+    }
+    if args.wants(Section::Batch) {
+        let sizes = if args.quick {
+            batch::Sizes::QUICK
+        } else {
+            batch::Sizes::FULL
+        };
+        progress(&format!(
+            "batches: {} inputs at {} creates/s, clean and with 2 % of creates lost",
+            sizes.items, sizes.limit
+        ));
+        for row in batch::measure(sizes)? {
             report.push(row);
         }
     }

@@ -21,6 +21,8 @@ pub const MODEL_QUICK: &str = "bench/quick";
 pub const MODEL_JOB: &str = "bench/job";
 /// A 0.7 s job that streams text tokens (its predictions have `urls.stream`).
 pub const MODEL_STREAM: &str = "bench/stream";
+/// The batch job: 0.5 s.
+pub const MODEL_BATCH: &str = "bench/batch";
 /// The fan-out job (duration set by `serve --fanout-job-ms`).
 pub const MODEL_FANOUT: &str = "bench/fanout";
 /// The built-in mimic of the seed's model: GET answers shaped like the seed's.
@@ -30,14 +32,27 @@ pub const MODEL_SEED: &str = "black-forest-labs/flux-schnell";
 pub const JOB: Duration = Duration::from_millis(700);
 
 /// Runs the server until `quit` or the end of stdin.
-pub fn serve(fanout_job: Duration, connection_rate: Option<u64>) -> io::Result<()> {
+pub fn serve(
+    fanout_job: Duration,
+    connection_rate: Option<u64>,
+    create_rate_limit: Option<u32>,
+) -> io::Result<()> {
     crate::sys::raise_nofile();
     let server = BlockingFakeServer::start_with(Options {
         // The request log is what `count` reads.
         record_requests: true,
+        request_log_capacity: 100_000,
         connection_rate,
+        create_rate_limit: create_rate_limit.map(replicate_fake::RateLimit::per_second),
         ..Options::default()
     })?;
+    server.set_model(
+        MODEL_BATCH,
+        ModelScript::succeed(Output::Url)
+            .starting_time(Duration::ZERO)
+            .processing_time(Duration::from_millis(500))
+            .streams(false),
+    );
     let quick = ModelScript::succeed(Output::Url)
         .starting_time(Duration::from_millis(10))
         .processing_time(Duration::from_millis(40))
@@ -86,6 +101,18 @@ pub fn serve(fanout_job: Duration, connection_rate: Option<u64>) -> io::Result<(
                 let api = requests.iter().filter(|r| r.origin == Origin::Api).count();
                 writeln!(out, "{} {}", api, requests.len() - api)?;
             }
+            "stats" => {
+                let requests = server.requests();
+                let throttled = requests.iter().filter(|r| r.rate_limited).count();
+                writeln!(out, "{} {}", server.prediction_count(), throttled)?;
+            }
+            "fault-create" => {
+                server.push_fault(replicate_fake::FaultRule::new(
+                    replicate_fake::Matcher::new("POST", "/predictions"),
+                    replicate_fake::Fault::ResetAfterRead,
+                ));
+                writeln!(out, "ok")?;
+            }
             "quit" => break,
             other => writeln!(out, "error unknown command {other:?}")?,
         }
@@ -117,6 +144,15 @@ impl Server {
     /// [`Server::spawn`], each connection's file bodies paced to `connection_rate` bytes per
     /// second when given.
     pub fn spawn_paced(fanout_job: Duration, connection_rate: Option<u64>) -> io::Result<Server> {
+        Self::spawn_with(fanout_job, connection_rate, None)
+    }
+
+    /// [`Server::spawn_paced`], creates limited to `create_rate_limit` a second when given.
+    pub fn spawn_with(
+        fanout_job: Duration,
+        connection_rate: Option<u64>,
+        create_rate_limit: Option<u32>,
+    ) -> io::Result<Server> {
         let exe = std::env::current_exe()?;
         let mut command = Command::new(exe);
         command
@@ -125,6 +161,9 @@ impl Server {
             .arg(fanout_job.as_millis().to_string());
         if let Some(rate) = connection_rate {
             command.arg("--connection-rate").arg(rate.to_string());
+        }
+        if let Some(n) = create_rate_limit {
+            command.arg("--create-rate-limit").arg(n.to_string());
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -189,6 +228,22 @@ impl Server {
             Ok(())
         } else {
             Err(io::Error::other(format!("bad answer to clear: {line:?}")))
+        }
+    }
+
+    /// Predictions created so far, and requests throttled since the last
+    /// [`Server::clear_requests`].
+    pub fn stats(&mut self) -> io::Result<(usize, usize)> {
+        self.pair("stats")
+    }
+
+    /// The next create is applied and its connection reset before the answer.
+    pub fn fault_next_create(&mut self) -> io::Result<()> {
+        let line = self.command("fault-create")?;
+        if line == "ok" {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("bad answer to fault-create: {line:?}")))
         }
     }
 
