@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use replicate_fake::{BlockingFakeServer, Options};
 use replicate_protocol::api::{FileObject, GetDefaultWebhookSecret};
+use replicate_protocol::settings::BatchError;
 use replicate_protocol::sse::ReplicateEvent;
 use replicate_protocol::webhook::WebhookSecret;
 use replicate_protocol::{
-    Config, CreatePrediction, DownloadLimits, Downloaded, Endpoint, Error, FileInput, Flow,
-    OutputErrorKind, Paginated, PollPolicy, Prediction, RetryPolicy, SaveOptions, StreamOptions,
-    StreamSession, SyncWait, Wait, WaitOptions,
+    BatchOptions, BatchSummary, Config, CreatePrediction, DownloadLimits, Downloaded, Endpoint,
+    Error, FileInput, Flow, ItemResult, OutputErrorKind, Paginated, PollPolicy, Prediction,
+    RetryPolicy, SaveOptions, StreamOptions, StreamSession, SyncWait, Wait, WaitOptions,
 };
 use serde_json::Value;
 
@@ -171,6 +172,98 @@ pub trait Driver {
     fn prepare_input(&self, input: FileInput) -> Result<Value, Error>;
     /// The default webhook secret, through `Client::execute(GetDefaultWebhookSecret)`.
     fn webhook_secret(&self) -> Result<WebhookSecret, Error>;
+    /// `Client::batch`, started (`run` / `stream`) and read until it ends or
+    /// [`BatchRequest::take`] items were read (then dropped); deliveries sent on
+    /// [`BatchRequest::feed`] are handed to its `BatchHandle::feed_webhook` meanwhile.
+    fn batch(&self, request: BatchRequest) -> Result<BatchRun, BatchError>;
+}
+
+/// A batch for [`Driver::batch`].
+#[derive(Debug, Default)]
+pub struct BatchRequest {
+    /// The model.
+    pub model: String,
+    /// The inputs.
+    pub inputs: Vec<Value>,
+    /// `BatchBuilder::journal`.
+    pub journal: Option<PathBuf>,
+    /// `BatchBuilder::options` (`None`: the builder's defaults).
+    pub options: Option<BatchOptions>,
+    /// `BatchBuilder::concurrency`, applied after the options.
+    pub concurrency: Option<usize>,
+    /// `BatchBuilder::webhook` with the `completed` event.
+    pub webhook: Option<String>,
+    /// `BatchBuilder::inputs_id`.
+    pub inputs_id: Option<String>,
+    /// Drop the batch after reading this many items (a process killed mid-batch).
+    pub take: Option<usize>,
+    /// Predictions to feed to the batch's handle as they arrive.
+    pub feed: Option<mpsc::Receiver<Prediction>>,
+}
+
+impl BatchRequest {
+    /// A batch of `model` over `inputs`, with the builder's defaults.
+    pub fn new(model: &str, inputs: Vec<Value>) -> BatchRequest {
+        BatchRequest {
+            model: model.to_owned(),
+            inputs,
+            ..BatchRequest::default()
+        }
+    }
+}
+
+/// What [`Driver::batch`] read.
+#[derive(Debug)]
+pub struct BatchRun {
+    /// The items, in the order they came.
+    pub items: Vec<ItemResult>,
+    /// The `Err` item that ended the batch, if one did.
+    pub error: Option<BatchError>,
+    /// The summary, when the batch was read to its end.
+    pub summary: Option<BatchSummary>,
+    /// The most worker threads (ureq) or requests in flight (reqwest) seen, and the pool's cap.
+    pub pool: (usize, usize),
+}
+
+/// Hands what `feed` receives to `handle` until `done` is raised or `feed` is closed.
+fn forward_deliveries(
+    feed: &mpsc::Receiver<Prediction>,
+    done: &std::sync::atomic::AtomicBool,
+    handle: impl Fn(Prediction) -> bool,
+) {
+    while !done.load(std::sync::atomic::Ordering::Acquire) {
+        match feed.recv_timeout(Duration::from_millis(10)) {
+            Ok(prediction) => {
+                handle(prediction);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Applies a [`BatchRequest`]'s settings to either client's `BatchBuilder`.
+macro_rules! configure_batch {
+    ($builder:expr, $request:expr) => {{
+        let mut b = $builder;
+        let r = &$request;
+        if let Some(options) = &r.options {
+            b = b.options(options.clone());
+        }
+        if let Some(n) = r.concurrency {
+            b = b.concurrency(n);
+        }
+        if let Some(path) = &r.journal {
+            b = b.journal(path);
+        }
+        if let Some(url) = &r.webhook {
+            b = b.webhook(url, &[replicate_protocol::WebhookEvent::Completed]);
+        }
+        if let Some(id) = &r.inputs_id {
+            b = b.inputs_id(id);
+        }
+        b
+    }};
 }
 
 /// How the clients under test are configured: fast polls and retries so scenarios take
@@ -413,6 +506,41 @@ impl Driver for Ureq {
     fn create_and_stream(&self, model: &str, input: Value) -> Result<Vec<ReplicateEvent>, Error> {
         self.0.stream_run(model, input)?.collect()
     }
+    fn batch(&self, mut request: BatchRequest) -> Result<BatchRun, BatchError> {
+        let builder = configure_batch!(
+            self.0
+                .batch(&request.model, std::mem::take(&mut request.inputs)),
+            request
+        );
+        let mut iter = builder.run()?;
+        let handle = iter.handle();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let feed = request.feed.take();
+        std::thread::scope(|s| {
+            if let Some(feed) = feed {
+                let (done, handle) = (&done, handle.clone());
+                s.spawn(move || forward_deliveries(&feed, done, |p| handle.feed_webhook(p)));
+            }
+            let mut run = BatchRun {
+                items: Vec::new(),
+                error: None,
+                summary: None,
+                pool: (0, iter.max_requests()),
+            };
+            while request.take.is_none_or(|n| run.items.len() < n) {
+                let Some(item) = iter.next() else { break };
+                run.pool.0 = run.pool.0.max(iter.threads());
+                match item {
+                    Ok(item) => run.items.push(item),
+                    Err(e) => run.error = Some(e),
+                }
+            }
+            run.summary = iter.summary().cloned();
+            drop(iter);
+            done.store(true, std::sync::atomic::Ordering::Release);
+            Ok(run)
+        })
+    }
 }
 
 /// The async client, driven from a current-thread runtime.
@@ -645,6 +773,46 @@ impl Driver for Reqwest {
                 .await?
                 .try_collect()
                 .await
+        })
+    }
+    fn batch(&self, mut request: BatchRequest) -> Result<BatchRun, BatchError> {
+        use futures_util::StreamExt;
+        let builder = configure_batch!(
+            self.client
+                .batch(&request.model, std::mem::take(&mut request.inputs)),
+            request
+        );
+        let mut stream = self.rt.block_on(builder.stream())?;
+        let handle = stream.handle();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let feed = request.feed.take();
+        std::thread::scope(|s| {
+            if let Some(feed) = feed {
+                let (done, handle) = (&done, handle.clone());
+                s.spawn(move || forward_deliveries(&feed, done, |p| handle.feed_webhook(p)));
+            }
+            let mut run = BatchRun {
+                items: Vec::new(),
+                error: None,
+                summary: None,
+                pool: (0, stream.max_requests()),
+            };
+            self.rt.block_on(async {
+                while request.take.is_none_or(|n| run.items.len() < n) {
+                    let Some(item) = stream.next().await else {
+                        break;
+                    };
+                    run.pool.0 = run.pool.0.max(stream.requests_in_flight());
+                    match item {
+                        Ok(item) => run.items.push(item),
+                        Err(e) => run.error = Some(e),
+                    }
+                }
+            });
+            run.summary = stream.summary().cloned();
+            drop(stream);
+            done.store(true, std::sync::atomic::Ordering::Release);
+            Ok(run)
         })
     }
 }

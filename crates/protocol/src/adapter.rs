@@ -746,3 +746,187 @@ macro_rules! run_handle {
         }
     };
 }
+
+/// Expands, in an adapter's batch module, to `Client::batch`, `Client::batch_create`, the
+/// `BatchBuilder` they return with its setters, and what the adapter's batch drivers share:
+/// `BatchBuilder::prepare`, which opens (or resumes) the journal file and builds the
+/// scheduler, and `append_record`, which appends one record and makes it durable. Blocking with
+/// `;`, async with `async; .await`. The module must import `File` and `OpenOptions` (of
+/// `std::fs` or `tokio::fs`) and the traits giving files `read_to_end`, `write_all`, `flush`
+/// and `seek` (`std::io::{Read, Seek, Write}`, or tokio's `AsyncReadExt`, `AsyncSeekExt`,
+/// `AsyncWriteExt`). The adapter writes the driver (`BatchBuilder::run` or `stream`).
+#[doc(hidden)]
+#[macro_export]
+// `crate::Client` and `crate::now` are the invoking adapter's, on purpose.
+#[allow(clippy::crate_in_macro_def)]
+macro_rules! batch_methods {
+    ($($async_:ident)?; $($await_:tt)*) => {
+        impl crate::Client {
+            /// A batch of predictions of `model` (`owner/name`, `owner/name:version` or a
+            /// version id), one per input, to configure and start (see [`BatchBuilder`]): paced
+            /// under the rate limit, never created twice, resumable from a journal file.
+            pub fn batch(&self, model: &str, inputs: Vec<::serde_json::Value>) -> BatchBuilder {
+                let settings = $crate::Target::parse(model).map(|target| {
+                    $crate::settings::BatchSettings::new(
+                        $crate::CreatePrediction::new(target),
+                        inputs,
+                        &self.inner.settings,
+                    )
+                });
+                BatchBuilder {
+                    client: self.clone(),
+                    settings,
+                }
+            }
+
+            /// A batch of `create` (its target, webhook, `Cancel-After`...; its input and sync
+            /// mode are ignored), one prediction per input: see [`Client::batch`].
+            pub fn batch_create(
+                &self,
+                create: $crate::CreatePrediction,
+                inputs: Vec<::serde_json::Value>,
+            ) -> BatchBuilder {
+                BatchBuilder {
+                    client: self.clone(),
+                    settings: Ok($crate::settings::BatchSettings::new(
+                        create,
+                        inputs,
+                        &self.inner.settings,
+                    )),
+                }
+            }
+        }
+
+        /// A batch to configure, then start: see the crate documentation's "Batches" section.
+        ///
+        /// The scheduler's options default to [`BatchOptions::default`]($crate::BatchOptions)
+        /// with the client's retry and poll policies.
+        #[derive(Debug, Clone)]
+        #[must_use = "a batch does nothing until it is started"]
+        pub struct BatchBuilder {
+            client: crate::Client,
+            settings: Result<$crate::settings::BatchSettings, $crate::Error>,
+        }
+
+        impl BatchBuilder {
+            fn with(mut self, f: impl FnOnce(&mut $crate::settings::BatchSettings)) -> Self {
+                if let Ok(settings) = &mut self.settings {
+                    f(settings);
+                }
+                self
+            }
+
+            /// The most predictions started and not finished at once
+            /// ([`BatchOptions::max_in_flight`]($crate::BatchOptions::max_in_flight), default
+            /// 32).
+            pub fn concurrency(self, predictions: usize) -> Self {
+                self.with(|s| s.options.max_in_flight = predictions)
+            }
+
+            /// The most requests in flight at once, which is the size of the pool driving them
+            /// ([`BatchOptions::max_requests`]($crate::BatchOptions::max_requests), default 8).
+            pub fn max_requests(self, requests: usize) -> Self {
+                self.with(|s| s.options.max_requests = requests)
+            }
+
+            /// Keeps a journal in this file, so that the batch can be resumed: an append-only
+            /// JSON Lines file ([`batch::journal`]($crate::batch::JournalRecord)), each record
+            /// appended and made durable (`sync_data`) before the scheduler goes on. An existing
+            /// journal of the same batch is resumed (its torn last line, if any, truncated
+            /// away); one of another batch is refused with
+            /// [`BatchError::Journal`]($crate::settings::BatchError::Journal), the file left as
+            /// it was.
+            pub fn journal(self, path: impl Into<::std::path::PathBuf>) -> Self {
+                let path = path.into();
+                self.with(|s| s.journal = Some(path))
+            }
+
+            /// What identifies the inputs in the journal's header (default: the SHA-256 of the
+            /// inputs, [`inputs_digest`]($crate::batch::inputs_digest)), e.g. the name and
+            /// modification time of an inputs file.
+            pub fn inputs_id(self, id: impl Into<String>) -> Self {
+                let id = id.into();
+                self.with(|s| s.inputs_id = Some(id))
+            }
+
+            /// Gives every create this webhook URL and these events.
+            pub fn webhook(self, url: impl Into<String>, events: &[$crate::WebhookEvent]) -> Self {
+                let url = url.into();
+                self.with(|s| s.create = s.create.clone().webhook(url, events))
+            }
+
+            /// How items learn that their prediction finished: polling (the default), or
+            /// webhook deliveries fed through [`BatchHandle::feed_webhook`], with a safety poll
+            /// every `safety_interval` ([`Completion::Webhook`]($crate::Completion::Webhook);
+            /// the creates must carry a webhook, see [`BatchBuilder::webhook`]).
+            pub fn completion(self, completion: $crate::Completion) -> Self {
+                self.with(|s| s.options.completion = completion)
+            }
+
+            /// Replaces every option of the scheduler (concurrency, rates, retry and poll
+            /// policies, lost-create lookups, seed), including those set before.
+            pub fn options(self, options: $crate::BatchOptions) -> Self {
+                self.with(|s| s.options = options)
+            }
+
+            /// The settings so far, or the error the batch will fail to start with.
+            pub fn settings(&self) -> Result<&$crate::settings::BatchSettings, &$crate::Error> {
+                self.settings.as_ref()
+            }
+
+            /// Opens (or resumes) the journal and builds the scheduler.
+            $($async_)? fn prepare(
+                self,
+            ) -> Result<
+                (crate::Client, $crate::settings::BatchSettings, $crate::Batch, Option<File>),
+                $crate::settings::BatchError,
+            > {
+                let settings = self.settings.map_err($crate::settings::BatchError::Start)?;
+                let cfg = self.client.config().clone();
+                let clock = $crate::Clock::new(crate::now(), ::std::time::SystemTime::now());
+                let Some(path) = settings.journal.clone() else {
+                    let batch = settings.start(&cfg, None, clock)?;
+                    return Ok((self.client, settings, batch, None));
+                };
+                let io = |e| settings.io_error(e);
+                let mut file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    $($await_)*
+                    .map_err(io)?;
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes) $($await_)* .map_err(io)?;
+                let journal = settings.read_journal(&bytes)?;
+                // Checked against the batch before the file is touched.
+                let batch = settings.start(&cfg, journal.as_ref(), clock)?;
+                let keep = journal.as_ref().map_or(0, |j| j.valid_len) as u64;
+                if keep != bytes.len() as u64 {
+                    // A torn last line (or a torn header): the next record must start a line.
+                    file.set_len(keep) $($await_)* .map_err(io)?;
+                    file.sync_data() $($await_)* .map_err(io)?;
+                }
+                file.seek(::std::io::SeekFrom::Start(keep)) $($await_)* .map_err(io)?;
+                ::tracing::debug!(
+                    target: LOG_TARGET,
+                    records = journal.as_ref().map_or(0, |j| j.records.len()),
+                    torn = keep != bytes.len() as u64,
+                    "replicate: batch journal opened"
+                );
+                Ok((self.client, settings, batch, Some(file)))
+            }
+        }
+
+        /// Appends one record to the journal and makes it durable.
+        $($async_)? fn append_record(
+            file: &mut File,
+            record: &$crate::JournalRecord,
+        ) -> ::std::io::Result<()> {
+            file.write_all(record.to_line().as_bytes()) $($await_)* ?;
+            file.flush() $($await_)* ?;
+            file.sync_data() $($await_)*
+        }
+    };
+}

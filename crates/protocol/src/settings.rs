@@ -1,10 +1,12 @@
 //! What a client is configured with, shared by every adapter so that the blocking and the async
 //! client read the same environment, apply the same defaults and build the same flows.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::batch::{Batch, BatchOptions, BatchSpec, Clock, Journal, JournalError};
 use crate::config::Limits;
 use crate::pagination::{DEFAULT_MAX_PAGES, Pager, Paginated};
 use crate::{
@@ -210,6 +212,131 @@ impl EffectiveSettings {
     pub fn run_create(&self, model: &str, input: Value) -> Result<CreatePrediction, Error> {
         Ok(CreatePrediction::new(Target::parse(model)?).input(input))
     }
+}
+
+/// What a client's batch builder holds (`Client::batch` in either client): the create every
+/// item uses, the inputs, the journal file and the scheduler's options. Shared by both clients,
+/// so that they open, check and resume journals alike.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// The create every item uses (its input replaced by the item's).
+    pub create: CreatePrediction,
+    /// One input per item.
+    pub inputs: Vec<Value>,
+    /// What identifies the inputs in the journal's header (`None`: their
+    /// [`inputs_digest`](crate::batch::inputs_digest)).
+    pub inputs_id: Option<String>,
+    /// The journal file, when the batch keeps one.
+    pub journal: Option<PathBuf>,
+    /// The scheduler's options.
+    pub options: BatchOptions,
+}
+
+impl BatchSettings {
+    /// A batch of `create` over `inputs`, with no journal, and the scheduler's default options
+    /// but the client's retry and poll policies.
+    pub fn new(create: CreatePrediction, inputs: Vec<Value>, client: &EffectiveSettings) -> Self {
+        BatchSettings {
+            create,
+            inputs,
+            inputs_id: None,
+            journal: None,
+            options: BatchOptions {
+                retry: client.retry.clone(),
+                poll: client.poll.clone(),
+                ..BatchOptions::default()
+            },
+        }
+    }
+
+    /// The scheduler's spec.
+    pub fn spec(&self) -> BatchSpec {
+        let spec = BatchSpec::new(self.create.clone(), self.inputs.clone());
+        match &self.inputs_id {
+            Some(id) => spec.inputs_id(id.clone()),
+            None => spec,
+        }
+    }
+
+    /// The scheduler: a new batch, or one resumed from `journal` (which must be this batch's:
+    /// else [`JournalError::Mismatch`], as [`BatchError::Journal`]).
+    pub fn start(
+        &self,
+        cfg: &Config,
+        journal: Option<&Journal>,
+        clock: Clock,
+    ) -> Result<Batch, BatchError> {
+        let (cfg, spec, opts) = (cfg.clone(), self.spec(), self.options.clone());
+        match journal {
+            None => Batch::new(cfg, spec, opts, clock).map_err(BatchError::Start),
+            Some(journal) => Batch::resume(cfg, spec, opts, clock, journal).map_err(|e| match e {
+                JournalError::Invalid(e) => BatchError::Start(e),
+                e => BatchError::Journal {
+                    path: self.journal.clone().unwrap_or_default(),
+                    source: e,
+                },
+            }),
+        }
+    }
+
+    /// Reads the bytes of an existing journal file: `None` when it holds no complete line (a
+    /// new file, or one cut before its header was whole: nothing was sent for it), else the
+    /// journal (its torn last line dropped: truncate the file to [`Journal::valid_len`] before
+    /// appending).
+    pub fn read_journal(&self, bytes: &[u8]) -> Result<Option<Journal>, BatchError> {
+        if !bytes.contains(&b'\n') {
+            return Ok(None);
+        }
+        Journal::parse(bytes)
+            .map(Some)
+            .map_err(|source| BatchError::Journal {
+                path: self.journal.clone().unwrap_or_default(),
+                source,
+            })
+    }
+
+    /// The I/O error of the journal file.
+    pub fn io_error(&self, source: std::io::Error) -> BatchError {
+        BatchError::Io {
+            path: self.journal.clone().unwrap_or_default(),
+            source,
+        }
+    }
+}
+
+/// Why a batch of a client could not start, or ended early.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The batch cannot start: an invalid model, an invalid option (see
+    /// [`Batch::new`](crate::batch::Batch::new)).
+    #[error("the batch cannot start: {0}")]
+    Start(#[source] Error),
+    /// The journal file belongs to another batch ([`JournalError::Mismatch`]: another target,
+    /// other inputs, another number of items) or is not a journal. The file was left as it was.
+    #[error("the journal {} cannot be used: {source}", path.display())]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: JournalError,
+    },
+    /// The journal file could not be opened, read, written or made durable. When this ends a
+    /// running batch, nothing was sent after the failed record (the requests in flight were
+    /// answered), and resuming from the journal is safe.
+    #[error("the journal {} failed: {source}", path.display())]
+    Io {
+        /// The journal file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The batch ended early ([`BatchSummary::error`](crate::batch::BatchSummary::error)): a
+    /// refused token or target, the network or the server failing past the retry policy.
+    #[error("the batch ended early: {0}")]
+    Failed(#[source] Error),
 }
 
 /// Expands, inside an adapter's `impl ClientBuilder`, to the setters of every

@@ -31,7 +31,7 @@ const MAX_PREALLOCATION: u64 = 1024 * 1024;
 type Watcher = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The target of this crate's log events (the crate's name, whatever module emits them).
-const LOG_TARGET: &str = "replicate_reqwest";
+pub(crate) const LOG_TARGET: &str = "replicate_reqwest";
 
 /// What a driver hands back.
 pub(crate) enum Event<Y, T> {
@@ -135,21 +135,12 @@ impl<F: Flow> Driver<F> {
     }
 
     async fn send(&mut self, out: Outgoing) {
-        let what = out.summary();
-        tracing::debug!(target: LOG_TARGET, request = %what, authorized = what.authorized, timeout = ?out.timeout, "replicate: sending request");
-        let result = self.client.transmit(out).await;
+        let result = self.client.exchange(out).await;
         let now = now();
         match result {
-            Err(e) => {
-                tracing::debug!(target: LOG_TARGET, request = %what, kind = ?e.kind, error = %e.message, "replicate: request failed");
-                self.flow.handle_error(e, now);
-            }
-            Ok(Answer::Whole(response)) => {
-                tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response");
-                self.flow.handle_response(response, now);
-            }
+            Err(e) => self.flow.handle_error(e, now),
+            Ok(Answer::Whole(response)) => self.flow.handle_response(response, now),
             Ok(Answer::Head(response, idle)) => {
-                tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response head");
                 self.flow
                     .handle_head(response.status(), response.headers(), now);
                 self.body = Some(Body {
@@ -226,6 +217,40 @@ enum Answer {
 }
 
 impl Client {
+    /// Sends one request and reads its answer as it asks ([`Outgoing::read`]: whole, under its
+    /// cap, or only the head), under its timeout: the one send path of flows and batches.
+    async fn exchange(&self, out: Outgoing) -> Result<Answer, TransportError> {
+        let what = out.summary();
+        tracing::debug!(target: LOG_TARGET, request = %what, authorized = what.authorized, timeout = ?out.timeout, "replicate: sending request");
+        let result = self.transmit(out).await;
+        match &result {
+            Err(e) => {
+                tracing::debug!(target: LOG_TARGET, request = %what, kind = ?e.kind, error = %e.message, "replicate: request failed");
+            }
+            Ok(Answer::Whole(response)) => {
+                tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response");
+            }
+            Ok(Answer::Head(response, _)) => {
+                tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response head");
+            }
+        }
+        result
+    }
+
+    /// [`Client::exchange`] of a request whose answer is read whole (a head-only answer is read
+    /// whole too, under the client's response cap).
+    pub(crate) async fn exchange_whole(
+        &self,
+        out: Outgoing,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        match self.exchange(out).await? {
+            Answer::Whole(response) => Ok(response),
+            Answer::Head(response, _) => {
+                whole(response, self.inner.settings.max_response_bytes, || ()).await
+            }
+        }
+    }
+
     /// Sends a request (never following redirects) and reads its answer as the flow chose.
     async fn transmit(&self, out: Outgoing) -> Result<Answer, TransportError> {
         match (out.read, out.timeout) {

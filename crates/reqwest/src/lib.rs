@@ -16,6 +16,7 @@
 //! | stream a large output, in constant memory | [`Client::download_to`] (any writer), [`Client::open_output`] (a reader / stream) |
 //! | start now, collect later with a webhook | [`CreatePrediction::webhook`], [`Client::start`], [`Client::verify_webhook`] |
 //! | a timeout that cancels | [`Client::run_within`], [`RunHandle::cancel_on_drop`] |
+//! | thousands of predictions, resumable | [`Client::batch`], [`BatchBuilder::stream`] |
 //! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `FakeServer` |
 //!
 //! Run a model and get its output:
@@ -129,6 +130,55 @@
 //! assert_eq!(fake.prediction_count(), 1);
 //! # Ok(()) }
 //! ```
+//!
+//! # Batches
+//!
+//! [`Client::batch`] runs one prediction per input, many at once, driven by
+//! [`replicate_protocol::batch`]: creates and polls paced under Replicate's rate limits (and
+//! slowed by a 429), a lost create answer looked up and adopted (or, when it was not created,
+//! sent again) rather than blindly resent, and, with a journal file, resumable after a crash
+//! without creating anything twice. [`BatchBuilder::stream`] returns a stream of
+//! [`ItemResult`]s in completion order; its requests (at most [`BatchOptions::max_requests`] at
+//! once) are futures polled inside the stream: nothing is spawned.
+//!
+//! ```no_run
+//! use replicate_reqwest::{Client, StreamExt};
+//! use serde_json::json;
+//!
+//! # async fn example(client: Client) -> Result<(), Box<dyn std::error::Error>> {
+//! let inputs = (0..1000).map(|i| json!({"prompt": format!("a cat, #{i}")})).collect();
+//! let mut items = client
+//!     .batch("black-forest-labs/flux-schnell", inputs)
+//!     .concurrency(32) // predictions in flight
+//!     .journal("cats.jsonl") // resumed if it exists: run it again after a crash
+//!     .stream()
+//!     .await?;
+//! while let Some(item) = items.next().await {
+//!     let item = item?; // an `Err` is the last item: what ended the batch early
+//!     match item.into_result() {
+//!         Ok(prediction) => println!("{}", prediction.output),
+//!         Err(e) => eprintln!("an input failed: {e}"),
+//!     }
+//! }
+//! let summary = items.summary().ok_or("not over")?;
+//! println!("{} succeeded, {} adopted after a lost answer", summary.succeeded, summary.adopted);
+//! # Ok(()) }
+//! ```
+//!
+//! The journal is an append-only JSON Lines file: a header (target, inputs digest, item count),
+//! then an `intent` record before each create is sent, `created` once it is answered, `done`
+//! once the item is over. Each record is appended and made durable (`sync_data`) before the
+//! batch goes on, so no create is ever sent that the journal does not know about. On
+//! [`BatchBuilder::stream`], an existing journal is read back: a torn last line (a write cut by
+//! a crash) is truncated away, one of another model or other inputs is refused
+//! ([`BatchError::Journal`]) and left untouched, and the batch resumes: items done are skipped,
+//! items created are waited for, items with only an intent are looked up. An item is recorded
+//! done when the next one is asked for: an item yielded just before a crash is yielded again
+//! (never created again).
+//!
+//! With webhooks, give the creates a webhook ([`BatchBuilder::webhook`]), set
+//! [`Completion::Webhook`], and feed each verified delivery to [`BatchHandle::feed_webhook`]
+//! (from any task or thread): items end on their delivery instead of being polled.
 //!
 //! # More
 //!
@@ -260,13 +310,19 @@ pub use replicate_protocol::settings::{
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, TOKEN_ENV,
 };
 
+mod batch;
 mod download;
 mod driver;
 mod files;
 mod stream;
 
+pub use batch::{BatchBuilder, BatchHandle, BatchStream};
 pub use download::OutputStream;
 pub use driver::{EventStream, Items, Pages};
+pub use replicate_protocol::settings::BatchError;
+pub use replicate_protocol::{
+    BatchOptions, BatchSummary, Completion, CreateOutcome, ItemResult, JournalError,
+};
 
 replicate_protocol::client_struct!(
     /// An async Replicate client.

@@ -16,7 +16,7 @@ use crate::{Client, classify, classify_io};
 const READ_CHUNK: usize = 64 * 1024;
 
 /// The target of this crate's log events (the crate's name, whatever module emits them).
-const LOG_TARGET: &str = "replicate_ureq";
+pub(crate) const LOG_TARGET: &str = "replicate_ureq";
 
 /// What a driver hands back.
 pub(crate) enum Event<Y, T> {
@@ -141,28 +141,12 @@ impl<F: Flow> Driver<F> {
     }
 
     fn send(&mut self, out: Outgoing) {
-        let what = out.summary();
-        tracing::debug!(target: LOG_TARGET, request = %what, authorized = what.authorized, timeout = ?out.timeout, "replicate: sending request");
-        let read = out.read;
-        let result = self.client.transmit(out);
+        let result = self.client.exchange(out);
         let now = Instant::now();
-        let response = match result {
-            Ok(response) => response,
-            Err(e) => {
-                tracing::debug!(target: LOG_TARGET, request = %what, kind = ?e.kind, error = %e.message, "replicate: request failed");
-                return self.flow.handle_error(e, now);
-            }
-        };
-        tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response");
-        let (parts, body) = response.into_parts();
-        match read {
-            BodyRead::Buffered { max_bytes } => match read_all(&parts.headers, body, max_bytes) {
-                Ok(bytes) => self
-                    .flow
-                    .handle_response(http::Response::from_parts(parts, bytes), Instant::now()),
-                Err(e) => self.flow.handle_error(e, Instant::now()),
-            },
-            BodyRead::Streamed => {
+        match result {
+            Err(e) => self.flow.handle_error(e, now),
+            Ok(Answer::Whole(response)) => self.flow.handle_response(response, now),
+            Ok(Answer::Head(parts, body)) => {
                 self.flow.handle_head(parts.status, &parts.headers, now);
                 self.body = Some(body.into_reader());
             }
@@ -249,7 +233,47 @@ impl<F: Flow> Driver<F> {
     }
 }
 
+/// What one exchange brought back: a whole body, or a head whose body is read as the flow asks.
+pub(crate) enum Answer {
+    Whole(http::Response<Vec<u8>>),
+    Head(http::response::Parts, ureq::Body),
+}
+
 impl Client {
+    /// Sends one request and reads its answer as it asks ([`Outgoing::read`]: whole, under its
+    /// cap, or only the head), under its timeout: the one send path of flows and batches.
+    pub(crate) fn exchange(&self, out: Outgoing) -> Result<Answer, TransportError> {
+        let what = out.summary();
+        tracing::debug!(target: LOG_TARGET, request = %what, authorized = what.authorized, timeout = ?out.timeout, "replicate: sending request");
+        let read = out.read;
+        let response = self.transmit(out).inspect_err(|e| {
+            tracing::debug!(target: LOG_TARGET, request = %what, kind = ?e.kind, error = %e.message, "replicate: request failed");
+        })?;
+        tracing::debug!(target: LOG_TARGET, request = %what, status = response.status().as_u16(), "replicate: response");
+        let (parts, body) = response.into_parts();
+        match read {
+            BodyRead::Buffered { max_bytes } => read_all(&parts.headers, body, max_bytes)
+                .map(|bytes| Answer::Whole(http::Response::from_parts(parts, bytes))),
+            BodyRead::Streamed => Ok(Answer::Head(parts, body)),
+        }
+    }
+
+    /// [`Client::exchange`] of a request whose answer is read whole (a head-only answer is read
+    /// whole too, under the client's response cap).
+    pub(crate) fn exchange_whole(
+        &self,
+        out: Outgoing,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        match self.exchange(out)? {
+            Answer::Whole(response) => Ok(response),
+            Answer::Head(parts, body) => {
+                let cap = self.inner.settings.max_response_bytes;
+                read_all(&parts.headers, body, cap)
+                    .map(|bytes| http::Response::from_parts(parts, bytes))
+            }
+        }
+    }
+
     /// Sends a request without following redirects, under the timeout the flow chose.
     fn transmit(&self, out: Outgoing) -> Result<http::Response<ureq::Body>, TransportError> {
         use ureq::RequestExt;

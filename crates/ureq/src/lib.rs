@@ -15,6 +15,7 @@
 //! | stream a large output, in constant memory | [`Client::download_to`] (any writer), [`Client::open_output`] (a reader / stream) |
 //! | start now, collect later with a webhook | [`CreatePrediction::webhook`], [`Client::start`], [`Client::verify_webhook`] |
 //! | a timeout that cancels | [`Client::run_within`] |
+//! | thousands of predictions, resumable | [`Client::batch`], [`BatchBuilder::run`] |
 //! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `BlockingFakeServer` |
 //!
 //! Run a model and get its output:
@@ -117,6 +118,56 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Batches
+//!
+//! [`Client::batch`] runs one prediction per input, many at once, driven by
+//! [`replicate_protocol::batch`]: creates and polls paced under Replicate's rate limits (and
+//! slowed by a 429), a lost create answer looked up and adopted (or, when it was not created,
+//! sent again) rather than blindly resent, and, with a journal file, resumable after a crash
+//! without creating anything twice. [`BatchBuilder::run`] returns an iterator of
+//! [`ItemResult`]s in completion order, driving the batch as it is advanced with at most
+//! [`BatchOptions::max_requests`] worker threads (stopped and joined when it is dropped).
+//!
+//! ```no_run
+//! use replicate_ureq::{Client, CreateOutcome};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::from_env()?;
+//! let inputs = (0..1000).map(|i| json!({"prompt": format!("a cat, #{i}")})).collect();
+//! let mut items = client
+//!     .batch("black-forest-labs/flux-schnell", inputs)
+//!     .concurrency(32) // predictions in flight
+//!     .journal("cats.jsonl") // resumed if it exists: run it again after a crash
+//!     .run()?;
+//! for item in items.by_ref() {
+//!     let item = item?; // an `Err` is the last item: what ended the batch early
+//!     match item.into_result() {
+//!         Ok(prediction) => println!("{}", prediction.output),
+//!         Err(e) => eprintln!("an input failed: {e}"),
+//!     }
+//! }
+//! let summary = items.summary().ok_or("not over")?;
+//! println!("{} succeeded, {} adopted after a lost answer", summary.succeeded, summary.adopted);
+//! # let _ = CreateOutcome::Created;
+//! # Ok(()) }
+//! ```
+//!
+//! The journal is an append-only JSON Lines file: a header (target, inputs digest, item count),
+//! then an `intent` record before each create is sent, `created` once it is answered, `done`
+//! once the item is over. Each record is appended and made durable (`File::sync_data`) before
+//! the batch goes on, so no create is ever sent that the journal does not know about. On
+//! [`BatchBuilder::run`], an existing journal is read back: a torn last line (a write cut by a
+//! crash) is truncated away, one of another model or other inputs is refused
+//! ([`BatchError::Journal`]) and left untouched, and the batch resumes: items done are skipped,
+//! items created are waited for, items with only an intent are looked up. An item is recorded
+//! done when the next one is asked for: an item yielded just before a crash is yielded again
+//! (never created again).
+//!
+//! With webhooks, give the creates a webhook ([`BatchBuilder::webhook`]), set
+//! [`Completion::Webhook`], and feed each verified delivery to [`BatchHandle::feed_webhook`]
+//! (from the receiver's thread): items end on their delivery instead of being polled.
+//!
 //! # More
 //!
 //! Against a proxy that mounts the API under a prefix:
@@ -160,14 +211,20 @@ pub use replicate_protocol::{
     StreamOptions, SyncWait, Target, Update, WaitOptions, WebhookEvent, webhook,
 };
 
+mod batch;
 mod download;
 mod driver;
 mod files;
 mod resolve;
 mod stream;
 
+pub use batch::{BatchBuilder, BatchHandle, BatchIter};
 pub use download::OutputReader;
 pub use driver::{EventStream, Items, Pages};
+pub use replicate_protocol::settings::BatchError;
+pub use replicate_protocol::{
+    BatchOptions, BatchSummary, Completion, CreateOutcome, ItemResult, JournalError,
+};
 
 pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;
 pub use replicate_protocol::input::DEFAULT_UPLOAD_THRESHOLD;
