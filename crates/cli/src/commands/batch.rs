@@ -210,7 +210,14 @@ pub fn run(ctx: &Ctx, args: BatchArgs) -> Result<(), CliError> {
                     result,
                     ..
                 } = item;
-                let row = result_line(&client, line, prediction_id, outcome, result, dir.as_deref());
+                let row = result_line(
+                    &client,
+                    line,
+                    prediction_id,
+                    outcome,
+                    result,
+                    dir.as_deref(),
+                );
                 if !row.ok() {
                     meter.println(&format!(
                         "line {line}: {}{}",
@@ -284,7 +291,8 @@ fn read_inputs(path: &Path) -> Result<Vec<(usize, Value)>, CliError> {
     } else {
         safe_line(&path.display().to_string())
     };
-    let cannot = |e: std::io::Error| CliError::usage(format!("--inputs {name}: cannot read it: {e}"));
+    let cannot =
+        |e: std::io::Error| CliError::usage(format!("--inputs {name}: cannot read it: {e}"));
     let mut reader: Box<dyn BufRead> = if stdin {
         Box::new(std::io::stdin().lock())
     } else {
@@ -380,10 +388,8 @@ fn journal_items(journal: &Journal) -> (Vec<DoneItem>, HashMap<usize, CreateOutc
                 id,
                 status,
                 error,
-            } => {
-                if done_set.insert(*item) {
-                    done.push((*item, id.clone(), status.clone(), error.clone()));
-                }
+            } if done_set.insert(*item) => {
+                done.push((*item, id.clone(), status.clone(), error.clone()));
             }
             _ => {}
         }
@@ -434,10 +440,9 @@ fn result_line(
     match result {
         Ok(p) => {
             let status = match p.status {
-                Status::Succeeded
-                | Status::Failed
-                | Status::Canceled
-                | Status::Aborted => status_name(p.status.as_str()),
+                Status::Succeeded | Status::Failed | Status::Canceled | Status::Aborted => {
+                    status_name(p.status.as_str())
+                }
                 _ => "unknown",
             };
             let mut error = p.error.clone();
@@ -446,10 +451,7 @@ fn result_line(
                 && let Some(dir) = dir
             {
                 let (written, failed) = save_outputs(client, &p, line, dir);
-                files = written
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect();
+                files = written.iter().map(|f| f.display().to_string()).collect();
                 if let Some(e) = failed {
                     error = Value::String(format!("the outputs were not all saved: {e}"));
                 }
@@ -656,7 +658,9 @@ impl Results {
             .open(path)
             .map_err(cannot)?;
         if !file.metadata().map_err(cannot)?.is_file() {
-            return Err(CliError::usage(format!("--out {shown}: not a regular file")));
+            return Err(CliError::usage(format!(
+                "--out {shown}: not a regular file"
+            )));
         }
         let mut done = HashMap::new();
         let mut reader = BufReader::new(&mut file);

@@ -96,7 +96,9 @@ fn on_interrupt() {
             "hint: no more creates; the results and the journal are consistent: run the same command with --resume to continue ({})",
             crate::text::safe_line(&out.display().to_string())
         ));
-        note("hint: predictions already created keep running on Replicate: --resume waits for them and does not create them again");
+        note(
+            "hint: predictions already created keep running on Replicate: --resume waits for them and does not create them again",
+        );
     } else if let Some(id) = prediction {
         for hint in exit::resume_hints(&id) {
             note(&format!("hint: {hint}"));
