@@ -646,3 +646,43 @@ fn help_documents_the_result_line_and_the_exit_codes() {
     }
     assert!(!help.contains("--create-rate"), "hidden option shown");
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_exits_130_and_resume_finishes_the_batch() {
+    let server = fake();
+    let handle = server.handle();
+    handle.set_model(
+        "test/slow",
+        ModelScript::succeed(Output::Json(json!("ok"))).processing_time(Duration::from_millis(300)),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = write_inputs(&dir.path().join("in.jsonl"), 20, &[]);
+    let out_path = dir.path().join("results.jsonl");
+    let mut child = Killed(spawn_batch(&handle, dir.path(), &[]));
+    wait_until(Duration::from_secs(15), "results", || {
+        complete_lines(&out_path) >= 2
+    });
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success());
+    let mut code = None;
+    wait_until(Duration::from_secs(10), "the exit", || {
+        code = child.0.try_wait().expect("try_wait").map(|s| s.code());
+        code.is_some()
+    });
+    assert_eq!(code, Some(Some(130)));
+    let first = lines_of(&results(&out_path));
+    assert!(first.len() < lines.len(), "{first:?}");
+
+    let out = batch(&handle, dir.path(), "test/slow")
+        .args(["--no-download", "--resume"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("resume");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(lines_of(&results(&out_path)), lines);
+    assert_created_once(&handle, &lines);
+}
