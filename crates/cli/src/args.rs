@@ -116,6 +116,10 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run a model: create a prediction, follow it, print or download its output.
     Run(RunArgs),
+    /// Run a model once per line of a JSON Lines file: paced, resumable, never created twice;
+    /// one result line per input line.
+    #[command(after_help = BATCH_HELP)]
+    Batch(BatchArgs),
     /// Get, cancel, list, wait for or watch predictions.
     #[command(subcommand)]
     Prediction(PredictionCommand),
@@ -196,6 +200,158 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u8).range(1..=60))]
     pub wait: Option<u8>,
 }
+
+/// `replicate batch`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The model: owner/name (latest version), owner/name:version or a version id. May be
+    /// omitted with --deployment (when given with it, it is checked and otherwise ignored: the
+    /// deployment decides the model).
+    #[arg(value_name = "MODEL[:VERSION]", required_unless_present = "deployment")]
+    pub model: Option<String>,
+    /// The inputs: one JSON object per line, each a prediction's input; - reads stdin. Blank
+    /// lines are skipped. Each line at most 16 MiB, the whole file at most 256 MiB.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub inputs: PathBuf,
+    /// The results: one JSON object per input line, appended as each ends (see below). The
+    /// journal is kept beside it, as RESULTS.jsonl.journal.
+    #[arg(long, value_name = "RESULTS.jsonl")]
+    pub out: PathBuf,
+    /// The most predictions running at once.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = parse_concurrency)]
+    pub concurrency: usize,
+    /// Where outputs are downloaded, as LINE-INDEX.ext (default: ./outputs). Created if
+    /// missing.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_download")]
+    pub output_dir: Option<PathBuf>,
+    /// Do not download outputs: the results keep their URLs (which expire after about an
+    /// hour).
+    #[arg(long)]
+    pub no_download: bool,
+    /// Continue a batch from its journal and results (after an error, Ctrl-C or a kill): no
+    /// input is created twice, no line is written twice.
+    #[arg(long)]
+    pub resume: bool,
+    /// Process only the lines n with n % N == K % N (1 <= K <= N, lines numbered from 1): run
+    /// K = 1..N on N machines, each with its own --out. Each shard creates at most 1/N of the
+    /// default create rate.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Per prediction: the server cancels a prediction still running after SECS seconds (sent
+    /// as Cancel-After, whole seconds, at least 5); it is recorded as canceled.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Secs>,
+    /// Run on this deployment instead of MODEL.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub deployment: Option<String>,
+    /// Creates a second, before --shard's division (default 10, Replicate's 600 a minute).
+    #[arg(long, hide = true, value_name = "PER_SEC", value_parser = parse_rate)]
+    pub create_rate: Option<f64>,
+    /// How long after a create whose answer was lost the batch looks it up (default 10000).
+    #[arg(long, hide = true, value_name = "MS")]
+    pub lost_grace_ms: Option<u64>,
+}
+
+/// `--shard K/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// K, from 1 to N.
+    pub k: u64,
+    /// N, at least 1.
+    pub n: u64,
+}
+
+impl Shard {
+    /// Whether line `line` (numbered from 1) belongs to this shard: `line % N == K % N`.
+    pub fn takes(self, line: usize) -> bool {
+        line as u64 % self.n == self.k % self.n
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
+}
+
+/// Parses `--shard K/N`.
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("expected K/N with 1 <= K <= N (e.g. 2/3), got {s:?}");
+    let (k, n) = s.trim().split_once('/').ok_or_else(bad)?;
+    let parse = |x: &str| {
+        let x = x.trim();
+        if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        x.parse::<u64>().map_err(|_| bad())
+    };
+    let (k, n) = (parse(k)?, parse(n)?);
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok(Shard { k, n })
+}
+
+/// Parses `--concurrency`: 1 to 1000.
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to 1000, got {s:?}")),
+    }
+}
+
+/// Parses the hidden `--create-rate`: a positive number.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 10_000.0 => Ok(r),
+        _ => Err(format!("expected a positive number, got {s:?}")),
+    }
+}
+
+/// Shown at the end of `replicate batch --help`.
+const BATCH_HELP: &str = r#"Inputs (--inputs FILE.jsonl, or - for stdin): one JSON object per line, the prediction's
+input. Blank lines are skipped; lines are numbered from 1 in the file, blank ones included. A
+line that is not a JSON object is a usage error (exit 2, naming its line) before anything is
+sent. Limits: 16 MiB a line, 256 MiB in all.
+
+Results (--out RESULTS.jsonl): one JSON object per input line, appended and flushed as that
+line ends (in completion order, not input order):
+  {"line": 7, "id": "p1ab...", "status": "succeeded", "output": ["https://..."],
+   "error": null, "files": ["outputs/7-0.png"], "create": "created"}
+  line    the line number in the input file
+  id      the prediction's id (null when none was created: an input the API refused)
+  status  succeeded | failed | canceled | aborted | unknown (the create's outcome is not
+          known, or the prediction ended in no known status)
+  output  the prediction's output as the API returned it (null when none)
+  error   the prediction's error, the API's refusal, or why its outputs were not saved
+  files   the files written into --output-dir, LINE-INDEX.ext (e.g. 7-0.png; [] with
+          --no-download or when the output holds no file)
+  create  created (the first create was answered) | adopted (its answer was lost and the
+          prediction was found on the server) | resent (lost, not found, sent again) | null
+Every non-blank line of the input (of the shard) appears exactly once, across resumes.
+
+Journal: RESULTS.jsonl.journal, an append-only JSON Lines file written (and synced) before each
+create is sent. With --resume, lines already in the results are not written again, predictions
+already created are waited for, and creates whose answer was lost are looked up first: no
+input is created twice, even after a kill -9. Without --resume, an existing results file or
+journal is a usage error (nothing is overwritten).
+
+Downloads: output files go to --output-dir (default ./outputs) as LINE-INDEX.ext, the extension
+from the URL or the Content-Type. An existing file is never replaced: an identical one is kept
+(a resumed line), a different one makes the output LINE-INDEX-1.ext (noted on stderr).
+
+Progress goes to stderr: a bar on a terminal, else a line at most once a second.
+
+Exit codes:
+  0    every line succeeded (the results' earlier lines included, after --resume)
+  1    some lines did not succeed (failed, canceled, aborted, refused, unknown, or outputs not
+       saved): each is recorded in its result line
+  2    usage error: bad arguments, a malformed input line, existing results without --resume,
+       a journal of another batch; nothing was sent
+  3    the batch could not go on (authentication, network or server past the retries, a local
+       write failure): the results and the journal written so far are valid for --resume
+  130  interrupted (Ctrl-C, SIGTERM): no more creates; continue with --resume (predictions
+       already created keep running on Replicate and are waited for, not created again)"#;
 
 /// `replicate prediction ...`.
 #[derive(Debug, Subcommand)]

@@ -21,13 +21,31 @@ struct State {
     prediction: Option<String>,
     /// Whether a create request may be on its way (its answer not read yet).
     creating: bool,
+    /// `replicate batch`: its results file.
+    batch: Option<PathBuf>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     dir: None,
     prediction: None,
     creating: false,
+    batch: None,
 });
+
+/// Held while a whole record is being written (a batch's result line): the handler takes it
+/// before it exits, so that an interrupt never cuts a record in two.
+static WRITING: Mutex<()> = Mutex::new(());
+
+/// Holds off the handler's exit until the guard is dropped.
+pub fn hold() -> std::sync::MutexGuard<'static, ()> {
+    WRITING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Says that a batch writing its results to `out` is running: an interrupt then says how to
+/// resume it.
+pub fn set_batch(out: &Path) {
+    STATE.lock().unwrap_or_else(PoisonError::into_inner).batch = Some(out.to_path_buf());
+}
 
 /// Installs the handler (once per process; a second call, or a platform without signals, is
 /// ignored: the default behaviour stays).
@@ -56,17 +74,32 @@ pub fn set_running(id: Option<&str>) {
 }
 
 fn on_interrupt() {
-    let (dir, prediction, creating) = {
+    let (dir, prediction, creating, batch) = {
         let state = STATE.lock().unwrap_or_else(PoisonError::into_inner);
-        (state.dir.clone(), state.prediction.clone(), state.creating)
+        (
+            state.dir.clone(),
+            state.prediction.clone(),
+            state.creating,
+            state.batch.clone(),
+        )
     };
+    // A result line being written is finished first; the lock is held until the exit.
+    let _writing = hold();
     let removed = dir.as_deref().map_or(0, remove_partial_downloads);
     let mut line = "interrupted".to_owned();
     if removed > 0 {
         line.push_str(&format!("; removed {removed} partial download(s)"));
     }
     note(&line);
-    if let Some(id) = prediction {
+    if let Some(out) = batch {
+        note(&format!(
+            "hint: no more creates; the results and the journal are consistent: run the same command with --resume to continue ({})",
+            crate::text::safe_line(&out.display().to_string())
+        ));
+        note(
+            "hint: predictions already created keep running on Replicate: --resume waits for them and does not create them again",
+        );
+    } else if let Some(id) = prediction {
         for hint in exit::resume_hints(&id) {
             note(&format!("hint: {hint}"));
         }

@@ -16,6 +16,7 @@ use crate::output::{self, JsonArray, Progress};
 use crate::text;
 
 pub mod account;
+pub mod batch;
 #[cfg(feature = "fake")]
 pub mod demo;
 #[cfg(feature = "fake")]
@@ -40,6 +41,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     }
     match cli.command {
         Command::Run(args) => run::run(&ctx, args),
+        Command::Batch(args) => batch::run(&ctx, args),
         Command::Prediction(cmd) => prediction::run(&ctx, cmd),
         Command::Stream(args) => stream::run(&ctx, args),
         Command::Files(cmd) => files::run(&ctx, cmd),

@@ -120,7 +120,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
 
 /// The output directory, checked before anything is sent: created when missing; an existing
 /// non-directory is a usage error.
-fn prepare_output_dir(dir: Option<&Path>) -> Result<PathBuf, CliError> {
+pub(super) fn prepare_output_dir(dir: Option<&Path>) -> Result<PathBuf, CliError> {
     let dir = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let shown = || safe_line(&dir.display().to_string());
     match std::fs::metadata(&dir) {
