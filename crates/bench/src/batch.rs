@@ -49,7 +49,9 @@ struct Run {
 }
 
 fn inputs(n: usize) -> Vec<Value> {
-    (0..n).map(|i| json!({"prompt": format!("item {i}")})).collect()
+    (0..n)
+        .map(|i| json!({"prompt": format!("item {i}")}))
+        .collect()
 }
 
 fn options(sizes: Sizes) -> BatchOptions {
@@ -58,7 +60,7 @@ fn options(sizes: Sizes) -> BatchOptions {
         max_requests: 16,
         create_rate: f64::from(sizes.limit),
         read_rate: 100.0,
-        poll: PollPolicy::fixed(Duration::from_millis(400)),
+        poll: PollPolicy::default(),
         lost_grace: Duration::from_secs(2),
         ..BatchOptions::default()
     }

@@ -5,7 +5,9 @@
 //! prints `url <base>` and `token <token>`, then answers one line per command read on stdin:
 //!
 //! - `conns`: `<api connections accepted> <files connections accepted>`;
-//! - `clear`: forgets the recorded requests, answers `ok`;
+//! - `clear`: forgets the recorded requests and the faults not used yet, answers `ok`;
+//! - `stats`: `<predictions created> <requests throttled since the last clear>`;
+//! - `fault-create`: the next create is applied and its connection reset, answers `ok`;
 //! - `count`: `<API requests> <files requests>` recorded since the last `clear`;
 //! - `quit` (or the end of stdin): stops the server and exits.
 
@@ -94,6 +96,7 @@ pub fn serve(
             )?,
             "clear" => {
                 server.clear_requests();
+                server.clear_faults();
                 writeln!(out, "ok")?;
             }
             "count" => {
@@ -243,7 +246,9 @@ impl Server {
         if line == "ok" {
             Ok(())
         } else {
-            Err(io::Error::other(format!("bad answer to fault-create: {line:?}")))
+            Err(io::Error::other(format!(
+                "bad answer to fault-create: {line:?}"
+            )))
         }
     }
 
