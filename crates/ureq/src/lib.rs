@@ -200,6 +200,10 @@ use std::time::Duration;
 
 use replicate_protocol::{Flow, Paginated, TransportError, TransportErrorKind};
 
+/// The most idle connections the client keeps (all on the API's host, usually): enough for a
+/// batch's requests in flight and a prediction's concurrent downloads.
+const MAX_IDLE_CONNECTIONS: usize = 64;
+
 /// The `http` crate the requests and responses of [`protocol`] are made of (to implement a
 /// [`Flow`] of your own).
 pub use http;
@@ -272,6 +276,11 @@ impl ClientBuilder {
                     .timeout_per_read(Some(io_timeout(settings.timeout)))
                     .timeout_per_write(Some(io_timeout(settings.timeout)))
                     .user_agent(settings.cfg.user_agent())
+                    // Batches and concurrent downloads run many requests at once on one host:
+                    // keep their connections (ureq keeps 3 per host by default, and opens a new
+                    // connection for every request beyond that).
+                    .max_idle_connections(MAX_IDLE_CONNECTIONS)
+                    .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
                     .build();
                 // Not `new_agent()`: its resolver spawns a thread per request (see `resolve`).
                 let agent = ureq::Agent::with_parts(
