@@ -15,6 +15,8 @@
 //!   [`Download`]: listings, event streams and downloads, the same way ([`Flow`], [`Step`]).
 //! - [`Batch`]: thousands of predictions of one target, paced, resumable from a journal, never
 //!   created twice ([`batch`]).
+//! - [`schema`]: a model version's input and output schemas, local input validation
+//!   ([`InputSchema::validate`]) and command-line coercion.
 //! - [`sse`]: an incremental server-sent-events decoder; [`webhook`]: signature verification.
 //!
 //! # Driving a flow
@@ -65,6 +67,7 @@ pub mod pagination;
 pub mod prediction;
 pub mod progress;
 pub mod retry;
+pub mod schema;
 pub mod settings;
 pub mod sse;
 pub mod stream;
@@ -102,6 +105,10 @@ pub use pagination::{DEFAULT_MAX_PAGES, Page, Pager, Paginated, cursor_of};
 pub use prediction::{Metrics, ModelRef, Prediction, PredictionUrls, Status, is_version_id};
 pub use progress::Progress;
 pub use retry::{RetryPolicy, transport_failure};
+pub use schema::{
+    FieldProblem, FieldType, InputField, InputSchema, Mode, OutputSchema, OutputShape, ProblemKind,
+    ValidationErrors, VersionSchema,
+};
 pub use settings::{ClientSettings, EffectiveSettings};
 pub use stream::{OutputText, StreamAuth, StreamOptions, StreamSession};
 pub use trace::FlowSpan;
