@@ -855,21 +855,44 @@ fn lookup<'a>(doc: &'a Value, reference: &str) -> Option<&'a Map<String, Value>>
 }
 
 /// `schema` with its `$ref`, its `allOf` parts and a nullable `anyOf`'s one non-null part merged
-/// in; the schema's own keys win.
+/// in; the schema's own keys win. A reference already being resolved (a cycle) is not followed
+/// again, and chains stop at [`MAX_REF_DEPTH`].
 fn resolve(schema: &Map<String, Value>, doc: &Value, depth: usize) -> Map<String, Value> {
+    resolve_in(schema, doc, depth, &mut Vec::new())
+}
+
+fn resolve_in<'d>(
+    schema: &'d Map<String, Value>,
+    doc: &'d Value,
+    depth: usize,
+    chain: &mut Vec<&'d str>,
+) -> Map<String, Value> {
     let mut out = schema.clone();
     if depth >= MAX_REF_DEPTH {
         return out;
     }
     let mut parts: Vec<Map<String, Value>> = Vec::new();
-    if let Some(r) = schema.get("$ref").and_then(Value::as_str)
-        && let Some(target) = lookup(doc, r)
-    {
-        parts.push(resolve(target, doc, depth + 1));
+    let mut follow = |part: &'d Map<String, Value>, chain: &mut Vec<&'d str>| {
+        let reference = part.get("$ref").and_then(Value::as_str);
+        match reference {
+            Some(r) if chain.contains(&r) => {}
+            Some(r) => {
+                chain.push(r);
+                if let Some(target) = lookup(doc, r) {
+                    parts.push(resolve_in(target, doc, depth + 1, chain));
+                }
+                chain.pop();
+            }
+            None => parts.push(resolve_in(part, doc, depth + 1, chain)),
+        }
+    };
+    if schema.contains_key("$ref") {
+        follow(schema, chain);
+        // `follow` merged the target; the schema's other keys are already in `out`.
     }
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
         for part in all.iter().filter_map(Value::as_object) {
-            parts.push(resolve(part, doc, depth + 1));
+            follow(part, chain);
         }
     }
     for key in ["anyOf", "oneOf"] {
@@ -880,7 +903,7 @@ fn resolve(schema: &Map<String, Value>, doc: &Value, depth: usize) -> Map<String
                 .filter(|p| p.get("type").and_then(Value::as_str) != Some("null"))
                 .collect();
             if non_null.len() == 1 {
-                parts.push(resolve(non_null[0], doc, depth + 1));
+                follow(non_null[0], chain);
             }
         }
     }
