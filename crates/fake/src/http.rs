@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
-use crate::download::Content;
+use crate::content::Content;
 
 /// A response before it goes to hyper.
 pub(crate) struct Resp {

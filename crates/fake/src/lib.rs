@@ -188,6 +188,7 @@ mod api;
 mod assets;
 mod body;
 mod catalog;
+mod content;
 mod deployments;
 mod download;
 mod fault;

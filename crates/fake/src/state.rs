@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
@@ -16,10 +16,7 @@ use crate::script::{BUILTIN_MODELS, ModelScript, Outcome, Output, builtin_script
 use crate::synthetic::SyntheticFile;
 use crate::util;
 
-/// Locks a mutex, ignoring poisoning (a panicking test must not wedge the server).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::util::lock;
 
 /// Everything the server tasks and handles share.
 pub(crate) struct Shared {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use ring::digest;
 
-use crate::state::lock;
+use crate::util::{hex, lock};
 
 /// Synthetic files are made of blocks of this many bytes.
 pub(crate) const BLOCK: usize = 64 * 1024;
@@ -264,17 +264,6 @@ impl SyntheticFile {
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.sha256_hex())
     }
-}
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
 }
 
 /// Reads a [`SyntheticFile`] from its start ([`std::io::Read`]; [`std::io::Seek`] moves it).

@@ -25,7 +25,7 @@ pub(crate) fn new_file_token() -> String {
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    crate::synthetic::hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
 /// The latest instant the fake writes in a timestamp: 9999-12-31T23:59:59Z.
@@ -267,6 +267,23 @@ pub(crate) async fn sleep_until_precise(at: std::time::Instant) {
         }
     })
     .await;
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// Locks `m`, taking the data of a poisoned lock (a panicked handler must not take the server
+/// down).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
