@@ -398,9 +398,10 @@ scenario!(download_outputs_one_at_a_time, |env| {
 
 scenario!(
     an_error_stops_the_other_downloads,
-    // 4 MiB at 1 MiB/s: a download takes 4 s, so the others are in flight when output 2 fails,
-    // and one that went on would keep its connection open for seconds.
-    paced(1 << 20),
+    // 4 MiB at 64 KiB/s: a download takes 64 s, so the others are in flight when output 2
+    // fails, and one that went on would keep its connection open for a minute: the wait below
+    // is a guard against a hang, far from anything the test depends on.
+    paced(64 << 10),
     |env| {
         const FILES: usize = 6;
         const BYTES: u64 = 4 << 20;
@@ -429,7 +430,7 @@ scenario!(
             matches!(&e, Error::Output(o) if o.kind == OutputErrorKind::Expired),
             "{e:?}"
         );
-        // Nothing is left: no .part file, and no output was complete (each takes 4 s, output 2
+        // Nothing is left: no .part file, and no output was complete (each takes 64 s, output 2
         // failed at once): the others were stopped, not waited for.
         let left = list_dir(dir.path());
         assert!(left.is_empty(), "{left:?}");
@@ -438,7 +439,7 @@ scenario!(
         // ended. The async client's runtime is run meanwhile (its connection tasks close the
         // sockets), and has no task left but hyper's pool's: one per connection, and the one
         // that closes idle connections. The blocking client's threads were scoped.
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let tasks = loop {
             let tasks = client.background_tasks();
             let open = env.fake.open_connections();
