@@ -1052,11 +1052,23 @@ impl Batch {
         }
     }
 
-    fn jitter(&mut self, policy_delay: Duration, retries: u32, failure: &Error) -> Duration {
+    /// Whether `failure` is a throttle (a 429), and the jittered delay before retrying the
+    /// request of this class that failed with it, given how many times it was throttled and
+    /// retried so far (`None`: it is not retried).
+    fn retry_delay(
+        &mut self,
+        class: RetryClass,
+        (throttles, retries): (u32, u32),
+        failure: &Error,
+    ) -> (bool, Option<Duration>) {
+        let throttled = failure.status() == Some(429);
+        let count = if throttled { throttles } else { retries };
+        let Some(d) = self.opts.retry.decide(class, count, failure) else {
+            return (throttled, None);
+        };
         let unit = self.rng.f64();
-        self.opts
-            .retry
-            .jittered(policy_delay, retries, failure, unit)
+        let d = self.opts.retry.jittered(d, count, failure, unit);
+        (throttled, Some(d))
     }
 
     fn on_create(&mut self, i: usize, r: Result<Response<Vec<u8>>, TransportError>, now: Instant) {
@@ -1084,18 +1096,9 @@ impl Batch {
             Ok(_) => Error::decode(201, "the created prediction has no id", b""),
             Err(e) => e,
         };
-        let throttled = failure.status() == Some(429);
-        let count = if throttled {
-            self.items[i].throttled
-        } else {
-            self.items[i].retries
-        };
-        if let Some(d) = self
-            .opts
-            .retry
-            .decide(RetryClass::CreateOnce, count, &failure)
-        {
-            let d = self.jitter(d, count, &failure);
+        let counts = (self.items[i].throttled, self.items[i].retries);
+        let (throttled, delay) = self.retry_delay(RetryClass::CreateOnce, counts, &failure);
+        if let Some(d) = delay {
             let item = &mut self.items[i];
             if throttled {
                 item.throttled += 1;
@@ -1217,18 +1220,9 @@ impl Batch {
             ),
             Err(e) => e,
         };
-        let throttled = failure.status() == Some(429);
-        let count = if throttled {
-            self.items[i].throttled
-        } else {
-            self.items[i].retries
-        };
-        if let Some(d) = self
-            .opts
-            .retry
-            .decide(RetryClass::Idempotent, count, &failure)
-        {
-            let d = self.jitter(d, count, &failure);
+        let counts = (self.items[i].throttled, self.items[i].retries);
+        let (throttled, delay) = self.retry_delay(RetryClass::Idempotent, counts, &failure);
+        if let Some(d) = delay {
             let item = &mut self.items[i];
             if throttled {
                 item.throttled += 1;
@@ -1301,14 +1295,9 @@ impl Batch {
             }
             Err(e) => e,
         };
-        let throttled = failure.status() == Some(429);
-        let count = if throttled { lk.throttled } else { lk.retries };
-        if let Some(d) = self
-            .opts
-            .retry
-            .decide(RetryClass::Idempotent, count, &failure)
-        {
-            let d = self.jitter(d, count, &failure);
+        let counts = (lk.throttled, lk.retries);
+        let (throttled, delay) = self.retry_delay(RetryClass::Idempotent, counts, &failure);
+        if let Some(d) = delay {
             let Some(lk) = &mut self.lookup else {
                 return;
             };
