@@ -1255,3 +1255,26 @@ pub fn head_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
+
+/// Runs `f` on its own thread (named `name`) and fails when it has not ended after `limit`: the
+/// guard of tests that must stop by themselves (a hang fails the test instead of the run).
+pub fn watchdog(name: &str, limit: Duration, f: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            f();
+            let _ = tx.send(());
+        })
+        .expect("spawn");
+    match rx.recv_timeout(limit) {
+        Ok(()) => worker.join().expect("test thread"),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{name}: still running after {limit:?}: a hang")
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Ok(()) => panic!("{name}: ended without reporting"),
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+    }
+}

@@ -24,35 +24,15 @@ use replicate_protocol::{
     BatchOptions, Completion, CreateOutcome, Journal, JournalError, JournalRecord, PollPolicy,
     RetryPolicy, Status,
 };
-use replicate_tests::{BatchRequest, BatchRun, Env, WebhookReceiver, Which, fast_options};
+use replicate_tests::{
+    BatchRequest, BatchRun, Env, WebhookReceiver, Which, fast_options, watchdog,
+};
 use serde_json::{Value, json};
 
 /// A test that takes longer than this fails: it hung.
 const WATCHDOG: Duration = Duration::from_secs(90);
 /// The watchdog of the rate-limit row, which takes about 10 s by construction.
 const SLOW_WATCHDOG: Duration = Duration::from_secs(240);
-
-/// Runs `f` on its own thread and fails when it has not ended after `limit`.
-fn watchdog(name: &str, limit: Duration, f: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            f();
-            let _ = tx.send(());
-        })
-        .expect("spawn");
-    match rx.recv_timeout(limit) {
-        Ok(()) => worker.join().expect("test thread"),
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: still running after {limit:?}: a hang")
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(()) => panic!("{name}: ended without reporting"),
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-    }
-}
 
 /// Declares a test per client, each under the watchdog.
 macro_rules! both {

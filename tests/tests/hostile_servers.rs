@@ -16,7 +16,6 @@
 //! upper bound on wall-clock time.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use replicate_fake::{
@@ -29,7 +28,7 @@ use replicate_protocol::{
     CreatePrediction, Error, PaginationError, PollPolicy, Prediction, RetryPolicy, Status,
     StreamOptions, SyncWait, Target, TransportErrorKind, WaitOptions,
 };
-use replicate_tests::{Which, fast_options};
+use replicate_tests::{Which, fast_options, watchdog};
 use serde_json::{Value, json};
 
 /// The token of every fake server and client here: distinctive, so that any leak is found.
@@ -41,28 +40,6 @@ const SLOW_WATCHDOG: Duration = Duration::from_secs(180);
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-/// Runs `f` on its own thread (named `name`) and fails when it has not ended after `limit`.
-fn watchdog(name: &str, limit: Duration, f: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let worker = std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            f();
-            let _ = tx.send(());
-        })
-        .expect("spawn");
-    match rx.recv_timeout(limit) {
-        Ok(()) => worker.join().expect("test thread"),
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{name}: still running after {limit:?}: a hang")
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Ok(()) => panic!("{name}: ended without reporting"),
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-    }
-}
 
 /// Declares a test per client, each under the watchdog.
 macro_rules! both {
