@@ -88,11 +88,21 @@ fn input_schema(script: &ModelScript) -> Value {
 
 /// A version object.
 pub(crate) fn version_json(script: &ModelScript, v: &VersionRec) -> Value {
+    let schema = match &script.openapi_schema {
+        Some(doc) => doc.clone(),
+        None => derived_openapi_schema(script),
+    };
     json!({
         "id": v.id,
         "created_at": v.created_at,
         "cog_version": "0.13.7",
-        "openapi_schema": {
+        "openapi_schema": schema,
+    })
+}
+
+/// The OpenAPI document of a script without one of its own.
+fn derived_openapi_schema(script: &ModelScript) -> Value {
+    json!({
             "openapi": "3.0.2",
             "info": {"title": "Cog", "version": "0.1.0"},
             "paths": {},
@@ -100,7 +110,6 @@ pub(crate) fn version_json(script: &ModelScript, v: &VersionRec) -> Value {
                 "Input": input_schema(script),
                 "Output": output_schema(script),
             }}
-        }
     })
 }
 

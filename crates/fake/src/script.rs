@@ -134,6 +134,9 @@ pub struct ModelScript {
     pub extra_metrics: Map<String, Value>,
     /// Whether the model is an official one (`is_official` in `GET /v1/models/...`).
     pub official: bool,
+    /// The `openapi_schema` its versions publish, in place of the one derived from the
+    /// outcome (for example a real model's schema from a fixture). `None` keeps the derived one.
+    pub openapi_schema: Option<Value>,
 }
 
 impl Default for ModelScript {
@@ -150,6 +153,7 @@ impl Default for ModelScript {
             file_extension: "png".to_owned(),
             extra_metrics: Map::new(),
             official: false,
+            openapi_schema: None,
         }
     }
 }
@@ -193,6 +197,13 @@ impl ModelScript {
     /// A default script that streams these text tokens.
     pub fn text<S: Into<String>>(tokens: impl IntoIterator<Item = S>) -> Self {
         Self::succeed(Output::Text(tokens.into_iter().map(Into::into).collect()))
+    }
+
+    /// Makes its versions publish this `openapi_schema` (a whole OpenAPI document, as
+    /// `GET /v1/models/{owner}/{name}/versions/{id}` returns it) in place of the derived one.
+    pub fn openapi_schema(mut self, doc: Value) -> Self {
+        self.openapi_schema = Some(doc);
+        self
     }
 
     /// Sets the outcome.
