@@ -233,8 +233,9 @@ pub struct RunArgs {
 pub struct InputArgs {
     /// An input field, key=value: true/false become booleans, 64-bit integers and decimals
     /// numbers, anything else a string; key=@path sends a regular file of at most 100 MiB
-    /// (inlined when small, uploaded when large); {{.output}}, {{.output[N]}} and {{.id}} take
-    /// a value from the prediction JSON piped on stdin (see below). Repeatable, once per key.
+    /// (inlined when small, uploaded when large); `{{.output}}`, `{{.output[N]}}` and `{{.id}}`
+    /// take a value from the prediction JSON piped on stdin (see below). Repeatable, once per
+    /// key.
     #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,
     /// A JSON file holding an input object (at most 64 MiB; - reads stdin); -i fields are set
