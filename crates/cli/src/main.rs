@@ -7,11 +7,13 @@
 use std::process::ExitCode;
 
 mod args;
+mod chain;
 mod commands;
 mod exit;
 mod input;
 mod output;
 mod text;
+mod web;
 
 fn main() -> ExitCode {
     install_panic_hook();

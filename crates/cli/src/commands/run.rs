@@ -12,11 +12,13 @@ use serde_json::{Map, Value};
 
 use super::stream::spawn_events;
 use super::{Ctx, Deadline, Received, follow, interrupt, recv_until, timeout_error};
-use crate::args::RunArgs;
+use crate::args::{InputArgs, RunArgs};
+use crate::chain;
 use crate::exit::CliError;
 use crate::input::{self, InputValue, MAX_FILE_INPUT_BYTES};
 use crate::output::{self, OutputKind, Progress, StreamPrinter, note};
 use crate::text::safe_line;
+use crate::web;
 
 /// An input value once read locally: sent as is, or a file still to inline or upload.
 enum Pending {
@@ -24,35 +26,99 @@ enum Pending {
     File(FileInput),
 }
 
+/// The input of a prediction or a training (`-i`, `--input-json`), read and checked locally
+/// before anything is sent: placeholders resolved from stdin, files read (with a cap) so that an
+/// unreadable, special or too large file is a usage error with nothing sent.
+pub(super) struct LocalInput {
+    fields: Map<String, Value>,
+    pending: Vec<(String, Pending)>,
+}
+
+impl LocalInput {
+    /// Reads and checks `-i` and `--input-json`.
+    pub(super) fn read(args: &InputArgs) -> Result<Self, CliError> {
+        let mut pairs = input::parse_pairs(&args.inputs).map_err(CliError::usage)?;
+        resolve_placeholders(&mut pairs, args.input_json.as_deref())?;
+        let fields = match &args.input_json {
+            Some(path) => input::read_input_json(path).map_err(CliError::usage)?,
+            None => Map::new(),
+        };
+        let mut pending = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let value = match pair.value {
+                InputValue::Json(v) => Pending::Ready(v),
+                InputValue::File(path) => {
+                    let what = format!("input {}", pair.key);
+                    let bytes = input::read_file(&what, &path, MAX_FILE_INPUT_BYTES)
+                        .map_err(CliError::usage)?;
+                    Pending::File(FileInput::from_bytes(
+                        file_name_of(&path),
+                        guess_mime(&path),
+                        bytes,
+                    ))
+                }
+            };
+            pending.push((pair.key, value));
+        }
+        Ok(LocalInput { fields, pending })
+    }
+
+    /// The input object, its files inlined or uploaded (`-i` fields over `--input-json`'s).
+    pub(super) fn prepare(self, client: &Client) -> Result<Value, CliError> {
+        let mut fields = self.fields;
+        for (key, value) in self.pending {
+            let value = match value {
+                Pending::Ready(v) => v,
+                Pending::File(file) => client.prepare_input(file)?,
+            };
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
+/// Replaces the `{{.path}}` placeholders of `-i` values from the JSON piped on stdin (read only
+/// when there is a placeholder; see [`chain`]).
+fn resolve_placeholders(
+    pairs: &mut [input::InputPair],
+    input_json: Option<&Path>,
+) -> Result<(), CliError> {
+    let has = |p: &input::InputPair| match &p.value {
+        InputValue::Json(Value::String(s)) => chain::has_placeholder(s),
+        _ => false,
+    };
+    if !pairs.iter().any(has) {
+        return Ok(());
+    }
+    if input_json.is_some_and(|p| p.as_os_str() == "-") {
+        return Err(CliError::usage(
+            "stdin cannot feed both --input-json - and the -i placeholders: pass the input JSON as a file",
+        ));
+    }
+    let doc = chain::read_stdin_document().map_err(CliError::usage)?;
+    for pair in pairs.iter_mut() {
+        if let InputValue::Json(Value::String(s)) = &pair.value
+            && chain::has_placeholder(s)
+        {
+            let value = chain::resolve(s, &doc)
+                .map_err(|e| CliError::usage(format!("input {}: {e}", pair.key)))?;
+            pair.value = InputValue::Json(value);
+        }
+    }
+    Ok(())
+}
+
 /// Runs a model.
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
     let deadline = args.timeout.map(|t| Deadline::after(t, !args.no_cancel));
     // Everything that can be checked locally is checked before anything is sent.
-    let target = Target::parse(&args.model).map_err(|e| CliError::usage(e.to_string()))?;
-    let pairs = input::parse_pairs(&args.inputs).map_err(CliError::usage)?;
-    let mut fields = match &args.input_json {
-        Some(path) => input::read_input_json(path).map_err(CliError::usage)?,
-        None => Map::new(),
+    let usage = |e: Error| CliError::usage(e.to_string());
+    let target = match (&args.deployment, &args.model) {
+        (Some(d), _) => Target::deployment(d).map_err(usage)?,
+        (None, Some(m)) => Target::parse(m).map_err(usage)?,
+        (None, None) => return Err(CliError::usage("give MODEL[:VERSION] or --deployment")),
     };
-    // File inputs are read now, with a cap, so that an unreadable, special or too large file is
-    // a usage error with nothing sent.
-    let mut pending = Vec::with_capacity(pairs.len());
-    for pair in pairs {
-        let value = match pair.value {
-            InputValue::Json(v) => Pending::Ready(v),
-            InputValue::File(path) => {
-                let what = format!("input {}", pair.key);
-                let bytes = input::read_file(&what, &path, MAX_FILE_INPUT_BYTES)
-                    .map_err(CliError::usage)?;
-                Pending::File(FileInput::from_bytes(
-                    file_name_of(&path),
-                    guess_mime(&path),
-                    bytes,
-                ))
-            }
-        };
-        pending.push((pair.key, value));
-    }
+    let local = LocalInput::read(&args.input)?;
     let sync = args
         .wait
         .map(|n| {
@@ -73,16 +139,12 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
     let client = ctx.client_with_timeout(args.timeout)?;
     interrupt::install();
 
-    for (key, value) in pending {
-        let value = match value {
-            Pending::Ready(v) => v,
-            Pending::File(file) => client.prepare_input(file)?,
-        };
-        fields.insert(key, value);
-    }
-    let mut create = CreatePrediction::new(target).input(Value::Object(fields));
+    let mut create = CreatePrediction::new(target).input(local.prepare(&client)?);
     if let Some(s) = sync {
         create = create.sync(s);
+    }
+    if let Some(after) = args.cancel_after {
+        create = create.cancel_after(after);
     }
 
     interrupt::set_creating();
@@ -93,6 +155,16 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
         safe_line(&created.id),
         safe_line(created.status.as_str())
     ));
+    if args.web {
+        // stdout holds the results: the page goes to stderr.
+        match web::web_url(&created) {
+            Ok(url) => {
+                note(&format!("Web: {url}"));
+                web::open(&url);
+            }
+            Err(why) => note(&format!("--web: {why}")),
+        }
+    }
 
     let mut streamed = false;
     let done = if args.stream && created.stream_url().is_some() {

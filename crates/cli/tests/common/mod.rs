@@ -30,6 +30,9 @@ pub fn bare(dir: &Path) -> Command {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("replicate");
     cmd.env_remove("REPLICATE_API_TOKEN")
         .env_remove("REPLICATE_BASE_URL")
+        // `--web` opens a browser only when stdout is a terminal, which it never is here; this
+        // makes sure of it.
+        .env("REPLICATE_NO_BROWSER", "1")
         .env("REPLICATE_POLL_INTERVAL_MS", "20")
         .current_dir(dir)
         .timeout(Duration::from_secs(20));
