@@ -6,8 +6,9 @@
 //! `"007"` for a string field; `true`/`false` for booleans; numbers; an enum's value checked;
 //! a list (a JSON array, or one item for a list of strings or files). `key=@path` is a local
 //! file only for a file input (`format: uri`, or a list of them); for any other input it is the
-//! text `@path`. A field the schema does not declare (or declares without a type) keeps the
-//! rules without a schema ([`RawPair::typed`]).
+//! text `@path`. A field declared without a type takes booleans, numbers and text by the rules
+//! without a schema ([`typed_value`]); a field the schema does not declare keeps all of them
+//! ([`RawPair::typed`]).
 //!
 //! Everything here is pure: no request, no file read.
 
@@ -263,6 +264,11 @@ mod tests {
         assert_eq!(
             typed("image", RawValue::Escaped("@handle".into())),
             value(json!("@handle"))
+        );
+        assert_eq!(
+            typed("extra", RawValue::At("cat.png".into())),
+            value(json!("@cat.png")),
+            "no declared type: not a file input"
         );
         // A field the schema does not declare keeps the rules without a schema.
         assert_eq!(
