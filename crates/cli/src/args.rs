@@ -40,8 +40,9 @@ Limits:
 Exit codes:
   0    success
   1    the prediction (or training) failed, was canceled or was aborted (stderr names it)
-  2    usage error: bad arguments, a malformed -i, an unresolvable {{.placeholder}}, an
-       unreadable or too large file, or no API token; nothing was sent
+  2    usage error: bad arguments, a malformed -i, an input that does not match the model's
+       schema (one line per problem), an unresolvable {{.placeholder}}, an unreadable or too
+       large file, or no API token; nothing was created (run reads the schema first)
   3    API, authentication, network, timeout or local I/O error (1 to 5 lines on stderr;
        when the prediction was created, its id and how to resume)
   130  interrupted (Ctrl-C, SIGTERM); partial downloads were removed
@@ -226,16 +227,23 @@ pub struct RunArgs {
     /// if the prediction is not finished yet.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u8).range(1..=60))]
     pub wait: Option<u8>,
+    /// Do not fetch the model's schema: -i values are typed by the rules without a schema and
+    /// the input is sent unchecked (the server may then refuse it).
+    #[arg(long)]
+    pub no_validate: bool,
 }
 
 /// `-i key=value ...` and `--input-json FILE`: the input of a prediction or a training.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// An input field, key=value: true/false become booleans, 64-bit integers and decimals
-    /// numbers, anything else a string; key=@path sends a regular file of at most 100 MiB
-    /// (inlined when small, uploaded when large); `{{.output}}`, `{{.output[N]}}` and `{{.id}}`
-    /// take a value from the prediction JSON piped on stdin (see below). Repeatable, once per
-    /// key.
+    /// An input field, key=value. `run` types it by the model's schema: seed=007 is 7 for an
+    /// integer input and "007" for a string one, enum values are checked, and key=@path is a
+    /// file only for a file input (the text "@path" otherwise). Without a schema (run
+    /// --no-validate, training create, an input the schema lacks): true/false become booleans,
+    /// 64-bit integers and decimals numbers, anything else a string, and key=@path a file.
+    /// A file is a regular file of at most 100 MiB (inlined when small, uploaded when large);
+    /// key=@@text is the text "@text"; `{{.output}}`, `{{.output[N]}}` and `{{.id}}` take a
+    /// value from the prediction JSON piped on stdin (see below). Repeatable, once per key.
     #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,
     /// A JSON file holding an input object (at most 64 MiB; - reads stdin); -i fields are set
@@ -627,6 +635,20 @@ pub enum ModelCommand {
     Create(ModelCreateArgs),
     /// Delete a model (only a private model without versions can be deleted).
     Delete(ModelNameArg),
+    /// Show a model version's inputs (name, type, default, constraints, description, in
+    /// order) and the shape of its output.
+    Schema(SchemaArgs),
+}
+
+/// `replicate model schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The model, and a version (default: the model's latest version).
+    #[arg(value_name = "OWNER/NAME[:VERSION]")]
+    pub model: String,
+    /// Print a JSON description instead of the table (its shape is in the CLI's README).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `replicate model create`.

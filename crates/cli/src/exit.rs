@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 0 | success |
 //! | 1 | the prediction failed, was canceled or aborted (or a webhook signature is invalid) |
-//! | 2 | usage error: bad arguments, malformed `-i`, unreadable file, no token; nothing was sent |
+//! | 2 | usage error: bad arguments, malformed `-i`, an input the schema refuses, unreadable file, no token; nothing was created |
 //! | 3 | API, authentication, network, timeout or local I/O error |
 //! | 130 | interrupted (Ctrl-C, SIGTERM) |
 

@@ -13,6 +13,7 @@ mod exit;
 mod input;
 mod output;
 mod text;
+mod typed;
 mod web;
 
 fn main() -> ExitCode {

@@ -179,6 +179,8 @@ fn run_of_a_512_mib_output_keeps_the_cli_under_64_mib() {
             "run",
             "fake/large-files",
             "-i",
+            "prompt=p",
+            "-i",
             &format!("output_bytes={BYTES}"),
         ])
         .args(["-i", "seed=3", "--output-dir", "out"])

@@ -35,13 +35,13 @@ pub fn hardware(ctx: &Ctx, args: JsonFlag) -> Result<(), CliError> {
 
 /// Two columns, the first padded to its widest cell (in characters).
 fn table(rows: &[(String, String)]) -> String {
-    let width = rows
+    let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|(a, _)| a.chars().count())
-        .max()
-        .unwrap_or(0);
-    rows.iter()
-        .map(|(a, b)| format!("{a:<width$}  {b}").trim_end().to_owned() + "\n")
+        .map(|(a, b)| vec![a.clone(), b.clone()])
+        .collect();
+    output::aligned(&rows, usize::MAX)
+        .into_iter()
+        .map(|line| line + "\n")
         .collect()
 }
 

@@ -29,6 +29,7 @@ pub mod interrupt;
 pub mod model;
 pub mod prediction;
 pub mod run;
+pub mod schema;
 pub mod stream;
 pub mod training;
 pub mod webhook;

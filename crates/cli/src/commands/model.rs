@@ -1,4 +1,4 @@
-//! `replicate model get|versions|list|create|delete`.
+//! `replicate model get|versions|list|create|delete` (`model schema`: see [`super::schema`]).
 
 use replicate_protocol::ModelRef;
 use replicate_protocol::api::{
@@ -54,6 +54,7 @@ pub fn run(ctx: &Ctx, cmd: ModelCommand) -> Result<(), CliError> {
             print_list(models, a.json, "No models.", model_row)
         }
         ModelCommand::Create(a) => create(ctx, a),
+        ModelCommand::Schema(a) => super::schema::show(ctx, a),
         ModelCommand::Delete(a) => {
             let model = model_ref(&a.name)?;
             let client = ctx.client()?;

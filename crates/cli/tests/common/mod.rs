@@ -66,6 +66,17 @@ pub fn creates(server: &FakeHandle) -> Vec<RecordedRequest> {
         .collect()
 }
 
+/// Nothing was created nor uploaded: every request received was a read (with a schema, `run`
+/// reads the model's schema before it checks the input).
+pub fn assert_only_reads(server: &FakeHandle) {
+    let writes: Vec<RecordedRequest> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert!(writes.is_empty(), "only reads expected: {writes:#?}");
+}
+
 /// The one create received; its JSON body.
 pub fn the_create(server: &FakeHandle) -> (RecordedRequest, Value) {
     let creates = creates(server);
