@@ -308,8 +308,13 @@ fn input(m: &Module, def: &InputDef, t: &Target<'_>) -> TokenStream {
     let builder = &def.builder;
     let model = code(t.model);
     let struct_doc = doc(&format!(
-        "The input of {model}, in the schema's order: start one with [`{ident}::builder`], which\n\
-         takes the required inputs, applies the schema's defaults and checks the ranges."
+        "The {what} of {model}, in the schema's order: start one with [`{ident}::builder`],\n\
+         which takes the required inputs, applies the schema's defaults and checks the ranges.",
+        what = if def.training {
+            "training input"
+        } else {
+            "input"
+        },
     ));
     let has_secret = def.fields.iter().any(|f| f.secret);
     let derive_debug = if has_secret {
@@ -371,7 +376,7 @@ fn input(m: &Module, def: &InputDef, t: &Target<'_>) -> TokenStream {
     if def
         .fields
         .iter()
-        .any(|f| matches!(&f.presence, Presence::Default(v) if has_float_literal(&f.ty, v)))
+        .any(|f| matches!(&f.presence, Presence::Default(v) if default_near_constant(&f.ty, v)))
     {
         builder_allows.push(quote!(clippy::approx_constant));
     }
@@ -394,7 +399,7 @@ fn input(m: &Module, def: &InputDef, t: &Target<'_>) -> TokenStream {
     let validate_allow = allow(
         &def.fields
             .iter()
-            .any(checks_float_literal)
+            .any(checks_near_constant)
             .then(|| quote!(clippy::approx_constant))
             .into_iter()
             .collect::<Vec<_>>(),
@@ -428,10 +433,11 @@ fn input(m: &Module, def: &InputDef, t: &Target<'_>) -> TokenStream {
     let build_doc = doc(&format!(
         "The input, once [`{ident}::validate`] accepts it."
     ));
-    let validate_doc = doc(
+    let validate_doc = doc(&format!(
         "Checks the values against the schema's ranges and allowed values (the types and the\n\
-         required inputs are checked by the compiler). The typed run functions call it too.",
-    );
+         required inputs are checked by the compiler). The typed {} functions call it too.",
+        if def.training { "train" } else { "run" }
+    ));
 
     quote! {
         #struct_doc
@@ -728,36 +734,67 @@ fn value_checks(
     out
 }
 
-/// Whether the checks of `f` write a float literal.
-fn checks_float_literal(f: &FieldDef) -> bool {
-    let item = match &f.ty {
-        Ty::List(item) => item.as_ref(),
-        other => other,
-    };
+/// Whether a float written as a literal could be taken by clippy's `approx_constant` (a deny
+/// lint) for a `std::f64::consts` value: within 1% of one (clippy wants a few matching digits,
+/// so this errs on the side of allowing).
+fn near_constant(x: f64) -> bool {
+    use std::f64::consts::*;
+    const CONSTANTS: &[f64] = &[
+        E,
+        FRAC_1_PI,
+        FRAC_1_SQRT_2,
+        FRAC_2_PI,
+        FRAC_2_SQRT_PI,
+        FRAC_PI_2,
+        FRAC_PI_3,
+        FRAC_PI_4,
+        FRAC_PI_6,
+        FRAC_PI_8,
+        LN_10,
+        LN_2,
+        LOG10_E,
+        LOG2_E,
+        LOG2_10,
+        LOG10_2,
+        PI,
+        SQRT_2,
+        TAU,
+    ];
+    CONSTANTS.iter().any(|c| ((x.abs() - c) / c).abs() < 0.01)
+}
+
+/// Whether the checks of `f` write a float literal near a constant (see [`near_constant`]).
+fn checks_near_constant(f: &FieldDef) -> bool {
     let bounds = [
         f.bounds.minimum,
         f.bounds.maximum,
         f.bounds.exclusive_minimum,
         f.bounds.exclusive_maximum,
     ];
-    bounds.iter().flatten().next().is_some() || (*item == Ty::Num && !f.allowed.is_empty())
+    bounds.into_iter().flatten().any(near_constant)
+        || f.allowed
+            .iter()
+            .filter_map(Value::as_f64)
+            .any(near_constant)
 }
 
-/// Whether the default `v` of type `ty` is written with a float literal.
-fn has_float_literal(ty: &Ty, v: &Value) -> bool {
+/// Whether the default `v` of type `ty` is written with a float literal near a constant.
+fn default_near_constant(ty: &Ty, v: &Value) -> bool {
     match (ty, v) {
-        (Ty::Num, _) => true,
-        (Ty::List(item), Value::Array(items)) => items.iter().any(|v| has_float_literal(item, v)),
-        (Ty::Json, v) => json_has_float(v),
+        (Ty::Num, v) => v.as_f64().is_some_and(near_constant),
+        (Ty::List(item), Value::Array(items)) => {
+            items.iter().any(|v| default_near_constant(item, v))
+        }
+        (Ty::Json, v) => json_near_constant(v),
         _ => false,
     }
 }
 
-fn json_has_float(v: &Value) -> bool {
+fn json_near_constant(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n.is_f64(),
-        Value::Array(items) => items.iter().any(json_has_float),
-        Value::Object(map) => map.values().any(json_has_float),
+        Value::Number(n) => n.is_f64() && n.as_f64().is_some_and(near_constant),
+        Value::Array(items) => items.iter().any(json_near_constant),
+        Value::Object(map) => map.values().any(json_near_constant),
         _ => false,
     }
 }
@@ -837,7 +874,12 @@ fn json_tokens(v: &Value) -> TokenStream {
 
 fn output(def: &OutputDef, model: &str) -> TokenStream {
     let ident = &def.ident;
-    let head = format!("The output of {}: {}.", code(model), def.shape);
+    let what = if def.training {
+        "training output"
+    } else {
+        "output"
+    };
+    let head = format!("The {what} of {}: {}.", code(model), def.shape);
     match &def.kind {
         OutputKind::Alias(ty) => {
             let d = doc(&head);

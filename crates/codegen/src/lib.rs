@@ -48,9 +48,11 @@
 //! }
 //! ```
 //!
-//! and include the module (the generated file has no inner attributes, so `include!` works):
+//! and include the module (the generated file has no inner attributes, so `include!` works).
+//! The workspace's `tests/typed` crate does exactly this, compiled and run against a fake
+//! server:
 //!
-//! ```ignore
+//! ```text
 //! /// black-forest-labs/flux-schnell, typed.
 //! pub mod flux_schnell {
 //!     include!(concat!(env!("OUT_DIR"), "/flux_schnell.rs"));
@@ -265,14 +267,15 @@ pub fn generate(doc: &Value, options: &Options) -> Result<String, CodegenError> 
     let output_schema = OutputSchema::from_openapi(schema);
 
     let mut planner = plan::Planner::new();
-    let input = planner.input(&input_schema, "Input");
-    let output = planner.output(output_schema.as_ref(), "Output");
+    let input = planner.input(&input_schema, "Input", false);
+    let output = planner.output(output_schema.as_ref(), "Output", false);
     let training = match InputSchema::training_from_openapi(schema) {
         Some(training_input) if options.training => {
-            let ti = planner.input(&training_input, "TrainingInput");
+            let ti = planner.input(&training_input, "TrainingInput", true);
             let to = planner.output(
                 OutputSchema::training_from_openapi(schema).as_ref(),
                 "TrainingOutput",
+                true,
             );
             Some((ti, to))
         }

@@ -108,6 +108,8 @@ pub(crate) struct InputDef {
     /// `InputBuilder` / `TrainingInputBuilder`.
     pub builder: Ident,
     pub fields: Vec<FieldDef>,
+    /// Whether it is the trainer's (`TrainingInput`).
+    pub training: bool,
 }
 
 /// One property of an object output.
@@ -138,6 +140,8 @@ pub(crate) struct OutputDef {
     pub kind: OutputKind,
     /// A phrase saying what the shape is, for the doc.
     pub shape: String,
+    /// Whether it is the trainer's (`TrainingOutput`).
+    pub training: bool,
 }
 
 /// The whole module.
@@ -163,7 +167,7 @@ impl Planner {
         }
     }
 
-    pub(crate) fn input(&mut self, schema: &InputSchema, name: &str) -> InputDef {
+    pub(crate) fn input(&mut self, schema: &InputSchema, name: &str, training: bool) -> InputDef {
         let mut fields_ns = Names::default();
         let fields = schema
             .fields
@@ -174,10 +178,16 @@ impl Planner {
             ident: ident(name),
             builder: ident(&format!("{name}Builder")),
             fields,
+            training,
         }
     }
 
-    pub(crate) fn output(&mut self, schema: Option<&OutputSchema>, name: &str) -> OutputDef {
+    pub(crate) fn output(
+        &mut self,
+        schema: Option<&OutputSchema>,
+        name: &str,
+        training: bool,
+    ) -> OutputDef {
         let (kind, shape) = match schema.map(|s| &s.shape) {
             None => (
                 OutputKind::Alias(Ty::Json),
@@ -228,6 +238,7 @@ impl Planner {
             ident: ident(name),
             kind,
             shape,
+            training,
         }
     }
 

@@ -40,6 +40,30 @@ generated! {
     synthetic_lora_trainer,
     /// `fixtures/schemas/synthetic-whisper.json`: an audio model with an object output.
     synthetic_whisper,
+    /// The fake's `black-forest-labs/flux-schnell` (`schemas/`, as the fake serves it).
+    black_forest_labs_flux_schnell,
+    /// The fake's `fake/fail`.
+    fake_fail,
+    /// The fake's `fake/cancel`.
+    fake_cancel,
+    /// The fake's `fake/abort`.
+    fake_abort,
+    /// The fake's `fake/text`.
+    fake_text,
+    /// The fake's `fake/text-multiline`.
+    fake_text_multiline,
+    /// The fake's `fake/json`.
+    fake_json,
+    /// The fake's `fake/urls`.
+    fake_urls,
+    /// The fake's `fake/slow`.
+    fake_slow,
+    /// The fake's `fake/data-uri`.
+    fake_data_uri,
+    /// The fake's `fake/unknown-status`.
+    fake_unknown_status,
+    /// The fake's `fake/large-files`.
+    fake_large_files,
     /// `crates/codegen/tests/data/hostile.json`: names that are keywords or collide, Markdown,
     /// HTML, code and control characters in descriptions, extreme bounds.
     hostile,
