@@ -8,6 +8,10 @@
 //! every kind of check: inclusive and exclusive bounds on integers and numbers, integer and
 //! number enums, list items, enums, files, secrets, defaults, and a trainer's input.
 
+// The strategies use the schemas' bounds as literals: `3.14` in `cog-range.json` is a bound,
+// not an approximation of π.
+#![allow(clippy::approx_constant)]
+
 use std::fmt::Debug;
 
 use proptest::prelude::*;
