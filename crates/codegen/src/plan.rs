@@ -224,7 +224,7 @@ impl Planner {
                         ident: ns.snake(&p.name),
                         ty: self.output_ty(&p.value),
                         required: p.required,
-                        title: p.title.clone(),
+                        title: p.title.clone().filter(|t| !is_generated_title(t, &p.name)),
                     })
                     .collect();
                 (
@@ -286,7 +286,8 @@ impl Planner {
                 .filter(|t| f.enum_name.is_none() || Some(t.as_str()) != inherited)
         };
         let description = own(&f.description, Some("An enumeration."))
-            .or_else(|| own(&f.title, f.enum_name.as_deref()));
+            .or_else(|| own(&f.title, f.enum_name.as_deref()))
+            .filter(|d| !is_generated_title(d, &f.name));
         let mut facts = Vec::new();
         if f.required {
             facts.push("Required.".to_owned());
@@ -460,6 +461,17 @@ impl Planner {
             _ => false,
         }
     }
+}
+
+/// Whether `title` says no more than `name` (pydantic titles `go_fast` "Go Fast").
+pub(crate) fn is_generated_title(title: &str, name: &str) -> bool {
+    let letters = |s: &str| -> String {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    letters(title) == letters(name)
 }
 
 /// A JSON number as an `i64`, when it is a whole number in range (`5` or `5.0`).
