@@ -308,8 +308,9 @@ fn input(m: &Module, def: &InputDef, t: &Target<'_>) -> TokenStream {
     let builder = &def.builder;
     let model = code(t.model);
     let struct_doc = doc(&format!(
-        "The {what} of {model}, in the schema's order: start one with [`{ident}::builder`],\n\
-         which takes the required inputs, applies the schema's defaults and checks the ranges.",
+        "The {what} of {model}, its fields in the schema's order. [`{ident}::builder`] takes\n\
+         the required inputs and applies the schema's defaults; [`{builder}::build`] checks the\n\
+         ranges and allowed values.",
         what = if def.training {
             "training input"
         } else {
