@@ -383,7 +383,8 @@ fn check_feature(name: &str) -> Result<(), CodegenError> {
 
 /// `code` (as `prettyplease` prints it, items back to back) with an empty line before each item
 /// that follows another at the same indentation: a line starting an item (`///`, `#[`, `pub`,
-/// `impl`, `fn`) after a line that ends one (with `}` or `;`, at the same indentation).
+/// `impl`, `fn`) after a line that ends one (code ending with `}` or `;`, not a comment, at the
+/// same indentation).
 fn space_items(code: &str) -> String {
     let mut out = String::with_capacity(code.len() + code.len() / 16);
     let mut previous: Option<&str> = None;
@@ -395,7 +396,8 @@ fn space_items(code: &str) -> String {
                 .iter()
                 .any(|p| body.starts_with(p));
             let prev_body = prev.trim_start();
-            let ends_item = prev_body.ends_with('}') || prev_body.ends_with(';');
+            let ends_item = (prev_body.ends_with('}') || prev_body.ends_with(';'))
+                && !prev_body.starts_with("//");
             if starts_item && ends_item && indent(prev) == indent(line) {
                 out.push('\n');
             }
@@ -429,6 +431,15 @@ mod tests {
         json!({"components": {"schemas": {
             "Input": {"type": "object", "properties": {"a": {"type": "string"}}}
         }}})
+    }
+
+    #[test]
+    fn items_are_spaced_but_not_docs() {
+        let code = "const A: u8 = 1;\n/// Doc ending with a;\n/// second line {}\npub struct B {\n    x: u8,\n}\nimpl B {}\n";
+        assert_eq!(
+            space_items(code),
+            "const A: u8 = 1;\n\n/// Doc ending with a;\n/// second line {}\npub struct B {\n    x: u8,\n}\n\nimpl B {}\n"
+        );
     }
 
     #[test]
