@@ -6,7 +6,8 @@
 //! schema of the version it runs ([`InputSchema::check`]). When the input has a problem, the
 //! flow ends with [`Error::Validation`] (every problem at once, one line per field) and nothing
 //! is created. Both clients wrap every create in it (`create`, `run`, `start`, `stream_run`,
-//! ...), so they validate alike; [`Validation::Off`], the default, makes the wrapper a no-op.
+//! ...; not the creates of a batch), so they validate alike; [`Validation::Off`], the default,
+//! makes the wrapper a no-op.
 //!
 //! # Where the schema comes from
 //!
@@ -28,6 +29,10 @@
 //! ends the flow with its error and nothing is created: a 404 (the model, version or deployment
 //! does not exist: the create would fail alike), a 401/403, or a network failure once the retry
 //! policy gave up.
+//!
+//! The events (a bare version id, unknown inputs in [`Validation::Warn`] at `warn`; a schema
+//! fetched, or missing, at `debug`) have the target `replicate_protocol::validate` and name the
+//! model and the input keys, never their values.
 //!
 //! # Rules
 //!
