@@ -584,8 +584,20 @@ fn fmt_num(x: f64) -> String {
     format!("{x}")
 }
 
+/// One line, whatever the names and values hold: they come from the input and from the
+/// server's schema, so control characters are shown escaped
+/// ([`clean_line`](crate::text::clean_line)).
 impl fmt::Display for FieldProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = String::new();
+        self.write_raw(&mut line)?;
+        f.write_str(&crate::text::clean_line(&line))
+    }
+}
+
+impl FieldProblem {
+    fn write_raw(&self, f: &mut String) -> fmt::Result {
+        use std::fmt::Write as _;
         let name = &self.field;
         match &self.kind {
             ProblemKind::MissingRequired => write!(f, "{name}: required input is missing"),
