@@ -701,3 +701,105 @@ fn an_unknown_model_fails_as_its_create_would_and_nothing_is_created() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(creates(&server).len(), 1);
 }
+
+/// `replicate codegen` prints what replicate-codegen generates for the version the API names:
+/// the model's latest version, or the one given.
+#[test]
+fn codegen_prints_the_module_of_the_served_version() {
+    let server = typed_fake();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run_ok(&server, dir.path(), &["codegen", "test/flux"]);
+    let version = server.model_version("test/flux");
+    let served = json!({"id": version, "openapi_schema": fixture("synthetic-flux-schnell.json")});
+    let expected =
+        replicate_codegen::generate(&served, &replicate_codegen::Options::new("test/flux"))
+            .expect("generate");
+    assert_eq!(stdout(&out), expected);
+    assert!(expected.contains("pub enum AspectRatio"), "{expected}");
+    assert!(expected.contains(&version), "{expected}");
+    assert_only_reads(&server);
+}
+
+/// `--schema FILE -o FILE` works offline from a saved schema, and rewrites the file only when
+/// the module changes.
+#[test]
+fn codegen_from_a_saved_schema_into_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = dir.path().join("paths.json");
+    std::fs::write(&schema, fixture("cog-paths.json").to_string()).expect("write");
+    let module = dir.path().join("paths.rs");
+    let args = [
+        "codegen",
+        "acme/paths:v1",
+        "--schema",
+        schema.to_str().expect("utf-8"),
+        "-o",
+        module.to_str().expect("utf-8"),
+    ];
+    // No server at all: `bare` points at nothing.
+    let out = bare(dir.path()).args(args).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let written = std::fs::read_to_string(&module).expect("the module");
+    let expected = replicate_codegen::generate(
+        &fixture("cog-paths.json"),
+        &replicate_codegen::Options::new("acme/paths:v1"),
+    )
+    .expect("generate");
+    assert_eq!(written, expected);
+    assert!(written.contains("pub const VERSION: Option<&str> = Some(\"v1\");"));
+
+    // Unchanged: the file is left alone (same inode, same modification time).
+    let before = std::fs::metadata(&module)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    let out = bare(dir.path()).args(args).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = std::fs::metadata(&module)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    assert_eq!(before, after);
+}
+
+#[test]
+fn codegen_refuses_bad_schemas_and_unknown_models() {
+    let server = fake_with(Options {
+        unknown_models_exist: false,
+        ..Options::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.json");
+    for (content, says) in [
+        ("{not json", "not JSON"),
+        (r#"{"components": {"schemas": {}}}"#, "Input"),
+    ] {
+        std::fs::write(&bad, content).expect("write");
+        let out = bare(dir.path())
+            .args([
+                "codegen",
+                "acme/x",
+                "--schema",
+                bad.to_str().expect("utf-8"),
+            ])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+    let out = bare(dir.path())
+        .args(["codegen", "not-a-model", "--schema", "x.json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    let out = cli(&server, dir.path())
+        .args(["codegen", "nobody/nothing"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+}
