@@ -1,5 +1,6 @@
-//! Blocking client for the [Replicate](https://replicate.com) HTTP API, built on
-//! [`replicate-protocol`](replicate_protocol) and [ureq](https://docs.rs/ureq) 3.
+#![doc = include_str!("../README.md")]
+//!
+//! # How it works
 //!
 //! Every decision (what to send, when to retry, when a prediction is done, how long a request
 //! may take and how much of an answer may be read) is taken by `replicate-protocol`: this crate
@@ -17,19 +18,6 @@
 //! | a timeout that cancels | [`Client::run_within`] |
 //! | thousands of predictions, resumable | [`Client::batch`], [`BatchBuilder::run`] |
 //! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `BlockingFakeServer` |
-//!
-//! Run a model and get its output:
-//!
-//! ```no_run
-//! use replicate_ureq::Client;
-//! use serde_json::json;
-//!
-//! # fn main() -> Result<(), replicate_ureq::Error> {
-//! let client = Client::from_env()?; // REPLICATE_API_TOKEN, optional REPLICATE_BASE_URL
-//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}))?;
-//! println!("{output}");
-//! # Ok(()) }
-//! ```
 //!
 //! Watch progress, then download the files:
 //!
@@ -104,20 +92,6 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Test your code against `replicate-fake` (a Replicate-compatible server on 127.0.0.1):
-//!
-//! ```
-//! # use replicate_ureq::Client;
-//! # use serde_json::json;
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let fake = replicate_fake::BlockingFakeServer::start()?; // stopped when dropped
-//! let client = Client::builder().base_url(fake.base_url()).token(fake.token()).build()?;
-//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}))?;
-//! assert!(output[0].as_str().is_some_and(|url| url.starts_with("http://127.0.0.1")));
-//! assert_eq!(fake.prediction_count(), 1);
-//! # Ok(()) }
-//! ```
-//!
 //! # Batches
 //!
 //! [`Client::batch`] runs one prediction per input, many at once, driven by
@@ -180,6 +154,22 @@
 //!     .build()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # TLS
+//!
+//! The cargo features choose the TLS backend of the agent [`ClientBuilder::build`] makes:
+//!
+//! - `rustls` (default): rustls with the *ring* crypto provider and Mozilla's root certificates
+//!   (ureq's `rustls` feature, with `webpki-roots`);
+//! - `native-tls`: the platform's TLS library (OpenSSL on Linux, Secure Transport on macOS,
+//!   SChannel on Windows) with the platform's trust store. When both features are enabled,
+//!   `native-tls` is the one used;
+//! - neither: plain `http://` only (a local proxy, `replicate-fake`); an `https://` URL fails to
+//!   connect, before anything is sent.
+//!
+//! A failed handshake or a refused certificate is a [`TransportErrorKind::Connect`] error:
+//! nothing was sent. Certificate verification is never disabled. An agent supplied with
+//! [`ClientBuilder::agent`] keeps its own TLS settings.
 //!
 //! # Logging
 //!
@@ -280,8 +270,11 @@ impl ClientBuilder {
                     // keep their connections (ureq keeps 3 per host by default, and opens a new
                     // connection for every request beyond that).
                     .max_idle_connections(MAX_IDLE_CONNECTIONS)
-                    .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
-                    .build();
+                    .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS);
+                // With `rustls` alone, ureq's defaults: rustls, ring, Mozilla's roots.
+                #[cfg(feature = "native-tls")]
+                let config = config.tls_config(native_tls_config());
+                let config = config.build();
                 // Not `new_agent()`: its resolver spawns a thread per request (see `resolve`).
                 let agent = ureq::Agent::with_parts(
                     config,
@@ -332,6 +325,16 @@ impl Client {
 
 replicate_protocol::run_handle!(;);
 
+/// The `native-tls` feature's TLS (see the [crate documentation](crate#tls)): the platform's
+/// library and trust store, in place of rustls even when `rustls` is enabled too.
+#[cfg(feature = "native-tls")]
+fn native_tls_config() -> ureq::tls::TlsConfig {
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build()
+}
+
 /// The longest a single read or write of an exchange bounded by `total` may wait: a little less
 /// than `total` (by a tenth, at most a second), so that it is the socket timeout of a fast call
 /// from start to end.
@@ -349,9 +352,14 @@ fn classify(err: ureq::Error) -> TransportError {
     use ureq::Error as E;
     use ureq::Timeout as T;
     let kind = match &err {
-        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::Rustls(_) => {
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) => {
             TransportErrorKind::Connect
         }
+        // TLS errors are raised by the handshake, before anything is sent.
+        #[cfg(feature = "rustls")]
+        E::Rustls(_) => TransportErrorKind::Connect,
+        #[cfg(feature = "native-tls")]
+        E::NativeTls(_) => TransportErrorKind::Connect,
         E::Timeout(T::Resolve | T::Connect) => TransportErrorKind::Connect,
         E::Timeout(_) => TransportErrorKind::Timeout,
         E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -368,6 +376,7 @@ fn classify(err: ureq::Error) -> TransportError {
 }
 
 /// Whether an I/O error is rustls refusing the server's certificate.
+#[cfg(feature = "rustls")]
 fn is_certificate_error(io: &std::io::Error) -> bool {
     use rustls::Error as R;
     matches!(
@@ -379,6 +388,13 @@ fn is_certificate_error(io: &std::io::Error) -> bool {
                 | R::InvalidCertRevocationList(_)
         )
     )
+}
+
+/// Whether an I/O error is rustls refusing the server's certificate: never without rustls
+/// (native-tls handshake failures are `ureq::Error::NativeTls`).
+#[cfg(not(feature = "rustls"))]
+fn is_certificate_error(_io: &std::io::Error) -> bool {
+    false
 }
 
 /// Maps an error of a body reader (which wraps ureq's errors) to a transport error.
