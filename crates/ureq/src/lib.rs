@@ -352,7 +352,9 @@ fn classify(err: ureq::Error) -> TransportError {
     use ureq::Error as E;
     use ureq::Timeout as T;
     let kind = match &err {
-        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) => {
+        // `TlsRequired`: an `https://` URL without a TLS feature, refused once connected and
+        // before anything is written.
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::TlsRequired => {
             TransportErrorKind::Connect
         }
         // TLS errors are raised by the handshake, before anything is sent.
@@ -429,6 +431,50 @@ mod tests {
     fn debug_hides_token() {
         let c = Client::new("r8_supersecret").expect("client");
         assert!(!format!("{c:?}").contains("supersecret"));
+    }
+
+    /// An `https://` URL whose server does not speak TLS fails before the request is sent. With
+    /// native-tls (the handshake is part of connecting) and with no TLS feature (refused once
+    /// connected) it is a connection error, so a create is not "outcome unknown".
+    #[test]
+    fn an_https_url_without_a_tls_server_fails() {
+        use std::io::Write as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            // At most one connection attempt (no retries), bounded by the client's timeout.
+            if let Ok((mut conn, _)) = listener.accept() {
+                let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        let client = Client::builder()
+            .token("r8_test")
+            .base_url(format!("https://{addr}"))
+            .retry_policy(replicate_protocol::RetryPolicy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let create = CreatePrediction::new(Target::parse("owner/model").expect("target"))
+            .input(serde_json::json!({}));
+        let err = client.create(create).expect_err("no TLS server");
+        if cfg!(any(feature = "native-tls", not(feature = "rustls"))) {
+            assert!(
+                matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Connect),
+                "{err:?}"
+            );
+        } else {
+            // rustls: ureq runs the handshake in the request's first write and reports its
+            // failure as an I/O error, which cannot be told from a later one (only certificate
+            // errors are known to be the handshake's).
+            assert!(
+                matches!(&err, Error::Transport(t) | Error::CreateOutcomeUnknown(t)
+                    if matches!(t.kind, TransportErrorKind::Io | TransportErrorKind::Connect)),
+                "{err:?}"
+            );
+        }
+        // Without a TLS feature nothing connects at all: unblock the accept.
+        drop(std::net::TcpStream::connect(addr));
+        server.join().expect("server thread");
     }
 
     #[test]
