@@ -7,8 +7,8 @@ use std::time::Duration;
 #[cfg(feature = "fake")]
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use replicate_protocol::ApiToken;
 use replicate_protocol::output::DEFAULT_MAX_OUTPUT_FILES;
+use replicate_protocol::{ApiToken, CancelAfter};
 
 /// The default of `--max-pages`: how many pages a listing reads at most.
 pub const DEFAULT_MAX_PAGES: usize = replicate_protocol::DEFAULT_MAX_PAGES;
@@ -32,15 +32,17 @@ Configuration:
 Limits:
   --input-json FILE                  at most 64 MiB, a regular file or - (stdin)
   -i key=@path                       a regular file of at most 100 MiB
+  -i key={{.output}}                 a prediction JSON of at most 64 MiB on stdin
   webhook verify                     a body of at most 32 MiB on stdin
   run --max-files N                  output files written per prediction (default 1000)
   list --max-pages N                 pages read by a listing (default 1000)
 
 Exit codes:
   0    success
-  1    the prediction failed, was canceled or was aborted (stderr names it)
-  2    usage error: bad arguments, a malformed -i, an unreadable or too large file,
-       or no API token; nothing was sent
+  1    the prediction (or training) failed, was canceled or was aborted (stderr names it)
+  2    usage error: bad arguments, a malformed -i, an input that does not match the model's
+       schema (one line per problem), an unresolvable {{.placeholder}}, an unreadable or too
+       large file, or no API token; nothing was created (run reads the schema first)
   3    API, authentication, network, timeout or local I/O error (1 to 5 lines on stderr;
        when the prediction was created, its id and how to resume)
   130  interrupted (Ctrl-C, SIGTERM); partial downloads were removed
@@ -128,11 +130,27 @@ pub enum Command {
     /// Upload, list, get and delete files.
     #[command(subcommand)]
     Files(FilesCommand),
-    /// Show a model or its versions.
+    /// List, show, create and delete models; list a model's versions.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// List the hardware models and deployments can run on.
+    Hardware(JsonFlag),
+    /// List collections of models, or show one.
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+    /// Search models, collections and documentation pages.
+    Search(SearchArgs),
+    /// Create, get, list, cancel or wait for trainings.
+    #[command(subcommand)]
+    Training(TrainingCommand),
+    /// List, show, create, update and delete deployments (run one with `run --deployment`).
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
     /// Show the account the token belongs to.
     Account(JsonFlag),
+    /// Print a shell completion script on stdout (e.g. `replicate completions bash >
+    /// ~/.local/share/bash-completion/completions/replicate`).
+    Completions(CompletionsArgs),
     /// Webhook helpers.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -149,19 +167,29 @@ pub enum Command {
 
 /// `replicate run`.
 #[derive(Debug, Args)]
+#[command(after_help = CHAIN_HELP)]
 pub struct RunArgs {
-    /// The model: owner/name (latest version) or owner/name:version.
-    #[arg(value_name = "MODEL[:VERSION]")]
-    pub model: String,
-    /// An input field, key=value: true/false become booleans, 64-bit integers and decimals
-    /// numbers, anything else a string; key=@path sends a regular file of at most 100 MiB
-    /// (inlined when small, uploaded when large). Repeatable, once per key.
-    #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
-    pub inputs: Vec<String>,
-    /// A JSON file holding an input object (at most 64 MiB; - reads stdin); -i fields are set
-    /// on top of it.
-    #[arg(long, value_name = "FILE")]
-    pub input_json: Option<PathBuf>,
+    /// The model: owner/name (latest version) or owner/name:version. Omitted with --deployment.
+    #[arg(
+        value_name = "MODEL[:VERSION]",
+        required_unless_present = "deployment",
+        conflicts_with = "deployment"
+    )]
+    pub model: Option<String>,
+    /// Run on this deployment (the deployment decides the model and version).
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub deployment: Option<String>,
+    /// The inputs (-i, --input-json).
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// The server cancels the prediction if it is still running after DURATION (sent as
+    /// Cancel-After): 30s, 5m, 1h30m or plain seconds, at least 5s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_cancel_after)]
+    pub cancel_after: Option<CancelAfter>,
+    /// Print the prediction's web page (on stderr, once created) and open it in a browser when
+    /// stdout is a terminal and one is available (never with REPLICATE_NO_BROWSER set).
+    #[arg(long)]
+    pub web: bool,
     /// Where URL outputs are downloaded (default: the current directory). Created if missing,
     /// before the prediction is created; an existing non-directory is a usage error.
     #[arg(long, value_name = "DIR")]
@@ -199,6 +227,49 @@ pub struct RunArgs {
     /// if the prediction is not finished yet.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u8).range(1..=60))]
     pub wait: Option<u8>,
+    /// Do not fetch the model's schema: -i values are typed by the rules without a schema and
+    /// the input is sent unchecked (the server may then refuse it).
+    #[arg(long)]
+    pub no_validate: bool,
+}
+
+/// `-i key=value ...` and `--input-json FILE`: the input of a prediction or a training.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// An input field, key=value. `run` types it by the model's schema: seed=007 is 7 for an
+    /// integer input and "007" for a string one, enum values are checked, and key=@path is a
+    /// file only for a file input (the text "@path" otherwise). Without a schema (run
+    /// --no-validate, training create, an input the schema lacks): true/false become booleans,
+    /// 64-bit integers and decimals numbers, anything else a string, and key=@path a file.
+    /// A file is a regular file of at most 100 MiB (inlined when small, uploaded when large);
+    /// key=@@text is the text "@text"; `{{.output}}`, `{{.output[N]}}` and `{{.id}}` take a
+    /// value from the prediction JSON piped on stdin (see below). Repeatable, once per key.
+    #[arg(short = 'i', long = "input", value_name = "KEY=VALUE")]
+    pub inputs: Vec<String>,
+    /// A JSON file holding an input object (at most 64 MiB; - reads stdin); -i fields are set
+    /// on top of it.
+    #[arg(long, value_name = "FILE")]
+    pub input_json: Option<PathBuf>,
+}
+
+/// Shown at the end of `replicate run --help` and `replicate training create --help`.
+const CHAIN_HELP: &str = r#"Chaining: when a -i value holds {{.output}}, {{.output[N]}} or {{.id}} (any {{.path}}:
+.field, .field[N], .field.sub), stdin is read as a prediction JSON (the --json output of a
+previous command, at most 64 MiB) and the placeholder is replaced before anything is sent:
+  replicate run black-forest-labs/flux-schnell -i prompt="a cat" --json --no-download \
+    | replicate run nightmareai/real-esrgan -i image={{.output[0]}}
+A value that is exactly one placeholder takes the JSON value as is (a string, a number, a
+list); inside other text a string is inserted as is, anything else as compact JSON. A
+placeholder that cannot be resolved (no JSON on stdin, a missing field or index, a null
+output) is a usage error (exit 2) with nothing sent. Stdin is read only when a placeholder is
+present; {{ without a leading dot (a template in a prompt) is sent as is."#;
+
+/// Parses `--cancel-after`: 30s, 5m, 1h30m or plain seconds; at least 5 s.
+fn parse_cancel_after(s: &str) -> Result<CancelAfter, String> {
+    s.parse::<CancelAfter>().map_err(|e| match e {
+        replicate_protocol::Error::InvalidInput(m) => m,
+        other => other.to_string(),
+    })
 }
 
 /// `replicate batch`.
@@ -356,8 +427,8 @@ Exit codes:
 /// `replicate prediction ...`.
 #[derive(Debug, Subcommand)]
 pub enum PredictionCommand {
-    /// Show a prediction.
-    Get(IdJson),
+    /// Show a prediction (with --web: print its web page, and open it).
+    Get(PredictionGetArgs),
     /// Cancel a prediction.
     Cancel(IdArg),
     /// List every prediction, newest first (all pages, printed as they arrive).
@@ -371,6 +442,20 @@ pub enum PredictionCommand {
     /// Download the output files of a succeeded prediction (streamed to disk, several at once,
     /// with a byte progress bar on a terminal); prints each path written.
     Download(PredictionDownloadArgs),
+}
+
+/// `replicate prediction get`.
+#[derive(Debug, Args)]
+pub struct PredictionGetArgs {
+    /// The id.
+    pub id: String,
+    /// Print the JSON object returned by the API.
+    #[arg(long, conflicts_with = "web")]
+    pub json: bool,
+    /// Print only the prediction's web page URL, and open it in a browser when stdout is a
+    /// terminal and one is available (never with REPLICATE_NO_BROWSER set).
+    #[arg(long)]
+    pub web: bool,
 }
 
 /// `replicate prediction download`.
@@ -544,6 +629,234 @@ pub enum ModelCommand {
     Get(ModelArgs),
     /// List a model's versions, newest first (all pages, printed as they arrive).
     Versions(VersionsArgs),
+    /// List the public models, newest first (all pages, printed as they arrive).
+    List(ListArgs),
+    /// Create a model (it has no version until one is pushed or trained).
+    Create(ModelCreateArgs),
+    /// Delete a model (only a private model without versions can be deleted).
+    Delete(ModelNameArg),
+    /// Show a model version's inputs (name, type, default, constraints, description, in
+    /// order) and the shape of its output.
+    Schema(SchemaArgs),
+}
+
+/// `replicate model schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The model, and a version (default: the model's latest version).
+    #[arg(value_name = "OWNER/NAME[:VERSION]")]
+    pub model: String,
+    /// Print a JSON description instead of the table (its shape is in the CLI's README).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `replicate model create`.
+#[derive(Debug, Args)]
+pub struct ModelCreateArgs {
+    /// The model to create; OWNER is your user or organization.
+    #[arg(value_name = "OWNER/NAME")]
+    pub model: String,
+    /// The hardware SKU it runs on (see `replicate hardware`), e.g. cpu or gpu-t4.
+    #[arg(long, value_name = "SKU")]
+    pub hardware: String,
+    /// Who may see and run it.
+    #[arg(long, value_enum)]
+    pub visibility: VisibilityArg,
+    /// A description.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Print the created model as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--visibility`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VisibilityArg {
+    /// Anyone.
+    Public,
+    /// Only you (and your organization).
+    Private,
+}
+
+/// One model, OWNER/NAME.
+#[derive(Debug, Args)]
+pub struct ModelNameArg {
+    /// The model.
+    #[arg(value_name = "OWNER/NAME")]
+    pub name: String,
+}
+
+/// One deployment, OWNER/NAME.
+#[derive(Debug, Args)]
+pub struct DeploymentNameArg {
+    /// The deployment.
+    #[arg(value_name = "OWNER/NAME")]
+    pub name: String,
+}
+
+/// `replicate deployment get`.
+#[derive(Debug, Args)]
+pub struct DeploymentGetArgs {
+    /// The deployment.
+    #[arg(value_name = "OWNER/NAME")]
+    pub name: String,
+    /// Print the JSON object returned by the API.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `replicate collection ...`.
+#[derive(Debug, Subcommand)]
+pub enum CollectionCommand {
+    /// List every collection (all pages, printed as they arrive).
+    List(ListArgs),
+    /// Show a collection and its models.
+    Get(SlugArgs),
+}
+
+/// `replicate collection get`.
+#[derive(Debug, Args)]
+pub struct SlugArgs {
+    /// The collection's slug, e.g. text-to-image.
+    pub slug: String,
+    /// Print the JSON object returned by the API.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `replicate search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// What to look for.
+    pub query: String,
+    /// At most N models (1 to 50; the server's default is 20).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub limit: Option<u32>,
+    /// Print the JSON object returned by the API ({query, models, collections, pages}).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `replicate training ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrainingCommand {
+    /// Train a model version; the result is pushed as a new version of --destination.
+    #[command(after_help = CHAIN_HELP)]
+    Create(TrainingCreateArgs),
+    /// Show a training.
+    Get(IdJson),
+    /// List every training, newest first (all pages, printed as they arrive).
+    List(ListArgs),
+    /// Cancel a training.
+    Cancel(IdArg),
+    /// Wait until a training finishes and print its new version and weights; exit 1 if it
+    /// failed, was canceled or aborted.
+    Wait(WaitArgs),
+}
+
+/// `replicate training create`.
+#[derive(Debug, Args)]
+pub struct TrainingCreateArgs {
+    /// The model version to train.
+    #[arg(value_name = "MODEL:VERSION")]
+    pub model: String,
+    /// The model that receives the new version: an existing model of yours.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub destination: String,
+    /// The training input (-i, --input-json).
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// A URL (http or https) to receive the training's webhooks.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// Wait until the training finishes, then print it as `training wait` does.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up waiting after SECS seconds (exit 3; the training keeps running).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, requires = "wait")]
+    pub timeout: Option<Secs>,
+    /// Print the training as JSON (once finished with --wait).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `replicate deployment ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// List your deployments (all pages, printed as they arrive).
+    List(ListArgs),
+    /// Show a deployment.
+    Get(DeploymentGetArgs),
+    /// Create a deployment of a model version, owned by your account.
+    Create(DeploymentCreateArgs),
+    /// Change a deployment (each change makes a new release); give at least one option.
+    Update(DeploymentUpdateArgs),
+    /// Delete a deployment.
+    Delete(DeploymentNameArg),
+}
+
+/// `replicate deployment create`.
+#[derive(Debug, Args)]
+pub struct DeploymentCreateArgs {
+    /// The deployment's name (its owner is your account).
+    pub name: String,
+    /// The model it serves.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub model: String,
+    /// The model version it serves.
+    #[arg(long, value_name = "ID")]
+    pub version: String,
+    /// The hardware SKU (see `replicate hardware`).
+    #[arg(long, value_name = "SKU")]
+    pub hardware: String,
+    /// The fewest instances kept running.
+    #[arg(long, value_name = "N")]
+    pub min_instances: u32,
+    /// The most instances it scales to.
+    #[arg(long, value_name = "N")]
+    pub max_instances: u32,
+    /// Print the created deployment as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `replicate deployment update`.
+#[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("change")
+        .required(true)
+        .multiple(true)
+        .args(["version", "hardware", "min_instances", "max_instances"])
+))]
+pub struct DeploymentUpdateArgs {
+    /// The deployment.
+    #[arg(value_name = "OWNER/NAME")]
+    pub deployment: String,
+    /// A new model version (of the same model).
+    #[arg(long, value_name = "ID")]
+    pub version: Option<String>,
+    /// A new hardware SKU.
+    #[arg(long, value_name = "SKU")]
+    pub hardware: Option<String>,
+    /// A new minimum number of instances.
+    #[arg(long, value_name = "N")]
+    pub min_instances: Option<u32>,
+    /// A new maximum number of instances.
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<u32>,
+    /// Print the updated deployment as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `replicate completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `replicate model versions`.

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 0 | success |
 //! | 1 | the prediction failed, was canceled or aborted (or a webhook signature is invalid) |
-//! | 2 | usage error: bad arguments, malformed `-i`, unreadable file, no token; nothing was sent |
+//! | 2 | usage error: bad arguments, malformed `-i`, an input the schema refuses, unreadable file, no token; nothing was created |
 //! | 3 | API, authentication, network, timeout or local I/O error |
 //! | 130 | interrupted (Ctrl-C, SIGTERM) |
 
@@ -183,24 +183,38 @@ impl From<Error> for CliError {
                 }
             }
         }
-        match &err {
+        if let Error::CreateOutcomeUnknown(_) = &err {
+            out = out.hint(
+                "it was not sent again; look for it with `replicate prediction list` before retrying",
+            );
+        }
+        out.config_hint(&err)
+    }
+}
+
+impl CliError {
+    /// An error of a command about something other than a prediction (a training, a
+    /// deployment): the SDK error's message and exit code, with the configuration hint it calls
+    /// for, and no advice about predictions.
+    pub fn general(err: &Error) -> Self {
+        CliError::new(code_for(err), err.to_string()).config_hint(err)
+    }
+
+    /// Adds the hint an error about the configuration calls for: check the token (401, 403) or
+    /// the base URL (a redirect, a connection that could not be made).
+    fn config_hint(self, err: &Error) -> Self {
+        match err {
             Error::Api(api) if api.status == 401 || api.status == 403 => {
-                out = out.hint("check the API token (--token or REPLICATE_API_TOKEN)");
+                self.hint("check the API token (--token or REPLICATE_API_TOKEN)")
             }
             Error::Api(api) if (300..400).contains(&api.status) => {
-                out = out.hint("check the base URL (--base-url or REPLICATE_BASE_URL)");
-            }
-            Error::CreateOutcomeUnknown(_) => {
-                out = out.hint(
-                    "it was not sent again; look for it with `replicate prediction list` before retrying",
-                );
+                self.hint("check the base URL (--base-url or REPLICATE_BASE_URL)")
             }
             Error::Transport(t) if t.kind.certainly_not_sent() => {
-                out = out.hint("check the base URL (--base-url or REPLICATE_BASE_URL)");
+                self.hint("check the base URL (--base-url or REPLICATE_BASE_URL)")
             }
-            _ => {}
+            _ => self,
         }
-        out
     }
 }
 

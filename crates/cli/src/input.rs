@@ -27,7 +27,7 @@ pub enum InputValue {
     File(PathBuf),
 }
 
-/// One `-i key=value` pair.
+/// One `-i key=value` pair, typed by the rules without a schema ([`RawPair::typed`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputPair {
     /// The input field name.
@@ -36,11 +36,58 @@ pub struct InputPair {
     pub value: InputValue,
 }
 
-/// Parses one `-i` argument: split at the first `=`; the key must not be empty.
-///
-/// The value is typed by [`typed_value`], except `@path` (a file) and `@@text` (the string
-/// `@text`).
-pub fn parse_pair(arg: &str) -> Result<InputPair, String> {
+/// The value of one `-i` pair as written, before it is typed: by the model's input schema
+/// when there is one ([`crate::typed`]), by [`RawPair::typed`] (the rules without a schema)
+/// otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawValue {
+    /// Text, typed later.
+    Text(String),
+    /// `key=@path`: a file without a schema and for a schema's file inputs; the text `@path`
+    /// for a schema's other inputs.
+    At(String),
+    /// `key=@@text`: the string `@text` (held with its one `@`).
+    Escaped(String),
+    /// A value taken by a `{{.path}}` placeholder from the JSON on stdin, sent as found.
+    Resolved(Value),
+}
+
+/// One `-i key=value` argument, split but not typed yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPair {
+    /// The input field name.
+    pub key: String,
+    /// Its value as written.
+    pub value: RawValue,
+}
+
+impl RawPair {
+    /// The value typed by the rules without a schema: [`typed_value`] for text, a file for
+    /// `@path`, the string `@text` for `@@text`, a placeholder's value as found.
+    pub fn typed(self) -> Result<InputPair, String> {
+        let RawPair { key, value } = self;
+        let value = match value {
+            RawValue::Text(raw) => InputValue::Json(typed_value(&raw).map_err(|IntegerTooLarge| {
+                let example = serde_json::json!({ &key: raw });
+                format!(
+                    "invalid input {key:?}: the integer {} does not fit in 64 bits (-9223372036854775808 to 18446744073709551615) and would lose precision\n\
+                     to send it as a string instead, put it in a JSON file, e.g. {}, and pass --input-json FILE",
+                    crate::output::shorten(&raw, 40),
+                    crate::output::shorten(&example.to_string(), 80),
+                )
+            })?),
+            RawValue::At(path) => InputValue::File(PathBuf::from(path)),
+            RawValue::Escaped(text) => InputValue::Json(Value::String(text)),
+            RawValue::Resolved(v) => InputValue::Json(v),
+        };
+        Ok(InputPair { key, value })
+    }
+}
+
+/// Splits one `-i` argument at the first `=`; the key must not be empty, nor the path after
+/// `@`. `@@text` is the string `@text`, `@path` a file (or, for a schema's input that is not a
+/// file, the text `@path`), anything else text.
+pub fn split_pair(arg: &str) -> Result<RawPair, String> {
     let Some((key, raw)) = arg.split_once('=') else {
         return Err(format!(
             "invalid input {arg:?}: expected KEY=VALUE (for example -i prompt=\"a cat\")"
@@ -52,26 +99,18 @@ pub fn parse_pair(arg: &str) -> Result<InputPair, String> {
         ));
     }
     let value = if let Some(rest) = raw.strip_prefix("@@") {
-        InputValue::Json(Value::String(format!("@{rest}")))
+        RawValue::Escaped(format!("@{rest}"))
     } else if let Some(path) = raw.strip_prefix('@') {
         if path.is_empty() {
             return Err(format!(
                 "invalid input {arg:?}: expected a file path after '@'"
             ));
         }
-        InputValue::File(PathBuf::from(path))
+        RawValue::At(path.to_owned())
     } else {
-        InputValue::Json(typed_value(raw).map_err(|IntegerTooLarge| {
-            let example = serde_json::json!({ key: raw });
-            format!(
-                "invalid input {key:?}: the integer {} does not fit in 64 bits (-9223372036854775808 to 18446744073709551615) and would lose precision\n\
-                 to send it as a string instead, put it in a JSON file, e.g. {}, and pass --input-json FILE",
-                crate::output::shorten(raw, 40),
-                crate::output::shorten(&example.to_string(), 80),
-            )
-        })?)
+        RawValue::Text(raw.to_owned())
     };
-    Ok(InputPair {
+    Ok(RawPair {
         key: key.to_owned(),
         value,
     })
@@ -160,12 +199,12 @@ fn json_number_kind(s: &str) -> Option<NumberKind> {
     (i == b.len()).then_some(kind)
 }
 
-/// Parses every `-i` argument, stopping at the first malformed one. A key given twice is
+/// Splits every `-i` argument, stopping at the first malformed one. A key given twice is
 /// refused (one of the values would be silently dropped).
-pub fn parse_pairs(args: &[String]) -> Result<Vec<InputPair>, String> {
+pub fn split_pairs(args: &[String]) -> Result<Vec<RawPair>, String> {
     let pairs = args
         .iter()
-        .map(|a| parse_pair(a))
+        .map(|a| split_pair(a))
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = HashSet::new();
     for pair in &pairs {
@@ -263,6 +302,15 @@ pub fn size(bytes: u64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// One `-i` argument typed by the rules without a schema.
+    fn parse_pair(arg: &str) -> Result<InputPair, String> {
+        split_pair(arg)?.typed()
+    }
+
+    fn parse_pairs(args: &[String]) -> Result<Vec<InputPair>, String> {
+        split_pairs(args)?.into_iter().map(RawPair::typed).collect()
+    }
 
     fn value(arg: &str) -> Value {
         match parse_pair(arg).expect("valid pair").value {

@@ -10,11 +10,14 @@
 use std::process::ExitCode;
 
 mod args;
+mod chain;
 mod commands;
 mod exit;
 mod input;
 mod output;
 mod text;
+mod typed;
+mod web;
 
 fn main() -> ExitCode {
     install_panic_hook();

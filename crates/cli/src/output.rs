@@ -285,6 +285,40 @@ pub fn timestamp(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// Rows of cells as aligned lines: every column but the last padded to its widest cell (in
+/// characters), at most `max_width` (a longer cell runs into the next column of its row only);
+/// two spaces between columns; no trailing spaces. The cells are printed as given: make them
+/// safe first.
+pub fn aligned(rows: &[Vec<String>], max_width: usize) -> Vec<String> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+                .min(max_width)
+        })
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c > 0 {
+                    line.push_str("  ");
+                }
+                line.push_str(cell);
+                if c + 1 < row.len() {
+                    let pad = widths[c].saturating_sub(cell.chars().count());
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            line.trim_end().to_owned()
+        })
+        .collect()
+}
+
 /// At most `max` characters of `s`, with `…` when cut.
 pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -389,7 +389,16 @@ fn fake_server_prints_its_base_url_and_token_and_serves() {
     let (base, token) = (base.unwrap_or_default(), token.unwrap_or_default());
     assert!(base.ends_with("/replicate"), "{base}");
     bare(dir.path())
-        .args(["--base-url", &base, "--token", &token, "run", "fake/text"])
+        .args([
+            "--base-url",
+            &base,
+            "--token",
+            &token,
+            "run",
+            "fake/text",
+            "-i",
+            "prompt=p",
+        ])
         .assert()
         .success()
         .stdout("Hello world!\n");

@@ -53,8 +53,16 @@ fn malformed_input_is_a_usage_error_and_nothing_is_sent() {
 fn an_unreadable_file_is_a_usage_error_and_nothing_is_sent() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
+    // Without a schema (`tests/schema.rs` has the files of a schema's file inputs), every
+    // `@path` is a file, read before anything is sent.
     let out = cli(&server, dir.path())
-        .args(["run", "fake/text", "-i", "image=@missing.png"])
+        .args([
+            "run",
+            "fake/text",
+            "--no-validate",
+            "-i",
+            "image=@missing.png",
+        ])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
@@ -62,7 +70,7 @@ fn an_unreadable_file_is_a_usage_error_and_nothing_is_sent() {
     assert_short_error(&out);
     // A directory is not a file either.
     cli(&server, dir.path())
-        .args(["run", "fake/text", "-i", "image=@."])
+        .args(["run", "fake/text", "--no-validate", "-i", "image=@."])
         .assert()
         .code(2);
     // Nor is a missing or malformed --input-json.
@@ -201,7 +209,7 @@ fn failed_canceled_and_aborted_predictions_exit_1() {
         ("fake/abort", "aborted"),
     ] {
         let out = cli(&server, dir.path())
-            .args(["run", model])
+            .args(["run", model, "-i", "prompt=p"])
             .output()
             .expect("run");
         assert_eq!(out.status.code(), Some(1), "{model}");
@@ -225,7 +233,7 @@ fn a_lost_create_response_exits_3_and_is_not_sent_again() {
     ));
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cli(&server, dir.path())
-        .args(["run", "fake/text"])
+        .args(["run", "fake/text", "-i", "prompt=p"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(3));

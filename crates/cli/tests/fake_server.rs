@@ -249,7 +249,7 @@ fn fake_server_scripts_failures_faults_and_a_rate_limit_from_flags() {
     // Other models still succeed.
     bare(dir.path())
         .args(["--base-url", &s.base, "--token", &s.token])
-        .args(["run", "fake/text"])
+        .args(["run", "fake/text", "-i", "prompt=p"])
         .assert()
         .success()
         .stdout("Hello world!\n");

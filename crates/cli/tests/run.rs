@@ -151,7 +151,7 @@ fn a_small_file_input_is_inlined_as_a_data_url() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("cat.png"), b"\x89PNG tiny").expect("write");
     cli(&server, dir.path())
-        .args(["run", "fake/json", "-i", "image=@cat.png"])
+        .args(["run", "fake/json", "-i", "prompt=p", "-i", "image=@cat.png"])
         .assert()
         .success();
     let (_, body) = the_create(&server);
@@ -165,7 +165,14 @@ fn a_large_file_input_is_uploaded_first() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("big.bin"), vec![7u8; 2 * 1024 * 1024]).expect("write");
     cli(&server, dir.path())
-        .args(["run", "fake/json", "-i", "weights=@big.bin"])
+        .args([
+            "run",
+            "fake/json",
+            "-i",
+            "prompt=p",
+            "-i",
+            "weights=@big.bin",
+        ])
         .assert()
         .success();
     let api = api_requests(&server);
@@ -188,7 +195,7 @@ fn wait_sends_prefer_wait_n() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
     cli(&server, dir.path())
-        .args(["run", "fake/text", "--wait", "5"])
+        .args(["run", "fake/text", "-i", "prompt=p", "--wait", "5"])
         .assert()
         .success()
         .stdout("Hello world!\n");
@@ -201,7 +208,7 @@ fn no_download_prints_urls_and_writes_nothing() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cli(&server, dir.path())
-        .args(["run", "fake/urls", "--no-download"])
+        .args(["run", "fake/urls", "-i", "prompt=p", "--no-download"])
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -220,7 +227,14 @@ fn output_dir_is_created_and_every_url_downloaded() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cli(&server, dir.path())
-        .args(["run", "fake/urls", "--output-dir", "out/nested"])
+        .args([
+            "run",
+            "fake/urls",
+            "-i",
+            "prompt=p",
+            "--output-dir",
+            "out/nested",
+        ])
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -239,7 +253,15 @@ fn json_is_the_whole_of_stdout() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cli(&server, dir.path())
-        .args(["run", "fake/urls", "--json", "--output-dir", "o"])
+        .args([
+            "run",
+            "fake/urls",
+            "-i",
+            "prompt=p",
+            "--json",
+            "--output-dir",
+            "o",
+        ])
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -260,7 +282,7 @@ fn json_of_a_failed_prediction_exits_1() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cli(&server, dir.path())
-        .args(["run", "fake/fail", "--json"])
+        .args(["run", "fake/fail", "-i", "prompt=p", "--json"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
@@ -274,12 +296,12 @@ fn text_and_json_outputs_are_printed() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
     cli(&server, dir.path())
-        .args(["run", "fake/text"])
+        .args(["run", "fake/text", "-i", "prompt=p"])
         .assert()
         .success()
         .stdout("Hello world!\n");
     let out = cli(&server, dir.path())
-        .args(["run", "fake/json"])
+        .args(["run", "fake/json", "-i", "prompt=p"])
         .output()
         .expect("run");
     assert!(out.status.success());
@@ -292,12 +314,12 @@ fn stream_writes_the_exact_text() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
     cli(&server, dir.path())
-        .args(["run", "fake/text", "--stream"])
+        .args(["run", "fake/text", "-i", "prompt=p", "--stream"])
         .assert()
         .success()
         .stdout("Hello world!");
     cli(&server, dir.path())
-        .args(["run", "fake/text-multiline", "--stream"])
+        .args(["run", "fake/text-multiline", "-i", "prompt=p", "--stream"])
         .assert()
         .success()
         .stdout(MULTILINE_TOKENS.concat());
@@ -334,7 +356,7 @@ fn stream_writes_each_token_as_it_arrives() {
         .arg(server.prefixed_base_url())
         .arg("--token")
         .arg(server.token())
-        .args(["run", "test/slow-text", "--stream"])
+        .args(["run", "test/slow-text", "-i", "prompt=p", "--stream"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -363,7 +385,7 @@ fn a_throttled_create_is_retried_after_retry_after() {
     ));
     let dir = tempfile::tempdir().expect("tempdir");
     cli(&server, dir.path())
-        .args(["run", "fake/text"])
+        .args(["run", "fake/text", "-i", "prompt=p"])
         .assert()
         .success()
         .stdout("Hello world!\n");
@@ -382,7 +404,7 @@ fn polls_survive_503s() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     cli(&server, dir.path())
-        .args(["run", "fake/text"])
+        .args(["run", "fake/text", "-i", "prompt=p"])
         .assert()
         .success()
         .stdout("Hello world!\n");
@@ -421,7 +443,7 @@ fn every_request_goes_under_the_base_url_with_the_bearer_token() {
     });
     bare(dir.path())
         .args(["--base-url", &server.base_url(), "--token", server.token()])
-        .args(["run", "fake/text"])
+        .args(["run", "fake/text", "-i", "prompt=p"])
         .assert()
         .success();
     assert!(
@@ -436,7 +458,15 @@ fn global_options_are_accepted_after_the_subcommand_and_from_the_environment() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");
     bare(dir.path())
-        .args(["run", "fake/text", "--token", server.token(), "--base-url"])
+        .args([
+            "run",
+            "fake/text",
+            "-i",
+            "prompt=p",
+            "--token",
+            server.token(),
+            "--base-url",
+        ])
         .arg(server.prefixed_base_url())
         .assert()
         .success()
@@ -444,7 +474,7 @@ fn global_options_are_accepted_after_the_subcommand_and_from_the_environment() {
     bare(dir.path())
         .env("REPLICATE_API_TOKEN", server.token())
         .env("REPLICATE_BASE_URL", server.prefixed_base_url())
-        .args(["run", "fake/text"])
+        .args(["run", "fake/text", "-i", "prompt=p"])
         .assert()
         .success()
         .stdout("Hello world!\n");

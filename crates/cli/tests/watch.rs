@@ -270,7 +270,7 @@ fn run_prints_progress_lines_on_stderr_when_the_logs_carry_a_bar() {
     let server = progress_fake();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cli(&server, dir.path())
-        .args(["run", "test/progress"])
+        .args(["run", "test/progress", "-i", "prompt=p"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -291,7 +291,7 @@ fn run_prints_progress_lines_on_stderr_when_the_logs_carry_a_bar() {
 
     // Without a bar in the logs, no progress line.
     let out = cli(&server, dir.path())
-        .args(["run", "fake/json"])
+        .args(["run", "fake/json", "-i", "prompt=p"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -17,8 +17,11 @@ use crate::text;
 
 pub mod account;
 pub mod batch;
+pub mod catalog;
+pub mod completions;
 #[cfg(feature = "fake")]
 pub mod demo;
+pub mod deployment;
 #[cfg(feature = "fake")]
 pub mod fake_server;
 pub mod files;
@@ -26,7 +29,9 @@ pub mod interrupt;
 pub mod model;
 pub mod prediction;
 pub mod run;
+pub mod schema;
 pub mod stream;
+pub mod training;
 pub mod webhook;
 
 /// Runs the parsed command line.
@@ -46,7 +51,13 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Stream(args) => stream::run(&ctx, args),
         Command::Files(cmd) => files::run(&ctx, cmd),
         Command::Model(cmd) => model::run(&ctx, cmd),
+        Command::Hardware(args) => catalog::hardware(&ctx, args),
+        Command::Collection(cmd) => catalog::collection(&ctx, cmd),
+        Command::Search(args) => catalog::search(&ctx, args),
+        Command::Training(cmd) => training::run(&ctx, cmd),
+        Command::Deployment(cmd) => deployment::run(&ctx, cmd),
         Command::Account(args) => account::run(&ctx, args),
+        Command::Completions(args) => completions::run(args),
         Command::Webhook(cmd) => webhook::run(cmd),
         #[cfg(feature = "fake")]
         Command::FakeServer(args) => fake_server::run(args),
@@ -56,11 +67,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Whether the command calls the API with the global token (the fake server and the demo
-/// print tokens of their own and never use it).
+/// print tokens of their own and never use it; completions call nothing).
 fn uses_the_token(command: &Command) -> bool {
     match command {
         #[cfg(feature = "fake")]
         Command::FakeServer(_) | Command::Demo(_) => false,
+        Command::Completions(_) => false,
         _ => true,
     }
 }

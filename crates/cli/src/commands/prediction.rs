@@ -1,12 +1,13 @@
 //! `replicate prediction get|cancel|list|wait|watch|download`.
 
-use replicate_ureq::{Error, SaveOptions, Status, Update};
+use replicate_ureq::{Error, Prediction, SaveOptions, Status, Update};
 
 use super::{Ctx, Deadline, follow, print_list, timeout_error, updates};
 use crate::args::{PredictionCommand, PredictionDownloadArgs, WatchArgs};
 use crate::exit::CliError;
 use crate::output::{self, OutputKind, Progress, UpdateLines, note};
 use crate::text::safe_line;
+use crate::web;
 
 /// Runs a `prediction` subcommand.
 pub fn run(ctx: &Ctx, cmd: PredictionCommand) -> Result<(), CliError> {
@@ -15,7 +16,12 @@ pub fn run(ctx: &Ctx, cmd: PredictionCommand) -> Result<(), CliError> {
             let client = ctx.client()?;
             let mut p = client.get(&args.id)?;
             ctx.redact(&mut p);
-            if args.json {
+            if args.web {
+                let url = web::web_url(&p).map_err(CliError::runtime)?;
+                output::outln(&url)?;
+                web::open(&url);
+                Ok(())
+            } else if args.json {
                 output::json(&p)
             } else {
                 output::out(&output::summary(&p))
@@ -38,16 +44,7 @@ pub fn run(ctx: &Ctx, cmd: PredictionCommand) -> Result<(), CliError> {
                     p
                 })
             });
-            print_list(items, args.json, "No predictions.", |p| {
-                let created = p.created_at.map(output::timestamp).unwrap_or_default();
-                format!(
-                    "{}  {:<10}  {}  {}",
-                    safe_line(&p.id),
-                    safe_line(p.status.as_str()),
-                    safe_line(p.model.as_deref().unwrap_or("-")),
-                    created
-                )
-            })
+            print_list(items, args.json, "No predictions.", job_row)
         }
         PredictionCommand::Wait(args) => {
             let deadline = args.timeout.map(|t| Deadline::after(t, false));
@@ -73,6 +70,18 @@ pub fn run(ctx: &Ctx, cmd: PredictionCommand) -> Result<(), CliError> {
         PredictionCommand::Watch(args) => watch(ctx, args),
         PredictionCommand::Download(args) => download(ctx, args),
     }
+}
+
+/// One line of `prediction list` and `training list`: id, status, model, creation time.
+pub(super) fn job_row(p: &Prediction) -> String {
+    let created = p.created_at.map(output::timestamp).unwrap_or_default();
+    format!(
+        "{}  {:<10}  {}  {}",
+        safe_line(&p.id),
+        safe_line(p.status.as_str()),
+        safe_line(p.model.as_deref().unwrap_or("-")),
+        created
+    )
 }
 
 /// `prediction download`: the output files of a succeeded prediction, streamed to disk.

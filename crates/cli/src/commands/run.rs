@@ -5,54 +5,202 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use replicate_protocol::input::{file_name_of, guess_mime};
+use replicate_protocol::schema::FieldProblem;
 use replicate_protocol::sse::ReplicateEvent;
 use replicate_protocol::{Call, CreatePrediction, FileInput, SyncWait, Target};
 use replicate_ureq::{Client, Error, Prediction, SaveOptions, Status};
 use serde_json::{Map, Value};
 
+use super::schema::{self, RunSchema};
 use super::stream::spawn_events;
 use super::{Ctx, Deadline, Received, follow, interrupt, recv_until, timeout_error};
-use crate::args::RunArgs;
+use crate::args::{InputArgs, RunArgs};
+use crate::chain;
 use crate::exit::CliError;
-use crate::input::{self, InputValue, MAX_FILE_INPUT_BYTES};
+use crate::input::{self, MAX_FILE_INPUT_BYTES, RawValue};
 use crate::output::{self, OutputKind, Progress, StreamPrinter, note};
 use crate::text::safe_line;
+use crate::typed::{self, Typed, Typing};
+use crate::web;
 
-/// An input value once read locally: sent as is, or a file still to inline or upload.
+/// An input value once read locally: sent as is, or a file (or a list of one file) still to
+/// inline or upload.
 enum Pending {
     Ready(Value),
     File(FileInput),
+    FileList(FileInput),
+}
+
+/// The input of a prediction or a training as written (`-i`, `--input-json`), its placeholders
+/// resolved from stdin, before its values are typed: everything checked locally before any
+/// request.
+pub(super) struct RawInput {
+    pairs: Vec<input::RawPair>,
+    fields: Map<String, Value>,
+}
+
+impl RawInput {
+    /// Reads `-i` (split, not typed yet) and `--input-json`, and resolves the placeholders.
+    pub(super) fn read(args: &InputArgs) -> Result<Self, CliError> {
+        let mut pairs = input::split_pairs(&args.inputs).map_err(CliError::usage)?;
+        resolve_placeholders(&mut pairs, args.input_json.as_deref())?;
+        let fields = match &args.input_json {
+            Some(path) => input::read_input_json(path).map_err(CliError::usage)?,
+            None => Map::new(),
+        };
+        Ok(RawInput { pairs, fields })
+    }
+}
+
+/// The input of a prediction or a training, typed, checked and read locally before anything
+/// is created: files read (with a cap) so that an unreadable, special or too large file is a
+/// usage error with nothing sent.
+pub(super) struct LocalInput {
+    fields: Map<String, Value>,
+    pending: Vec<(String, Pending)>,
+}
+
+impl LocalInput {
+    /// Reads and types `-i` and `--input-json` by the rules without a schema.
+    pub(super) fn read(args: &InputArgs) -> Result<Self, CliError> {
+        Self::typed(RawInput::read(args)?, None)
+    }
+
+    /// Types the `-i` values (by `schema` when given, see [`crate::typed`]) and, with a schema,
+    /// checks the whole input (`--input-json`'s fields as they are): unknown fields are a
+    /// warning on stderr; any other problem is a usage error (exit 2), one line per problem on
+    /// stderr, before any file is read or anything created. Then reads the files.
+    pub(super) fn typed(raw: RawInput, schema: Option<&RunSchema>) -> Result<Self, CliError> {
+        let RawInput { pairs, fields } = raw;
+        let mut typing = Vec::new();
+        let mut values = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let key = pair.key.clone();
+            match typed::pair(schema.map(|s| &s.input), pair).map_err(CliError::usage)? {
+                Typing::Typed(value) => values.push((key, value)),
+                Typing::Unfit(problem) => typing.push(problem),
+            }
+        }
+        if let Some(schema) = schema {
+            let mut stand_in = fields.clone();
+            for (key, value) in &values {
+                stand_in.insert(key.clone(), value.stand_in());
+            }
+            let checked = typed::check(&schema.input, &stand_in, typing);
+            for w in &checked.warnings {
+                note(&format!(
+                    "warning: {}; it is sent as given",
+                    safe_line(&w.to_string())
+                ));
+            }
+            if !checked.errors.is_empty() {
+                return Err(invalid_input(&schema.label, &checked.errors));
+            }
+        }
+        let mut pending = Vec::with_capacity(values.len());
+        for (key, value) in values {
+            let file = |path: &Path| {
+                let bytes = input::read_file(&format!("input {key}"), path, MAX_FILE_INPUT_BYTES)
+                    .map_err(CliError::usage)?;
+                Ok::<_, CliError>(FileInput::from_bytes(
+                    file_name_of(path),
+                    guess_mime(path),
+                    bytes,
+                ))
+            };
+            let value = match value {
+                Typed::Value(v) => Pending::Ready(v),
+                Typed::File(path) => Pending::File(file(&path)?),
+                Typed::FileList(path) => Pending::FileList(file(&path)?),
+            };
+            pending.push((key, value));
+        }
+        Ok(LocalInput { fields, pending })
+    }
+
+    /// The input object, its files inlined or uploaded (`-i` fields over `--input-json`'s).
+    pub(super) fn prepare(self, client: &Client) -> Result<Value, CliError> {
+        let mut fields = self.fields;
+        for (key, value) in self.pending {
+            let value = match value {
+                Pending::Ready(v) => v,
+                Pending::File(file) => client.prepare_input(file)?,
+                Pending::FileList(file) => Value::Array(vec![client.prepare_input(file)?]),
+            };
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
+/// The most characters of one problem line (an enum may list many values).
+const MAX_PROBLEM_CHARS: usize = 400;
+
+/// Says, one line per problem on stderr, why the input does not fit the schema; the error that
+/// ends the command (exit 2, nothing more to print).
+fn invalid_input(label: &str, problems: &[FieldProblem]) -> CliError {
+    let n = problems.len();
+    note(&format!(
+        "error: the input does not match the schema of {} ({n} problem{}); nothing was created",
+        safe_line(label),
+        if n == 1 { "" } else { "s" }
+    ));
+    for p in problems {
+        note(&format!(
+            "  {}",
+            output::shorten(&safe_line(&p.to_string()), MAX_PROBLEM_CHARS)
+        ));
+    }
+    let model = label.split(':').next().unwrap_or(label);
+    note(&format!(
+        "hint: `replicate model schema {}` lists the inputs; --no-validate sends the input unchecked",
+        safe_line(model)
+    ));
+    CliError::quiet(crate::exit::USAGE)
+}
+
+/// Replaces the `{{.path}}` placeholders of `-i` values from the JSON piped on stdin (read only
+/// when there is a placeholder; see [`chain`]). A resolved value is sent as found.
+fn resolve_placeholders(
+    pairs: &mut [input::RawPair],
+    input_json: Option<&Path>,
+) -> Result<(), CliError> {
+    let has = |p: &input::RawPair| match &p.value {
+        RawValue::Text(s) | RawValue::Escaped(s) => chain::has_placeholder(s),
+        _ => false,
+    };
+    if !pairs.iter().any(has) {
+        return Ok(());
+    }
+    if input_json.is_some_and(|p| p.as_os_str() == "-") {
+        return Err(CliError::usage(
+            "stdin cannot feed both --input-json - and the -i placeholders: pass the input JSON as a file",
+        ));
+    }
+    let doc = chain::read_stdin_document().map_err(CliError::usage)?;
+    for pair in pairs.iter_mut() {
+        if let RawValue::Text(s) | RawValue::Escaped(s) = &pair.value
+            && chain::has_placeholder(s)
+        {
+            let value = chain::resolve(s, &doc)
+                .map_err(|e| CliError::usage(format!("input {}: {e}", pair.key)))?;
+            pair.value = RawValue::Resolved(value);
+        }
+    }
+    Ok(())
 }
 
 /// Runs a model.
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
     let deadline = args.timeout.map(|t| Deadline::after(t, !args.no_cancel));
     // Everything that can be checked locally is checked before anything is sent.
-    let target = Target::parse(&args.model).map_err(|e| CliError::usage(e.to_string()))?;
-    let pairs = input::parse_pairs(&args.inputs).map_err(CliError::usage)?;
-    let mut fields = match &args.input_json {
-        Some(path) => input::read_input_json(path).map_err(CliError::usage)?,
-        None => Map::new(),
+    let usage = |e: Error| CliError::usage(e.to_string());
+    let target = match (&args.deployment, &args.model) {
+        (Some(d), _) => Target::deployment(d).map_err(usage)?,
+        (None, Some(m)) => Target::parse(m).map_err(usage)?,
+        (None, None) => return Err(CliError::usage("give MODEL[:VERSION] or --deployment")),
     };
-    // File inputs are read now, with a cap, so that an unreadable, special or too large file is
-    // a usage error with nothing sent.
-    let mut pending = Vec::with_capacity(pairs.len());
-    for pair in pairs {
-        let value = match pair.value {
-            InputValue::Json(v) => Pending::Ready(v),
-            InputValue::File(path) => {
-                let what = format!("input {}", pair.key);
-                let bytes = input::read_file(&what, &path, MAX_FILE_INPUT_BYTES)
-                    .map_err(CliError::usage)?;
-                Pending::File(FileInput::from_bytes(
-                    file_name_of(&path),
-                    guess_mime(&path),
-                    bytes,
-                ))
-            }
-        };
-        pending.push((pair.key, value));
-    }
+    let raw = RawInput::read(&args.input)?;
     let sync = args
         .wait
         .map(|n| {
@@ -72,17 +220,16 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
     };
     let client = ctx.client_with_timeout(args.timeout)?;
     interrupt::install();
+    // The schema is read (a GET) before anything is created; a failed check creates nothing.
+    let schema = schema::for_run(&client, &args)?;
+    let local = LocalInput::typed(raw, schema.as_ref())?;
 
-    for (key, value) in pending {
-        let value = match value {
-            Pending::Ready(v) => v,
-            Pending::File(file) => client.prepare_input(file)?,
-        };
-        fields.insert(key, value);
-    }
-    let mut create = CreatePrediction::new(target).input(Value::Object(fields));
+    let mut create = CreatePrediction::new(target).input(local.prepare(&client)?);
     if let Some(s) = sync {
         create = create.sync(s);
+    }
+    if let Some(after) = args.cancel_after {
+        create = create.cancel_after(after);
     }
 
     interrupt::set_creating();
@@ -93,6 +240,16 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<(), CliError> {
         safe_line(&created.id),
         safe_line(created.status.as_str())
     ));
+    if args.web {
+        // stdout holds the results: the page goes to stderr.
+        match web::web_url(&created) {
+            Ok(url) => {
+                note(&format!("Web: {url}"));
+                web::open(&url);
+            }
+            Err(why) => note(&format!("--web: {why}")),
+        }
+    }
 
     let mut streamed = false;
     let done = if args.stream && created.stream_url().is_some() {

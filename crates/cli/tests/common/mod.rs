@@ -30,6 +30,9 @@ pub fn bare(dir: &Path) -> Command {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("replicate");
     cmd.env_remove("REPLICATE_API_TOKEN")
         .env_remove("REPLICATE_BASE_URL")
+        // `--web` opens a browser only when stdout is a terminal, which it never is here; this
+        // makes sure of it.
+        .env("REPLICATE_NO_BROWSER", "1")
         .env("REPLICATE_POLL_INTERVAL_MS", "20")
         .current_dir(dir)
         .timeout(Duration::from_secs(20));
@@ -61,6 +64,17 @@ pub fn creates(server: &FakeHandle) -> Vec<RecordedRequest> {
         .into_iter()
         .filter(|r| r.method == "POST" && r.path.ends_with("/predictions"))
         .collect()
+}
+
+/// Nothing was created nor uploaded: every request received was a read (with a schema, `run`
+/// reads the model's schema before it checks the input).
+pub fn assert_only_reads(server: &FakeHandle) {
+    let writes: Vec<RecordedRequest> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect();
+    assert!(writes.is_empty(), "only reads expected: {writes:#?}");
 }
 
 /// The one create received; its JSON body.

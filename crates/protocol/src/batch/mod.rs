@@ -119,7 +119,12 @@
 //! - **Creates** share one token bucket: at most [`BatchOptions::create_rate`] per second
 //!   (default 10, Replicate's documented 600 creates a minute). Every create answer's
 //!   `ratelimit-remaining` / `ratelimit-reset` feeds it: once the server's window is used up
-//!   (creates still in flight counted as used), no create goes until the window resets. A 429
+//!   (creates still in flight counted as used), no create goes until the window resets.
+//!   `ratelimit-reset` is whole seconds rounded up, so the window's end is estimated from all
+//!   its answers (the earliest "now + reset"), not from the latest one, which would hold creates
+//!   up to a second too long each window; answers are sorted into windows by when their
+//!   request left and by their count, so a late answer from a past window does not stall the
+//!   next one. A 429
 //!   holds *every* create, not just the throttled one, for its `Retry-After` (header, or body
 //!   `retry_after`; the window's reset when it is longer), plus jitter, and halves the bucket's
 //!   rate, which then grows back linearly over [`BatchOptions::rate_recovery`] of calm. The
@@ -567,7 +572,7 @@ pub struct Batch {
     polls_due: BTreeSet<(Instant, usize)>,
     lost: Vec<usize>,
     lookup: Option<Lookup>,
-    requests: HashMap<RequestId, Req>,
+    requests: HashMap<RequestId, (Req, Instant)>,
     creates_in_flight: u64,
     next_request: u64,
     active: usize,
@@ -810,10 +815,10 @@ impl Batch {
         summary
     }
 
-    fn new_request(&mut self, req: Req) -> RequestId {
+    fn new_request(&mut self, req: Req, now: Instant) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request += 1;
-        self.requests.insert(id, req);
+        self.requests.insert(id, (req, now));
         id
     }
 
@@ -875,7 +880,7 @@ impl Batch {
         create.input = self.spec.inputs[i].clone();
         match create.request(&self.cfg) {
             Ok(request) => {
-                let id = self.new_request(Req::Create(i));
+                let id = self.new_request(Req::Create(i), now);
                 self.items[i].phase = Phase::Creating(id);
                 self.creates_in_flight += 1;
                 self.summary.creates_sent += 1;
@@ -901,7 +906,7 @@ impl Batch {
         let pid = self.items[i].id.clone().unwrap_or_default();
         match GetPrediction::new(pid).request(&self.cfg) {
             Ok(request) => {
-                let id = self.new_request(Req::Poll(i));
+                let id = self.new_request(Req::Poll(i), now);
                 self.items[i].phase = Phase::Polling(id);
                 self.summary.polls_sent += 1;
                 Some(BatchStep::Send {
@@ -963,7 +968,7 @@ impl Batch {
         self.reads.try_take(now).ok()?;
         match list.request(&self.cfg) {
             Ok(request) => {
-                let id = self.new_request(Req::List);
+                let id = self.new_request(Req::List, now);
                 if let Some(lk) = &mut self.lookup {
                     lk.in_flight = true;
                 }
@@ -1033,22 +1038,22 @@ impl Batch {
         if self.done {
             return;
         }
-        let Some(req) = self.requests.remove(&id) else {
+        let Some((req, sent)) = self.requests.remove(&id) else {
             return;
         };
         match req {
             Req::Create(i) => {
                 self.creates_in_flight = self.creates_in_flight.saturating_sub(1);
                 if self.items[i].phase == Phase::Creating(id) {
-                    self.on_create(i, r, now);
+                    self.on_create(i, r, sent, now);
                 }
             }
             Req::Poll(i) => {
                 if self.items[i].phase == Phase::Polling(id) {
-                    self.on_poll(i, r, now);
+                    self.on_poll(i, r, sent, now);
                 }
             }
-            Req::List => self.on_list(r, now),
+            Req::List => self.on_list(r, sent, now),
         }
     }
 
@@ -1071,11 +1076,21 @@ impl Batch {
         (throttled, Some(d))
     }
 
-    fn on_create(&mut self, i: usize, r: Result<Response<Vec<u8>>, TransportError>, now: Instant) {
+    fn on_create(
+        &mut self,
+        i: usize,
+        r: Result<Response<Vec<u8>>, TransportError>,
+        sent: Instant,
+        now: Instant,
+    ) {
         let parsed = match r {
             Ok(resp) => {
-                self.creates
-                    .observe(rate_limit(resp.headers()), self.creates_in_flight, now);
+                self.creates.observe(
+                    rate_limit(resp.headers()),
+                    sent,
+                    self.creates_in_flight,
+                    now,
+                );
                 parse_json::<Prediction, _>(&resp)
             }
             Err(t) => Err(Error::Transport(t)),
@@ -1185,11 +1200,17 @@ impl Batch {
         self.polls_due.insert((at, i));
     }
 
-    fn on_poll(&mut self, i: usize, r: Result<Response<Vec<u8>>, TransportError>, now: Instant) {
+    fn on_poll(
+        &mut self,
+        i: usize,
+        r: Result<Response<Vec<u8>>, TransportError>,
+        sent: Instant,
+        now: Instant,
+    ) {
         let expected = self.items[i].id.clone().unwrap_or_default();
         let parsed = match r {
             Ok(resp) => {
-                self.reads.observe(rate_limit(resp.headers()), 0, now);
+                self.reads.observe(rate_limit(resp.headers()), sent, 0, now);
                 parse_json::<Prediction, _>(&resp)
             }
             Err(t) => Err(Error::Transport(t)),
@@ -1257,14 +1278,19 @@ impl Batch {
         self.finish(i, Err(e), now);
     }
 
-    fn on_list(&mut self, r: Result<Response<Vec<u8>>, TransportError>, now: Instant) {
+    fn on_list(
+        &mut self,
+        r: Result<Response<Vec<u8>>, TransportError>,
+        sent: Instant,
+        now: Instant,
+    ) {
         let Some(lk) = &mut self.lookup else {
             return;
         };
         lk.in_flight = false;
         let parsed = match r {
             Ok(resp) => {
-                self.reads.observe(rate_limit(resp.headers()), 0, now);
+                self.reads.observe(rate_limit(resp.headers()), sent, 0, now);
                 parse_json::<Page<Prediction>, _>(&resp)
             }
             Err(t) => Err(Error::Transport(t)),
