@@ -1191,14 +1191,25 @@ fn tls_is_rustls_with_webpki_or_platform_roots() {
             assert!(!features.contains(feature), "{feature} in {features}");
         }
     }
-    // Nothing in the workspace turns native-tls on: it is the user's choice alone.
-    for manifest in [
-        "Cargo.toml",
-        "crates/cli/Cargo.toml",
-        "crates/fake/Cargo.toml",
-        "crates/bench/Cargo.toml",
-        "tests/Cargo.toml",
-    ] {
+    // Nothing in the workspace turns native-tls on: it is the user's choice alone. Every
+    // manifest but the two clients' (which declare the feature) is read.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut manifests = vec![
+        "Cargo.toml".to_owned(),
+        "tests/Cargo.toml".to_owned(),
+        "tests/typed/Cargo.toml".to_owned(),
+    ];
+    for entry in std::fs::read_dir(root.join("crates"))
+        .expect("crates/")
+        .filter_map(Result::ok)
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "ureq" && name != "reqwest" && entry.path().join("Cargo.toml").is_file() {
+            manifests.push(format!("crates/{name}/Cargo.toml"));
+        }
+    }
+    assert!(manifests.len() >= 8, "{manifests:?}");
+    for manifest in &manifests {
         assert!(
             !workspace_file(manifest).contains("native-tls"),
             "native-tls in {manifest}"
