@@ -2,47 +2,18 @@
 //! id as soon as it is known (`replicate_protocol::trace`), for both clients.
 #![allow(missing_docs)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use replicate_protocol::{CreatePrediction, Target};
 use replicate_tests::scenario;
 use serde_json::json;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-/// A writer appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
+mod capture;
 
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Runs `f` with a subscriber for this thread only (the flows of both clients run on the
-/// calling thread) and returns what it printed, one event per line with its spans' fields.
+/// Runs `f` with a subscriber of debug events and span closes for this thread only (see
+/// [`capture::traced`]).
 fn traced<T>(f: impl FnOnce() -> T) -> (String, T) {
-    let sink = Sink::default();
-    let writer = sink.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
-        .with_span_events(FmtSpan::CLOSE)
-        .without_time()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text =
-        String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
-    (text, out)
+    capture::traced(LevelFilter::DEBUG, FmtSpan::CLOSE, f)
 }
 
 fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {

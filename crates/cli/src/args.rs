@@ -146,6 +146,10 @@ pub enum Command {
     /// List, show, create, update and delete deployments (run one with `run --deployment`).
     #[command(subcommand)]
     Deployment(DeploymentCommand),
+    /// Generate a Rust module from a model version's schema: a typed `Input` with a builder that
+    /// checks it, an `Output` type, `MODEL`/`VERSION` and typed `run` functions (see the
+    /// replicate-codegen crate).
+    Codegen(CodegenArgs),
     /// Show the account the token belongs to.
     Account(JsonFlag),
     /// Print a shell completion script on stdout (e.g. `replicate completions bash >
@@ -649,6 +653,23 @@ pub struct SchemaArgs {
     /// Print a JSON description instead of the table (its shape is in the CLI's README).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `replicate codegen`.
+#[derive(Debug, Args)]
+pub struct CodegenArgs {
+    /// The model, and a version (default: the model's latest version; with `--schema`, the
+    /// version is the saved version object's `id` unless given here).
+    #[arg(value_name = "OWNER/NAME[:VERSION]")]
+    pub model: String,
+    /// Read the schema from this file instead of asking the API: a version's `openapi_schema`,
+    /// a version object or a model object as the API returns them (at most 16 MiB).
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Write the module to this file (replaced only when its content changes) instead of
+    /// standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `replicate model create`.

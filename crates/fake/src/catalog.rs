@@ -21,95 +21,339 @@ fn version_not_found() -> Resp {
     Resp::problem(404, "Not found", "Version not found")
 }
 
+/// The `Output` schema derived from a script's outcome, as Cog writes it: a file URL, a list of
+/// them, an iterator of text pieces (`x-cog-array-type: iterator`,
+/// `x-cog-array-display: concatenate`), or the shape of a JSON output.
 fn output_schema(script: &ModelScript) -> Value {
-    match &script.outcome {
+    let mut schema = match &script.outcome {
         Outcome::Succeed(Output::Url) | Outcome::Succeed(Output::DataUri) => {
-            json!({"type": "string", "title": "Output", "format": "uri"})
+            json!({"type": "string", "format": "uri"})
         }
         Outcome::Succeed(Output::Urls(_) | Output::Synthetic { .. }) => json!({
-            "type": "array", "title": "Output", "items": {"type": "string", "format": "uri"}
+            "type": "array", "items": {"type": "string", "format": "uri"}
         }),
         Outcome::Succeed(Output::Text(_)) => json!({
-            "type": "array", "title": "Output", "items": {"type": "string"},
+            "type": "array", "items": {"type": "string"},
             "x-cog-array-type": "iterator", "x-cog-array-display": "concatenate"
         }),
-        _ => json!({"title": "Output"}),
+        Outcome::Succeed(Output::Json(value)) => shape_of(value),
+        _ => json!({}),
+    };
+    if let Some(map) = schema.as_object_mut() {
+        map.insert("title".into(), json!("Output"));
+    }
+    schema
+}
+
+/// The schema of a JSON value's shape (an object's properties all required, an array's items
+/// from its first item).
+fn shape_of(value: &Value) -> Value {
+    match value {
+        Value::Null => json!({}),
+        Value::Bool(_) => json!({"type": "boolean"}),
+        Value::Number(n) if n.is_f64() => json!({"type": "number"}),
+        Value::Number(_) => json!({"type": "integer"}),
+        Value::String(_) => json!({"type": "string"}),
+        Value::Array(items) => match items.first() {
+            Some(first) => json!({"type": "array", "items": shape_of(first)}),
+            None => json!({"type": "array", "items": {}}),
+        },
+        Value::Object(map) => {
+            let props: Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| {
+                    let mut p = shape_of(v);
+                    if let Some(p) = p.as_object_mut() {
+                        p.insert("title".into(), json!(title_of(k)));
+                    }
+                    (k.clone(), p)
+                })
+                .collect();
+            let required: Vec<&String> = map
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect();
+            json!({"type": "object", "properties": props, "required": required})
+        }
     }
 }
 
-fn input_schema(script: &ModelScript) -> Value {
-    let mut props = Map::new();
-    props.insert(
-        "prompt".into(),
+/// Cog's title of a field: `num_outputs` is `Num Outputs`.
+fn title_of(name: &str) -> String {
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One input property as Cog writes it: its type and constraints, `title` from the name,
+/// `x-order` and `description`.
+fn field(name: &str, order: usize, description: &str, mut schema: Value) -> (String, Value) {
+    if let Some(map) = schema.as_object_mut() {
+        if !map.contains_key("allOf") {
+            map.insert("title".into(), json!(title_of(name)));
+        }
+        map.insert("x-order".into(), json!(order));
+        map.insert("description".into(), json!(description));
+    }
+    (name.to_owned(), schema)
+}
+
+/// An enum input as Cog writes it: the property refers to a component named after it, which
+/// holds the type and the values (`"description": "An enumeration."`).
+fn enum_field(
+    name: &str,
+    order: usize,
+    description: &str,
+    values: &[&str],
+    default: &str,
+    components: &mut Map<String, Value>,
+) -> (String, Value) {
+    components.insert(
+        name.to_owned(),
         json!({
-            "type": "string", "title": "Prompt", "x-order": 0,
-            "description": "Input prompt"
+            "type": "string", "title": name, "description": "An enumeration.", "enum": values
         }),
     );
-    let num_outputs = |n: usize| {
+    field(
+        name,
+        order,
+        description,
         json!({
-            "type": "integer", "title": "Num Outputs", "x-order": 1,
-            "description": "Number of outputs to generate",
-            "minimum": 1, "maximum": MAX_NUM_OUTPUTS, "default": n
-        })
+            "allOf": [{"$ref": format!("#/components/schemas/{name}")}],
+            "default": default
+        }),
+    )
+}
+
+/// The `Input` object schema of these properties, with `required`.
+fn input_object(props: Vec<(String, Value)>, required: &[&str]) -> Value {
+    let props: Map<String, Value> = props.into_iter().collect();
+    let mut schema = json!({"type": "object", "title": "Input", "properties": props});
+    if !required.is_empty()
+        && let Some(map) = schema.as_object_mut()
+    {
+        map.insert("required".into(), json!(required));
+    }
+    schema
+}
+
+/// A Cog OpenAPI document with these components (`Input`, `Output` and enums).
+fn cog_document(components: Map<String, Value>) -> Value {
+    json!({
+        "openapi": "3.0.2",
+        "info": {"title": "Cog", "version": "0.1.0"},
+        "paths": {},
+        "components": {"schemas": components},
+    })
+}
+
+/// The OpenAPI document of the built-in `black-forest-labs/flux-schnell`: the real model's
+/// inputs (`prompt` required; `aspect_ratio`, `output_format` and `megapixels` enums;
+/// `num_outputs` from 1 to [`MAX_NUM_OUTPUTS`], where the real model stops at 4;
+/// `num_inference_steps` 1 to 4; `output_quality` 0 to 100; `seed`; `go_fast`;
+/// `disable_safety_checker`) and its output, a list of image URLs.
+pub(crate) fn flux_schnell_schema() -> Value {
+    let mut c = Map::new();
+    let props = vec![
+        field(
+            "prompt",
+            0,
+            "Prompt for generated image",
+            json!({"type": "string"}),
+        ),
+        enum_field(
+            "aspect_ratio",
+            1,
+            "Aspect ratio for the generated image",
+            &[
+                "1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21",
+            ],
+            "1:1",
+            &mut c,
+        ),
+        field(
+            "num_outputs",
+            2,
+            "Number of outputs to generate",
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_NUM_OUTPUTS, "default": 1}),
+        ),
+        field(
+            "num_inference_steps",
+            3,
+            "Number of denoising steps. 4 is recommended, and lower number of steps produce lower quality outputs, faster.",
+            json!({"type": "integer", "minimum": 1, "maximum": 4, "default": 4}),
+        ),
+        field(
+            "seed",
+            4,
+            "Random seed. Set for reproducible generation",
+            json!({"type": "integer"}),
+        ),
+        enum_field(
+            "output_format",
+            5,
+            "Format of the output images",
+            &["webp", "jpg", "png"],
+            "webp",
+            &mut c,
+        ),
+        field(
+            "output_quality",
+            6,
+            "Quality when saving the output images, from 0 to 100. 100 is best quality, 0 is lowest quality. Not relevant for .png outputs",
+            json!({"type": "integer", "minimum": 0, "maximum": 100, "default": 80}),
+        ),
+        field(
+            "disable_safety_checker",
+            7,
+            "Disable safety checker for generated images.",
+            json!({"type": "boolean", "default": false}),
+        ),
+        field(
+            "go_fast",
+            8,
+            "Run faster predictions with model optimized for speed (currently fp8 quantized); disable to run in original bf16",
+            json!({"type": "boolean", "default": true}),
+        ),
+        enum_field(
+            "megapixels",
+            9,
+            "Approximate number of megapixels for generated image",
+            &["1", "0.25"],
+            "1",
+            &mut c,
+        ),
+    ];
+    c.insert("Input".into(), input_object(props, &["prompt"]));
+    c.insert(
+        "Output".into(),
+        json!({
+            "type": "array", "title": "Output", "items": {"type": "string", "format": "uri"}
+        }),
+    );
+    cog_document(c)
+}
+
+/// The `Input` schema derived from a script's outcome (see the crate documentation's "Input
+/// schemas and validation"). Nothing is required: scripted models take any prompt, or none.
+fn input_schema(script: &ModelScript, components: &mut Map<String, Value>) -> Value {
+    let mut props = vec![field(
+        "prompt",
+        0,
+        "Input prompt",
+        json!({"type": "string"}),
+    )];
+    let num_outputs = |n: usize| {
+        field(
+            "num_outputs",
+            1,
+            "Number of outputs to generate",
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_NUM_OUTPUTS, "default": n}),
+        )
     };
     match &script.outcome {
+        Outcome::Succeed(Output::Url | Output::DataUri) => {
+            props.push(field(
+                "image",
+                1,
+                "An input image (a URL or a data: URI); optional",
+                json!({"type": "string", "format": "uri"}),
+            ));
+        }
         Outcome::Succeed(Output::Urls(n)) => {
-            props.insert("num_outputs".into(), num_outputs(*n));
+            props.push(num_outputs(*n));
+            props.push(field(
+                "guidance",
+                2,
+                "How closely the images follow the prompt",
+                json!({"type": "number", "minimum": 0, "maximum": 10, "default": 3.5}),
+            ));
+            props.push(enum_field(
+                "scheduler",
+                3,
+                "The sampler",
+                &["DDIM", "K_EULER", "DPMSolverMultistep"],
+                "K_EULER",
+                components,
+            ));
         }
         Outcome::Succeed(Output::Synthetic { files, bytes }) => {
-            props.insert("num_outputs".into(), num_outputs(*files));
-            props.insert(
-                "output_bytes".into(),
-                json!({
-                    "type": "integer", "title": "Output Bytes", "x-order": 2,
-                    "description": "Length of each output file, in bytes",
-                    "minimum": 0, "maximum": MAX_OUTPUT_BYTES, "default": bytes
-                }),
-            );
-            props.insert(
-                "seed".into(),
-                json!({
-                    "type": "integer", "title": "Seed", "x-order": 3,
-                    "description": "Seed of the first file's contents (file i uses seed + i)",
-                    "minimum": 0, "default": 0
-                }),
-            );
+            props.push(num_outputs(*files));
+            props.push(field(
+                "output_bytes",
+                2,
+                "Length of each output file, in bytes",
+                json!({"type": "integer", "minimum": 0, "maximum": MAX_OUTPUT_BYTES, "default": bytes}),
+            ));
+            props.push(field(
+                "seed",
+                3,
+                "Seed of the first file's contents (file i uses seed + i)",
+                json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 0}),
+            ));
+        }
+        Outcome::Succeed(Output::Text(_)) => {
+            props.push(field(
+                "system_prompt",
+                1,
+                "System prompt to send to the model",
+                json!({"type": "string", "default": "You are a helpful assistant"}),
+            ));
+            props.push(field(
+                "max_tokens",
+                2,
+                "The maximum number of tokens the model should generate as output",
+                json!({"type": "integer", "minimum": 1, "maximum": 4096, "default": 512}),
+            ));
+            props.push(field(
+                "temperature",
+                3,
+                "The value used to modulate the next token probabilities",
+                json!({"type": "number", "minimum": 0, "maximum": 2, "default": 0.6}),
+            ));
+            props.push(field(
+                "top_p",
+                4,
+                "A probability threshold for generating the output",
+                json!({"type": "number", "minimum": 0, "maximum": 1, "default": 0.9}),
+            ));
         }
         _ => {}
     }
-    json!({
-        "type": "object",
-        "title": "Input",
-        "required": ["prompt"],
-        "properties": props,
-    })
+    input_object(props, &[])
+}
+
+/// The `openapi_schema` a script's versions publish: its own
+/// ([`ModelScript::openapi_schema`]), or the one derived from its outcome. Creates are checked
+/// against it ([`crate::validate`]).
+pub(crate) fn openapi_schema(script: &ModelScript) -> Value {
+    match &script.openapi_schema {
+        Some(doc) => doc.clone(),
+        None => {
+            let mut c = Map::new();
+            let input = input_schema(script, &mut c);
+            c.insert("Input".into(), input);
+            c.insert("Output".into(), output_schema(script));
+            cog_document(c)
+        }
+    }
 }
 
 /// A version object.
 pub(crate) fn version_json(script: &ModelScript, v: &VersionRec) -> Value {
-    let schema = match &script.openapi_schema {
-        Some(doc) => doc.clone(),
-        None => derived_openapi_schema(script),
-    };
     json!({
         "id": v.id,
         "created_at": v.created_at,
         "cog_version": "0.13.7",
-        "openapi_schema": schema,
-    })
-}
-
-/// The OpenAPI document of a script without one of its own.
-fn derived_openapi_schema(script: &ModelScript) -> Value {
-    json!({
-            "openapi": "3.0.2",
-            "info": {"title": "Cog", "version": "0.1.0"},
-            "paths": {},
-            "components": {"schemas": {
-                "Input": input_schema(script),
-                "Output": output_schema(script),
-            }}
+        "openapi_schema": openapi_schema(script),
     })
 }
 

@@ -106,7 +106,7 @@
 //!
 //! | model | behaviour |
 //! |---|---|
-//! | `black-forest-labs/flux-schnell` | mimics the seed: version [`FLUX_SCHNELL_VERSION`], seed logs, output `["{files}/xezq/<token>/out-0.jpg"]` (a real JPEG; input `num_outputs` from 1 to [`MAX_NUM_OUTPUTS`] makes that many), streams, `metrics.image_count` |
+//! | `black-forest-labs/flux-schnell` | mimics the seed: version [`FLUX_SCHNELL_VERSION`], the real model's input schema (`prompt` required, see below), seed logs, output `["{files}/xezq/<token>/out-0.jpg"]` (a real JPEG; input `num_outputs` from 1 to [`MAX_NUM_OUTPUTS`] makes that many), streams, `metrics.image_count` |
 //! | `fake/fail` | fails with an error and a traceback in the logs |
 //! | `fake/cancel` | cancels itself at the end of processing |
 //! | `fake/abort` | `aborted` after starting; never starts (no `started_at`) |
@@ -118,6 +118,46 @@
 //! | `fake/data-uri` | outputs a `data:image/png;base64,...` URI |
 //! | `fake/unknown-status` | reports status `"quantum"` while processing, then succeeds with `"done"` |
 //! | `fake/large-files` | outputs a list of large generated files (1 file of 1 MiB by default; input `num_outputs`, `output_bytes`, `seed`), see below |
+//!
+//! # Input schemas and validation
+//!
+//! Every version publishes an `openapi_schema` written the way Cog writes it: an `Input` object
+//! schema whose properties have a `title`, a `description`, an `x-order` and a `default`;
+//! enums as a property `{"allOf": [{"$ref": "#/components/schemas/NAME"}]}` referring to a
+//! component `{"type": "string", "title": "NAME", "description": "An enumeration.", "enum":
+//! [...]}`; integer and number ranges as `minimum`/`maximum`; and an `Output` schema.
+//!
+//! - `black-forest-labs/flux-schnell` serves the real model's schema: `prompt` (string,
+//!   required), `aspect_ratio` (enum `1:1`, `16:9`, ..., default `1:1`), `num_outputs`
+//!   (integer 1 to [`MAX_NUM_OUTPUTS`]; the real model stops at 4), `num_inference_steps`
+//!   (integer 1 to 4), `seed` (integer), `output_format` (enum `webp`, `jpg`, `png`),
+//!   `output_quality` (integer 0 to 100), `disable_safety_checker` and `go_fast` (booleans),
+//!   `megapixels` (enum `1`, `0.25`); its output is an array of URIs.
+//! - Other scripts get a schema derived from their [`Output`], where nothing is required (a
+//!   scripted model takes any prompt, or none): `prompt` (string) always; a single URL or a
+//!   data URI: `image` (a file: `format: uri`); [`Output::Urls`]: `num_outputs`, `guidance`
+//!   (number 0 to 10) and `scheduler` (an enum); [`Output::Synthetic`]: `num_outputs`,
+//!   `output_bytes` and `seed` (0 to 2^64 - 1); [`Output::Text`]: `system_prompt`,
+//!   `max_tokens` (integer 1 to 4096), `temperature` (number 0 to 2), `top_p` (number 0 to 1),
+//!   and an iterator output (`x-cog-array-type: iterator`, `x-cog-array-display:
+//!   concatenate`). The output of [`Output::Urls`] and [`Output::Synthetic`] is an array of
+//!   URIs, of [`Output::Url`] and [`Output::DataUri`] one URI, of [`Output::Json`] the shape of
+//!   its value (an object's properties, ...).
+//! - [`ModelScript::openapi_schema`] replaces the derived document with one of your own (a
+//!   real model's, say).
+//!
+//! A create (by model, version or deployment) is checked against the schema its model serves
+//! before anything is created; problems are answered `422 Input validation failed` with one
+//! `- input.KEY: message` line each in `detail` (`- input.prompt: prompt is required`,
+//! `- input.num_outputs: Must be an integer from 1 to 10`, `- input.aspect_ratio: aspect_ratio
+//! must be one of the following: "1:1", ...`, `- input.seed: Invalid type. Expected: integer,
+//! given: string`, `- input.temperature: Must be less than or equal to 2`). The rules: a
+//! required input is present, each value has its property's JSON type (`integer` wants a number
+//! without a fraction), is among its `enum`, within its `minimum`/`maximum`
+//! (`exclusiveMinimum`/`exclusiveMaximum`), and an array's items likewise. `null` counts as
+//! absent; inputs the schema does not list are accepted, as Replicate accepts them; a
+//! `format: uri` input is only checked to be a string. The check is the fake's own: it shares
+//! no code with the clients' local validation, which tests hold against it.
 //!
 //! # Large outputs and downloads
 //!
@@ -211,6 +251,7 @@ mod synthetic;
 mod trainings;
 mod uploads;
 mod util;
+mod validate;
 mod webhook;
 
 use std::collections::VecDeque;

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::body::{
     check_keys, input_int, job_fields, json_object, num_outputs, required_string, type_name,
 };
+use crate::catalog;
 use crate::download;
 use crate::http::Resp;
 use crate::pagination::page_resp;
@@ -16,6 +17,7 @@ use crate::request::Req;
 use crate::script::{MAX_OUTPUT_BYTES, ModelScript};
 use crate::state::{JobKind, NewPred, Pred, Shared, WebhookCfg, lock, version_of};
 use crate::util;
+use crate::validate;
 use crate::webhook;
 
 /// What a create names: a model, a version (in the body), or a deployment.
@@ -155,9 +157,14 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req, target: Target) -> R
         },
     };
 
-    // The model's own input validation, once the model is known.
+    // The model's input validation, once the model is known: the schema its versions serve,
+    // then the rules of the inputs the fake acts on (which the schema states too, unless a
+    // script's own schema leaves them out).
     let input = obj.get("input");
-    let mut errs = Vec::new();
+    let mut errs = match input.and_then(|i| i.as_object()) {
+        Some(i) => validate::check_input(&catalog::openapi_schema(&script), i),
+        None => Vec::new(),
+    };
     let outputs = if script.takes_num_outputs() {
         num_outputs(input, &mut errs)
     } else {
@@ -172,7 +179,14 @@ pub(crate) async fn create(shared: &Arc<Shared>, req: &Req, target: Target) -> R
         (None, None)
     };
     if !errs.is_empty() {
-        return Resp::invalid(&errs);
+        // A line both checks wrote is listed once.
+        let mut lines: Vec<String> = Vec::with_capacity(errs.len());
+        for line in errs {
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        return Resp::invalid(&lines);
     }
     let input = obj.get("input").cloned().unwrap_or_else(|| json!({}));
     // Build and render it before storing it: a prediction that cannot be rendered (a panic

@@ -185,7 +185,12 @@ fn create_by_version_forms_and_deployments() {
         ),
         ("fake/json".to_owned(), "fake/json"),
     ] {
-        let r = api.post("/v1/predictions", &json!({"version": version, "input": {}}));
+        // flux-schnell requires a prompt, like the real model.
+        let input = json!({"prompt": "a cat"});
+        let r = api.post(
+            "/v1/predictions",
+            &json!({"version": version, "input": input}),
+        );
         assert_eq!(r.status, 201, "{version}: {}", r.text());
         assert_eq!(r.json()["model"], model);
     }

@@ -629,7 +629,7 @@ macro_rules! run_handle {
                 model: &str,
                 input: ::serde_json::Value,
             ) -> Result<$crate::Prediction, $crate::Error> {
-                let create = $crate::CreatePrediction::new($crate::Target::parse(model)?).input(input);
+                let create = self.inner.settings.run_create(model, input)?;
                 self.create(create) $($await_)*
             }
 
@@ -655,7 +655,7 @@ macro_rules! run_handle {
                 model: &str,
                 input: ::serde_json::Value,
             ) -> Result<RunHandle, $crate::Error> {
-                let create = $crate::CreatePrediction::new($crate::Target::parse(model)?).input(input);
+                let create = self.inner.settings.run_create(model, input)?;
                 self.start(create) $($await_)*
             }
 

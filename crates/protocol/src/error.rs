@@ -29,6 +29,10 @@ pub enum Error {
     /// An argument was rejected before anything was sent.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A create's input does not match its model version's schema (local validation, see
+    /// [`crate::validate`]): every problem, one line per field. Nothing was sent.
+    #[error("{0}")]
+    Validation(crate::schema::ValidationErrors),
     /// The API answered with a non-success status.
     #[error("{0}")]
     Api(Box<ApiError>),
@@ -228,6 +232,21 @@ impl Error {
         }
     }
 
+    /// Whether an input or argument was refused before anything was sent: an
+    /// [`Error::Validation`] (the input does not match the model's schema) or an
+    /// [`Error::InvalidInput`].
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::InvalidInput(_) | Error::Validation(_))
+    }
+
+    /// The problems of an input that local validation refused ([`Error::Validation`]).
+    pub fn validation_errors(&self) -> Option<&crate::schema::ValidationErrors> {
+        match self {
+            Error::Validation(errors) => Some(errors),
+            _ => None,
+        }
+    }
+
     /// Whether no API token was configured ([`Error::MissingToken`]).
     pub fn is_missing_token(&self) -> bool {
         matches!(self, Error::MissingToken)
@@ -309,7 +328,9 @@ impl Error {
                 source.redact_in_place(secret);
             }
             Error::Pagination(PaginationError::CursorCycle { cursor, .. }) => r(cursor),
-            Error::Pagination(_)
+            // The caller's own input, and the names and values of the schema.
+            Error::Validation(_)
+            | Error::Pagination(_)
             | Error::Webhook(_)
             | Error::MissingToken
             | Error::InvalidToken

@@ -12,7 +12,8 @@
 //! - [`Batch`]: thousands of predictions of one target, paced, resumable from a journal, never
 //!   created twice ([`batch`]).
 //! - [`schema`]: a model version's input and output schemas, local input validation
-//!   ([`InputSchema::validate`]) and command-line coercion.
+//!   ([`InputSchema::validate`]) and command-line coercion; [`validate`]: the same check before
+//!   a create, its schema fetched and cached ([`Validated`], [`Validation`]).
 //! - [`sse`]: an incremental server-sent-events decoder; [`webhook`]: signature verification.
 //!
 //! # Driving a flow
@@ -49,6 +50,7 @@ pub mod sse;
 pub mod stream;
 pub mod text;
 pub mod trace;
+pub mod validate;
 pub mod wait;
 pub mod watch;
 pub mod webhook;
@@ -88,5 +90,6 @@ pub use schema::{
 pub use settings::{ClientSettings, EffectiveSettings};
 pub use stream::{OutputText, StreamAuth, StreamOptions, StreamSession};
 pub use trace::FlowSpan;
+pub use validate::{SchemaCache, Validated, Validation};
 pub use wait::{JobKind, PollPolicy, Run, Wait, WaitOptions};
 pub use watch::{Update, Watch};

@@ -262,6 +262,7 @@ impl InputField {
             .filter(|(k, _)| !matches!(k.as_str(), "anyOf" | "oneOf") || !any_of_null(raw))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let is_enum_ref = enum_name.is_some();
         InputField {
             name: name.to_owned(),
             ty: field_type(&merged, doc, 0),
@@ -275,8 +276,10 @@ impl InputField {
             enum_name,
             required,
             nullable,
-            description: str_of(&merged, "description"),
-            title: str_of(&merged, "title"),
+            // A referenced enum's own `description` ("An enumeration.") and `title` (its
+            // type's name) describe the enum type, not this field.
+            description: own_or_shared(raw, &merged, "description", is_enum_ref),
+            title: own_or_shared(raw, &merged, "title", is_enum_ref),
             order: merged.get("x-order").and_then(Value::as_i64),
             extra,
         }
@@ -584,8 +587,20 @@ fn fmt_num(x: f64) -> String {
     format!("{x}")
 }
 
+/// One line, whatever the names and values hold: they come from the input and from the
+/// server's schema, so control characters are shown escaped
+/// ([`clean_line`](crate::text::clean_line)).
 impl fmt::Display for FieldProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = String::new();
+        self.write_raw(&mut line)?;
+        f.write_str(&crate::text::clean_line(&line))
+    }
+}
+
+impl FieldProblem {
+    fn write_raw(&self, f: &mut String) -> fmt::Result {
+        use std::fmt::Write as _;
         let name = &self.field;
         match &self.kind {
             ProblemKind::MissingRequired => write!(f, "{name}: required input is missing"),
@@ -915,6 +930,16 @@ fn resolve_in<'d>(
         }
     }
     out
+}
+
+/// The property's own `key`, or (unless the rest is a referenced enum's) the merged one.
+fn own_or_shared(
+    raw: &Map<String, Value>,
+    merged: &Map<String, Value>,
+    key: &str,
+    is_enum_ref: bool,
+) -> Option<String> {
+    str_of(raw, key).or_else(|| if is_enum_ref { None } else { str_of(merged, key) })
 }
 
 fn any_of_null(schema: &Map<String, Value>) -> bool {

@@ -2,6 +2,7 @@
 //! client read the same environment, apply the same defaults and build the same flows.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -9,9 +10,10 @@ use serde_json::Value;
 use crate::batch::{Batch, BatchOptions, BatchSpec, Clock, Journal, JournalError};
 use crate::config::Limits;
 use crate::pagination::{DEFAULT_MAX_PAGES, Pager, Paginated};
+use crate::validate::{CreateFlow, SchemaCache, Validated, Validation};
 use crate::{
     ApiToken, Config, CreatePrediction, Error, PollPolicy, RetryPolicy, StreamOptions, SyncWait,
-    Target, WaitOptions,
+    WaitOptions,
 };
 
 /// The environment variable holding the API token.
@@ -75,6 +77,9 @@ pub struct ClientSettings {
     /// the body and checked (default: no; only the API's own file downloads are trusted, see
     /// [`Download::verify_etag_sha256`](crate::Download::verify_etag_sha256)).
     pub verify_etag_sha256: Option<bool>,
+    /// Local validation of every create's input against its model version's schema (default
+    /// [`Validation::Off`]: see [`crate::validate`]).
+    pub validate_inputs: Option<Validation>,
 }
 
 impl ClientSettings {
@@ -139,6 +144,8 @@ impl ClientSettings {
                 .unwrap_or(DEFAULT_DOWNLOAD_CONCURRENCY)
                 .max(1),
             verify_etag_sha256: self.verify_etag_sha256.unwrap_or(false),
+            validation: self.validate_inputs.unwrap_or_default(),
+            schemas: Arc::new(SchemaCache::new()),
         })
     }
 }
@@ -176,6 +183,10 @@ pub struct EffectiveSettings {
     pub download_concurrency: usize,
     /// Whether content-hash `ETag`s of every output host are checked.
     pub verify_etag_sha256: bool,
+    /// Local validation of creates' inputs.
+    pub validation: Validation,
+    /// The input schemas fetched for local validation (shared by the clones of a client).
+    pub schemas: Arc<SchemaCache>,
 }
 
 impl EffectiveSettings {
@@ -208,9 +219,25 @@ impl EffectiveSettings {
     }
 
     /// The create that `run(model, input)` sends: `model` is `owner/name`, `owner/name:version`
-    /// or a version id. The sync-mode hold comes from the wait options ([`WaitOptions::sync`]).
+    /// or a version id ([`CreatePrediction::parse`]). The sync-mode hold comes from the wait
+    /// options ([`WaitOptions::sync`]).
     pub fn run_create(&self, model: &str, input: Value) -> Result<CreatePrediction, Error> {
-        Ok(CreatePrediction::new(Target::parse(model)?).input(input))
+        Ok(CreatePrediction::parse(model)?.input(input))
+    }
+
+    /// `flow` (a create's) with its input validated first, as configured
+    /// ([`EffectiveSettings::validation`], or the create's own
+    /// [`CreatePrediction::validate`]): schemas fetched with this configuration and retry
+    /// policy, no later than `deadline`, and kept in [`EffectiveSettings::schemas`].
+    pub fn validated<F: CreateFlow>(&self, flow: F, deadline: Option<Instant>) -> Validated<F> {
+        Validated::new(
+            self.cfg.clone(),
+            flow,
+            self.validation,
+            self.schemas.clone(),
+        )
+        .retry_policy(self.retry.clone())
+        .deadline(deadline)
     }
 }
 
@@ -481,6 +508,24 @@ macro_rules! client_settings_setters {
             self.settings.stream = Some(options);
             self
         }
+
+        /// Checks every create's input (`run`, `create`, `start`, `stream_run`...; not
+        /// batches) against its model version's schema before sending it
+        /// ([`replicate_protocol::validate`]($crate::validate)): a bad input is an
+        /// [`Error::Validation`]($crate::Error::Validation) listing every problem, and nothing
+        /// is created. [`Validation::Warn`]($crate::Validation::Warn) lets inputs the schema
+        /// does not list through with a `tracing` warning, [`Validation::Strict`]($crate::Validation::Strict)
+        /// refuses them.
+        ///
+        /// Off by default: the schema costs one more request (`GET` of the model, of the
+        /// version or of the deployment) the first time each model, version or deployment is
+        /// run, and again every 5 minutes for names (a new version may have been pushed). The
+        /// client keeps the schemas of the last 64 versions. One create can say otherwise
+        /// ([`CreatePrediction::validate`]($crate::CreatePrediction::validate)).
+        pub fn validate_inputs(mut self, validation: $crate::Validation) -> Self {
+            self.settings.validate_inputs = Some(validation);
+            self
+        }
     };
 }
 
@@ -540,11 +585,20 @@ macro_rules! client_methods {
         }
 
         /// Creates a prediction. It is sent once: see [`Error::CreateOutcomeUnknown`](crate::Error::CreateOutcomeUnknown).
+        /// Its input is validated first when the client or the create asks for it
+        /// ([`ClientBuilder::validate_inputs`](crate::ClientBuilder::validate_inputs)).
         pub $($async_)? fn create(
             &self,
             create: $crate::CreatePrediction,
         ) -> Result<$crate::Prediction, $crate::Error> {
-            self.execute(create) $($await_)*
+            let settings = &self.inner.settings;
+            let call = $crate::Call::with_policy(
+                create,
+                settings.cfg.clone(),
+                settings.retry.clone(),
+                None,
+            );
+            self.drive(settings.validated(call, None)) $($await_)*
         }
 
         /// Gets a prediction.
@@ -617,13 +671,18 @@ macro_rules! client_methods {
         }
 
         /// Creates and waits for a prediction with explicit options; the prediction is returned
-        /// when it succeeded, otherwise the matching error.
+        /// when it succeeded, otherwise the matching error. The input is validated first when
+        /// the client or the create asks for it
+        /// ([`ClientBuilder::validate_inputs`](crate::ClientBuilder::validate_inputs)).
         pub $($async_)? fn run_with(
             &self,
             create: $crate::CreatePrediction,
             opts: $crate::WaitOptions,
         ) -> Result<$crate::Prediction, $crate::Error> {
-            self.drive($crate::Run::new(self.inner.settings.cfg.clone(), create, opts)) $($await_)*
+            let settings = &self.inner.settings;
+            let deadline = opts.deadline;
+            let run = $crate::Run::new(settings.cfg.clone(), create, opts);
+            self.drive(settings.validated(run, deadline)) $($await_)*
                 ?
                 .into_result()
         }

@@ -480,6 +480,14 @@ impl Run {
         }
     }
 
+    /// The create, until it is answered.
+    pub(crate) fn create(&self) -> Option<&CreatePrediction> {
+        match &self.state {
+            RunState::Creating(call) => Some(call.endpoint()),
+            _ => None,
+        }
+    }
+
     /// The wait, once the prediction exists (e.g. to [`Wait::wake`] it).
     pub fn wait_mut(&mut self) -> Option<&mut Wait> {
         match &mut self.state {

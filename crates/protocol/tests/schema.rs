@@ -176,8 +176,15 @@ fn cog_enum_without_type_resolves_through_all_of() {
     assert_eq!(c.allowed, strs(&["red", "green", "blue"]));
     assert_eq!(c.default, Some(json!("red")));
     assert_eq!(c.enum_name.as_deref(), Some("c"));
-    assert_eq!(c.description.as_deref(), Some("An enumeration."));
+    // The enum type's own "An enumeration." and title are not the field's.
+    assert_eq!((c.description.as_deref(), c.title.as_deref()), (None, None));
     assert!(c.extra.is_empty(), "{:?}", c.extra);
+    // A description next to the `allOf` is the field's.
+    let mut doc = fixture("cog-enums.json");
+    doc["components"]["schemas"]["Input"]["properties"]["c"]["description"] = json!("Colour");
+    let input = InputSchema::from_openapi(&doc).unwrap();
+    let c = input.field("c").unwrap();
+    assert_eq!(c.description.as_deref(), Some("Colour"));
     let n = input.field("n").unwrap();
     assert_eq!(
         (n.ty.clone(), n.default.clone()),

@@ -16,6 +16,7 @@
 //! | stream a large output, in constant memory | [`Client::download_to`] (any writer), [`Client::open_output`] (a reader / stream) |
 //! | start now, collect later with a webhook | [`CreatePrediction::webhook`], [`Client::start`], [`Client::verify_webhook`] |
 //! | a timeout that cancels | [`Client::run_within`], [`RunHandle::cancel_on_drop`] |
+//! | check inputs against the model's schema before sending | [`ClientBuilder::validate_inputs`], [`CreatePrediction::validate`] |
 //! | thousands of predictions, resumable | [`Client::batch`], [`BatchBuilder::stream`] |
 //! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `FakeServer` |
 //!
@@ -101,6 +102,31 @@
 //!     .await?
 //!     .cancel_on_drop();
 //! let output = tokio::time::timeout(timeout, guarded.output()).await; // elapsed: canceled on drop
+//! # Ok(()) }
+//! ```
+//!
+//! Check inputs against the model's schema before anything is sent (see
+//! [`protocol::validate`]): the schema is fetched once per model version and cached, so it costs
+//! one `GET` per model (off by default for that reason):
+//!
+//! ```
+//! use replicate_reqwest::{Client, Validation};
+//! use serde_json::json;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let fake = replicate_fake::FakeServer::start().await?;
+//! let client = Client::builder()
+//! #   .base_url(fake.base_url()).token(fake.token())
+//!     .validate_inputs(Validation::Warn) // Strict: unknown inputs are errors too
+//!     .build()?;
+//! let input = json!({"prompt": "a cat", "num_outputs": 20, "aspect_ratio": "square"});
+//! let Err(err) = client.run("black-forest-labs/flux-schnell", input).await else {
+//!     return Err("accepted".into());
+//! };
+//! let problems = err.validation_errors().ok_or("not a validation error")?;
+//! assert_eq!(problems.len(), 2); // every problem at once, one line each in `err.to_string()`
+//! assert_eq!(fake.prediction_count(), 0); // nothing was sent
 //! # Ok(()) }
 //! ```
 //!
@@ -288,7 +314,7 @@ pub use replicate_protocol::api::FileObject;
 pub use replicate_protocol::sse::ReplicateEvent;
 pub use replicate_protocol::{
     CreatePrediction, Error, FileInput, Prediction, Progress, SaveOptions, Status, StreamAuth,
-    StreamOptions, SyncWait, Target, Update, WaitOptions, WebhookEvent, webhook,
+    StreamOptions, SyncWait, Target, Update, Validation, WaitOptions, WebhookEvent, webhook,
 };
 
 pub use replicate_protocol::download::DEFAULT_MAX_DOWNLOAD_BYTES;

@@ -256,12 +256,13 @@ proptest! {
     ) {
         use fake_large_files::Input;
         let schema = schema("tests/typed/schemas/fake_large_files.json", false);
-        let built = Input::builder("x")
+        let built = Input::builder()
+            .prompt("x")
             .num_outputs(num_outputs)
             .output_bytes(output_bytes)
             .seed(seed)
             .build();
-        let mut direct = Input::builder("x").build().expect("valid");
+        let mut direct = Input::builder().prompt("x").build().expect("valid");
         direct.num_outputs = num_outputs;
         direct.output_bytes = output_bytes;
         direct.seed = seed;

@@ -419,7 +419,10 @@ fn fake_flux_schnell() {
 
 #[test]
 fn fake_fail() {
-    let input = fake_fail::Input::builder("x").build().expect("valid");
+    let input = fake_fail::Input::builder()
+        .prompt("x")
+        .build()
+        .expect("valid");
     run_both!(Clients::new(), fake_fail, input, |out| {
         assert!(matches!(out, Err(Error::PredictionFailed(_))), "{out:?}");
     });
@@ -427,7 +430,10 @@ fn fake_fail() {
 
 #[test]
 fn fake_cancel() {
-    let input = fake_cancel::Input::builder("x").build().expect("valid");
+    let input = fake_cancel::Input::builder()
+        .prompt("x")
+        .build()
+        .expect("valid");
     run_both!(Clients::new(), fake_cancel, input, |out| {
         assert!(matches!(out, Err(Error::PredictionCanceled(_))), "{out:?}");
     });
@@ -435,7 +441,10 @@ fn fake_cancel() {
 
 #[test]
 fn fake_abort() {
-    let input = fake_abort::Input::builder("x").build().expect("valid");
+    let input = fake_abort::Input::builder()
+        .prompt("x")
+        .build()
+        .expect("valid");
     run_both!(Clients::new(), fake_abort, input, |out| {
         assert!(matches!(out, Err(Error::PredictionAborted(_))), "{out:?}");
     });
@@ -443,7 +452,10 @@ fn fake_abort() {
 
 #[test]
 fn fake_text() {
-    let input = fake_text::Input::builder("hi").build().expect("valid");
+    let input = fake_text::Input::builder()
+        .prompt("hi")
+        .build()
+        .expect("valid");
     run_both!(Clients::new(), fake_text, input, |out| {
         assert_eq!(out.expect("run").text(), TEXT_TOKENS.concat());
     });
@@ -451,7 +463,8 @@ fn fake_text() {
 
 #[test]
 fn fake_text_multiline() {
-    let input = fake_text_multiline::Input::builder("hi")
+    let input = fake_text_multiline::Input::builder()
+        .prompt("hi")
         .build()
         .expect("valid");
     run_both!(Clients::new(), fake_text_multiline, input, |out| {
@@ -461,15 +474,23 @@ fn fake_text_multiline() {
 
 #[test]
 fn fake_json() {
-    let input = fake_json::Input::builder("hi").build().expect("valid");
+    let input = fake_json::Input::builder()
+        .prompt("hi")
+        .build()
+        .expect("valid");
     run_both!(Clients::new(), fake_json, input, |out| {
-        assert_eq!(out.expect("run")["label"], "cat");
+        let out = out.expect("run");
+        assert_eq!((out.answer, out.label.as_str()), (42, "cat"));
+        assert_eq!(out.scores, [0.9, 0.1]);
     });
 }
 
 #[test]
 fn fake_urls() {
-    let input = fake_urls::Input::builder("hi").build().expect("valid");
+    let input = fake_urls::Input::builder()
+        .prompt("hi")
+        .build()
+        .expect("valid");
     assert_eq!(input.num_outputs, 3, "the schema's default");
     run_both!(Clients::new(), fake_urls, input, |out| {
         assert_eq!(out.expect("run").len(), 3);
@@ -478,7 +499,10 @@ fn fake_urls() {
 
 #[test]
 fn fake_slow() {
-    let input = fake_slow::Input::builder("hi").build().expect("valid");
+    let input = fake_slow::Input::builder()
+        .prompt("hi")
+        .build()
+        .expect("valid");
     run_both!(Clients::new(), fake_slow, input, |out| {
         assert!(is_url(&out.expect("run")));
     });
@@ -486,7 +510,10 @@ fn fake_slow() {
 
 #[test]
 fn fake_data_uri() {
-    let input = fake_data_uri::Input::builder("hi").build().expect("valid");
+    let input = fake_data_uri::Input::builder()
+        .prompt("hi")
+        .build()
+        .expect("valid");
     run_both!(Clients::new(), fake_data_uri, input, |out| {
         assert!(out.expect("run").starts_with("data:image/png;base64,"));
     });
@@ -494,7 +521,8 @@ fn fake_data_uri() {
 
 #[test]
 fn fake_unknown_status() {
-    let input = fake_unknown_status::Input::builder("hi")
+    let input = fake_unknown_status::Input::builder()
+        .prompt("hi")
         .build()
         .expect("valid");
     run_both!(Clients::new(), fake_unknown_status, input, |out| {
@@ -504,12 +532,14 @@ fn fake_unknown_status() {
 
 #[test]
 fn fake_large_files() {
-    let input = fake_large_files::Input::builder("hi")
+    let input = fake_large_files::Input::builder()
+        .prompt("hi")
         .output_bytes(1024)
         .seed(7)
         .build()
         .expect("valid");
-    let err = fake_large_files::Input::builder("hi")
+    let err = fake_large_files::Input::builder()
+        .prompt("hi")
         .num_outputs(11)
         .build()
         .expect_err("above the maximum");

@@ -56,6 +56,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Search(args) => catalog::search(&ctx, args),
         Command::Training(cmd) => training::run(&ctx, cmd),
         Command::Deployment(cmd) => deployment::run(&ctx, cmd),
+        Command::Codegen(args) => schema::codegen(&ctx, args),
         Command::Account(args) => account::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
         Command::Webhook(cmd) => webhook::run(cmd),

@@ -10,7 +10,7 @@ use replicate_ureq::{Client, Error};
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::args::{RunArgs, SchemaArgs};
+use crate::args::{CodegenArgs, RunArgs, SchemaArgs};
 use crate::exit::CliError;
 use crate::output::{self, note};
 use crate::text::safe_line;
@@ -500,4 +500,89 @@ mod tests {
         assert!(text.contains("inputs: none published"), "{text}");
         assert!(text.contains("output: not published"), "{text}");
     }
+}
+
+/// `codegen`: the module for a saved schema (`--schema`) or the version the API names, on
+/// standard output or into `-o FILE`.
+pub fn codegen(ctx: &Ctx, args: CodegenArgs) -> Result<(), CliError> {
+    let model: ModelRef = args
+        .model
+        .parse()
+        .map_err(|e: Error| CliError::usage(format!("model: {e}")))?;
+    let mut options = replicate_codegen::Options::new(format!("{}/{}", model.owner, model.name));
+    if let Some(v) = &model.version {
+        options = options.version(v.clone());
+    }
+    let code = match &args.schema {
+        Some(path) => {
+            let doc = read_schema_file(path)?;
+            replicate_codegen::generate(&doc, &options)
+                .map_err(|e| CliError::usage(format!("{}: {}", path.display(), e)))?
+        }
+        None => {
+            let client = ctx.client()?;
+            let Some(version) = version_of(&client, &model)? else {
+                return Err(CliError::runtime(format!(
+                    "{}/{} has no version yet: there is no schema to generate from",
+                    model.owner, model.name
+                )));
+            };
+            let doc = serde_json::to_value(&version)
+                .map_err(|e| CliError::runtime(format!("the version: {e}")))?;
+            replicate_codegen::generate(&doc, &options).map_err(|e| {
+                CliError::runtime(format!(
+                    "{}/{}:{}: {}",
+                    model.owner,
+                    model.name,
+                    safe_line(&version.id),
+                    safe_line(&e.to_string())
+                ))
+            })?
+        }
+    };
+    match &args.output {
+        None => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            out.write_all(code.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| CliError::runtime(format!("standard output: {e}")))
+        }
+        Some(path) => write_if_changed(path, &code),
+    }
+}
+
+/// A saved schema, read up to [`replicate_codegen::MAX_SCHEMA_BYTES`].
+fn read_schema_file(path: &std::path::Path) -> Result<Value, CliError> {
+    use std::io::Read as _;
+    let fail = |what: String| CliError::usage(format!("--schema {}: {what}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(replicate_codegen::MAX_SCHEMA_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > replicate_codegen::MAX_SCHEMA_BYTES {
+        return Err(fail(format!(
+            "larger than {} bytes",
+            replicate_codegen::MAX_SCHEMA_BYTES
+        )));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}")))
+}
+
+/// Writes `code` to `path` unless it already holds exactly that (so a build that includes it
+/// is not redone), through a temporary file beside it: a reader never sees half a module.
+fn write_if_changed(path: &std::path::Path, code: &str) -> Result<(), CliError> {
+    let fail = |e: std::io::Error| CliError::runtime(format!("{}: {e}", path.display()));
+    if std::fs::read(path).is_ok_and(|old| old == code.as_bytes()) {
+        return Ok(());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    std::io::Write::write_all(&mut tmp, code.as_bytes()).map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }

@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::config::encode_segment;
 use crate::endpoint::{Endpoint, RetryClass, checked_id, parse_json, push_query};
 use crate::pagination::{Page, Paginated};
+use crate::validate::Validation;
 use crate::{Config, Error, ModelRef, Prediction, is_version_id};
 
 /// What a create runs against.
@@ -282,6 +283,15 @@ pub struct CreatePrediction {
     pub sync: Option<SyncWait>,
     /// `Cancel-After`.
     pub cancel_after: Option<CancelAfter>,
+    /// The model (`owner/name`) a [`Target::Version`] is a version of, when known: where local
+    /// validation fetches the version's schema ([`crate::validate`]). Never sent.
+    /// [`CreatePrediction::parse`] keeps it from `owner/name:version`.
+    pub version_of: Option<String>,
+    /// Local validation of this create's input, in place of the client's
+    /// ([`ClientBuilder::validate_inputs`]); `None` keeps the client's. Never sent.
+    ///
+    /// [`ClientBuilder::validate_inputs`]: crate::settings::ClientSettings::validate_inputs
+    pub validation: Option<Validation>,
 }
 
 #[derive(Serialize)]
@@ -308,7 +318,48 @@ impl CreatePrediction {
             stream: None,
             sync: None,
             cancel_after: None,
+            version_of: None,
+            validation: None,
         }
+    }
+
+    /// A create of what a user types: `owner/name` (a model), `owner/name:version` (that
+    /// version, the model kept in [`version_of`](Self::version_of) for local validation), or a
+    /// bare version id (see [`Target::parse`]).
+    ///
+    /// ```
+    /// use replicate_protocol::{CreatePrediction, Target};
+    /// let create = CreatePrediction::parse("acme/model:5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa")?;
+    /// assert!(matches!(create.target, Target::Version(_)));
+    /// assert_eq!(create.version_of.as_deref(), Some("acme/model"));
+    /// # Ok::<(), replicate_protocol::Error>(())
+    /// ```
+    pub fn parse(model: &str) -> Result<Self, Error> {
+        let target = Target::parse(model)?;
+        let version_of = match (&target, model.split_once(':')) {
+            (Target::Version(_), Some((name, _))) if name.contains('/') => Some(name.to_owned()),
+            _ => None,
+        };
+        Ok(CreatePrediction {
+            version_of,
+            ..CreatePrediction::new(target)
+        })
+    }
+
+    /// Names the model (`owner/name`) a [`Target::Version`] is a version of, so that local
+    /// validation can fetch the version's schema ([`crate::validate`]). Nothing is sent.
+    pub fn version_of(mut self, model: impl Into<String>) -> Self {
+        self.version_of = Some(model.into());
+        self
+    }
+
+    /// Validates this create's input locally before it is sent, in place of the client's
+    /// setting ([`crate::validate`]): [`Validation::Off`] sends it unchecked whatever the
+    /// client says, [`Validation::Warn`] or [`Validation::Strict`] checks it even when the
+    /// client does not.
+    pub fn validate(mut self, validation: Validation) -> Self {
+        self.validation = Some(validation);
+        self
     }
 
     /// Sets the whole input (must be a JSON object; checked when the request is built).
