@@ -1131,28 +1131,27 @@ fn locked_packages() -> Vec<String> {
         .collect()
 }
 
+/// The `[features]` table of a manifest, up to the next table.
+fn features_table(manifest: &str) -> String {
+    manifest
+        .split("\n[features]\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .unwrap_or_else(|| panic!("no [features] in {manifest}"))
+        .to_owned()
+}
+
 #[test]
 fn tls_is_rustls_with_webpki_or_platform_roots() {
     let packages = locked_packages();
-    for forbidden in [
-        "native-tls",
-        "openssl",
-        "openssl-sys",
-        "hyper-tls",
-        "tokio-native-tls",
-    ] {
-        assert!(
-            !packages.iter().any(|p| p == forbidden),
-            "{forbidden} is in Cargo.lock"
-        );
-    }
     for needed in ["rustls", "webpki-roots", "rustls-platform-verifier"] {
         assert!(
             packages.iter().any(|p| p == needed),
             "{needed} is not in Cargo.lock"
         );
     }
-    // The manifests ask for rustls and nothing else.
+    // The workspace asks ureq and reqwest for no TLS backend of their own: the clients' features
+    // choose one, rustls by default.
     let workspace = workspace_file("Cargo.toml");
     let line = |name: &str| {
         workspace
@@ -1162,24 +1161,59 @@ fn tls_is_rustls_with_webpki_or_platform_roots() {
             .to_owned()
     };
     let ureq = line("ureq");
-    assert!(
-        ureq.contains("default-features = false") && ureq.contains("\"rustls\""),
-        "{ureq}"
-    );
     let reqwest = line("reqwest");
-    assert!(
-        reqwest.contains("default-features = false") && reqwest.contains("rustls-no-provider"),
-        "{reqwest}"
-    );
-    for manifest in [
-        &ureq,
-        &reqwest,
-        &workspace_file("crates/ureq/Cargo.toml"),
-        &workspace_file("crates/reqwest/Cargo.toml"),
-    ] {
-        for feature in ["native-tls", "default-tls", "native-roots"] {
-            assert!(!manifest.contains(feature), "{feature} in {manifest}");
+    for dep in [&ureq, &reqwest] {
+        assert!(dep.contains("default-features = false"), "{dep}");
+        for feature in ["tls", "rustls", "native-roots"] {
+            assert!(!dep.contains(feature), "{feature} in {dep}");
         }
+    }
+    let default_line = |features: &str| {
+        features
+            .lines()
+            .find(|l| l.starts_with("default = "))
+            .unwrap_or_else(|| panic!("no default in {features}"))
+            .to_owned()
+    };
+    let ureq_features = features_table(&workspace_file("crates/ureq/Cargo.toml"));
+    let reqwest_features = features_table(&workspace_file("crates/reqwest/Cargo.toml"));
+    for features in [&ureq_features, &reqwest_features] {
+        let default = default_line(features);
+        assert!(
+            default.contains("\"rustls\"") && !default.contains("native-tls"),
+            "{default}"
+        );
+    }
+    assert!(ureq_features.contains("rustls = [\"ureq/rustls\""));
+    assert!(reqwest_features.contains("rustls = [\"reqwest/rustls-no-provider\""));
+    for features in [&ureq_features, &reqwest_features] {
+        for feature in ["default-tls", "native-roots"] {
+            assert!(!features.contains(feature), "{feature} in {features}");
+        }
+    }
+    // Nothing in the workspace turns native-tls on: it is the user's choice alone. Every
+    // manifest but the two clients' (which declare the feature) is read.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut manifests = vec![
+        "Cargo.toml".to_owned(),
+        "tests/Cargo.toml".to_owned(),
+        "tests/typed/Cargo.toml".to_owned(),
+    ];
+    for entry in std::fs::read_dir(root.join("crates"))
+        .expect("crates/")
+        .filter_map(Result::ok)
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "ureq" && name != "reqwest" && entry.path().join("Cargo.toml").is_file() {
+            manifests.push(format!("crates/{name}/Cargo.toml"));
+        }
+    }
+    assert!(manifests.len() >= 8, "{manifests:?}");
+    for manifest in &manifests {
+        assert!(
+            !workspace_file(manifest).contains("native-tls"),
+            "native-tls in {manifest}"
+        );
     }
     // reqwest's TLS configuration uses the platform verifier.
     let source = workspace_file("crates/reqwest/src/lib.rs");

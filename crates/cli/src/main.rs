@@ -3,6 +3,9 @@
 //! Built on the blocking client `replicate-ureq`. See `replicate --help` for the commands, the
 //! configuration and the exit codes (0 success, 1 prediction failed/canceled/aborted, 2 usage
 //! error, 3 API/network error).
+// The doc comments of the arguments are clap's `--help` text, where `<https://...>` would print
+// its brackets: bare URLs are meant there.
+#![allow(rustdoc::bare_urls)]
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
-//! A stateful, fault-injecting, Replicate-compatible HTTP server on 127.0.0.1, for tests, demos
-//! and benchmarks.
+#![doc = include_str!("../README.md")]
+//!
+//! # Origins
 //!
 //! It is an independent implementation of the Replicate HTTP API contract (it shares no code with
 //! the clients it tests). It serves two origins:

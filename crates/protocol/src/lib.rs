@@ -1,10 +1,6 @@
-//! Sans-IO core of a Replicate API client.
+#![doc = include_str!("../README.md")]
 //!
-//! This crate builds [`http::Request`]s and parses [`http::Response`]s for the
-//! [Replicate HTTP API](https://replicate.com/docs/reference/http), and models every multi-step
-//! operation (waiting for a prediction, running one, retrying, paginating) as a state machine
-//! that takes the time as input. It performs no I/O, reads no clock and needs no async runtime:
-//! `replicate-ureq` and `replicate-reqwest` drive it, and so can any transport of yours.
+//! # Contents
 //!
 //! - [`Config`]: base URL (the public API or a proxy such as `https://proxy.example/replicate`),
 //!   token, user agent.
@@ -26,27 +22,7 @@
 //! ([`Wait`]), a run ([`Run`]), a listing ([`Pager`]), an event stream ([`StreamSession`]), a
 //! download ([`Download`]). The driver asks it for a [`Step`] and does what it says; the rule is
 //! written once, with a diagram, in [`flow`]. [`drive()`] is that rule with a closure as the
-//! transport:
-//!
-//! ```
-//! use replicate_protocol::{Config, CreatePrediction, Run, SyncWait, TransportError, WaitOptions};
-//! use serde_json::json;
-//!
-//! let cfg = Config::new("r8_token");
-//! let create = CreatePrediction::new("black-forest-labs/flux-schnell".parse().unwrap())
-//!     .input(json!({"prompt": "a cat"}))
-//!     .sync(SyncWait::Max);
-//! let run = Run::new(cfg, create, WaitOptions::default());
-//! // A transport: any function from a request (and the timeout the flow chose) to a response.
-//! let transport = |request: http::Request<Vec<u8>>, _timeout| -> Result<_, TransportError> {
-//!     assert_eq!(request.method(), "POST");
-//!     let body = br#"{"id":"p1","status":"succeeded","output":["https://x/out-0.webp"]}"#;
-//!     Ok(http::Response::builder().status(201).body(body.to_vec()).unwrap())
-//! };
-//! let prediction = replicate_protocol::drive(run, transport)?;
-//! assert_eq!(prediction.output_url(), Some("https://x/out-0.webp"));
-//! # Ok::<(), replicate_protocol::Error>(())
-//! ```
+//! transport, as in the example above.
 //!
 //! `tests/examples/custom_transport.rs` in the repository does the same over a bare
 //! `TcpStream`, against the bundled fake server.

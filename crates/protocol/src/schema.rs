@@ -939,7 +939,13 @@ fn own_or_shared(
     key: &str,
     is_enum_ref: bool,
 ) -> Option<String> {
-    str_of(raw, key).or_else(|| if is_enum_ref { None } else { str_of(merged, key) })
+    str_of(raw, key).or_else(|| {
+        if is_enum_ref {
+            None
+        } else {
+            str_of(merged, key)
+        }
+    })
 }
 
 fn any_of_null(schema: &Map<String, Value>) -> bool {

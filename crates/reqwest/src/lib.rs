@@ -1,6 +1,6 @@
-//! Async client for the [Replicate](https://replicate.com) HTTP API, built on
-//! [`replicate-protocol`](replicate_protocol), [reqwest](https://docs.rs/reqwest) 0.13 and
-//! [tokio](https://tokio.rs).
+#![doc = include_str!("../README.md")]
+//!
+//! # How it works
 //!
 //! Every decision (what to send, when to retry, when a prediction is done) is taken by
 //! `replicate-protocol`; this crate only sends requests, sleeps on tokio timers, and reads bodies
@@ -19,18 +19,6 @@
 //! | check inputs against the model's schema before sending | [`ClientBuilder::validate_inputs`], [`CreatePrediction::validate`] |
 //! | thousands of predictions, resumable | [`Client::batch`], [`BatchBuilder::stream`] |
 //! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `FakeServer` |
-//!
-//! Run a model and get its output:
-//!
-//! ```no_run
-//! use replicate_reqwest::Client;
-//! use serde_json::json;
-//!
-//! # async fn example() -> Result<(), replicate_reqwest::Error> {
-//! let client = Client::from_env()?; // REPLICATE_API_TOKEN, optional REPLICATE_BASE_URL
-//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"})).await?;
-//! # Ok(()) }
-//! ```
 //!
 //! Watch progress, then download the files:
 //!
@@ -139,21 +127,6 @@
 //! let problems = err.validation_errors().ok_or("not a validation error")?;
 //! assert_eq!(problems.len(), 2); // every problem at once, one line each in `err.to_string()`
 //! assert_eq!(fake.prediction_count(), 0); // nothing was sent
-//! # Ok(()) }
-//! ```
-//!
-//! Test your code against `replicate-fake` (a Replicate-compatible server on 127.0.0.1):
-//!
-//! ```
-//! # use replicate_reqwest::Client;
-//! # use serde_json::json;
-//! # #[tokio::main]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let fake = replicate_fake::FakeServer::start().await?; // stopped when dropped
-//! let client = Client::builder().base_url(fake.base_url()).token(fake.token()).build()?;
-//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"})).await?;
-//! assert!(output[0].as_str().is_some_and(|url| url.starts_with("http://127.0.0.1")));
-//! assert_eq!(fake.prediction_count(), 1);
 //! # Ok(()) }
 //! ```
 //!
@@ -268,8 +241,9 @@
 //!
 //! # TLS
 //!
-//! Clients built by this crate use [rustls](https://docs.rs/rustls) with the *ring* crypto provider
-//! (the one `replicate-ureq` uses, so a program with both builds a single provider) and the
+//! The cargo features choose the TLS backend. With `rustls` (the default), clients built by this
+//! crate use [rustls](https://docs.rs/rustls) with the *ring* crypto provider (the one
+//! `replicate-ureq` uses, so a program with both builds a single provider) and the
 //! [platform verifier](https://docs.rs/rustls-platform-verifier): the operating system's trust store
 //! (on Linux, the CA bundle that `rustls-native-certs` finds), as reqwest does by default. When no
 //! root certificate can be loaded, [`ClientBuilder::build`] fails. Certificate verification is
@@ -282,6 +256,20 @@
 //! (`reqwest::Client::new()`) panics unless something in your dependency graph enables a reqwest
 //! feature that brings a provider (`rustls`, `default-tls`) or a process-wide provider was
 //! installed first (`rustls::crypto::ring::default_provider().install_default()`).
+//!
+//! With `native-tls`, clients use reqwest's native-tls backend instead: the platform's TLS library
+//! (OpenSSL on Linux, Secure Transport on macOS, SChannel on Windows), its trust store, and ALPN
+//! for HTTP/2. When both features are enabled, `native-tls` is the one used. With neither, the
+//! client speaks plain `http://` only (a local proxy, `replicate-fake`): an `https://` URL fails
+//! before anything is sent.
+//!
+//! # Compression
+//!
+//! With the `gzip` feature (on by default), requests carry `Accept-Encoding: gzip` and gzip
+//! answers are decoded as they are read, as `replicate-ureq` does; the size caps
+//! ([`ClientBuilder::max_response_bytes`], the download limits) count the decoded bytes, so a
+//! small compressed answer cannot expand past them. A download resumed with `Range` asks for
+//! `Accept-Encoding: identity`.
 //!
 //! # Redirects
 //!
@@ -392,8 +380,10 @@ impl ClientBuilder {
     }
 }
 
-/// A `reqwest::ClientBuilder` set up as this crate sets up its own: rustls with the ring provider
-/// and the platform's trust roots, HTTP/2 and HTTP/1.1, no redirects, a 10 s connect timeout.
+/// A `reqwest::ClientBuilder` set up as this crate sets up its own: the TLS backend of the cargo
+/// features (by default rustls with the ring provider and the platform's trust roots; see the
+/// [crate documentation](crate#tls)), HTTP/2 and HTTP/1.1, gzip (with the `gzip` feature), no
+/// redirects, a 10 s connect timeout.
 ///
 /// Start from it to customise the HTTP client (proxy, pool, local address...) and pass the result
 /// to [`ClientBuilder::client`]:
@@ -410,18 +400,37 @@ impl ClientBuilder {
 /// # Ok(()) }
 /// ```
 ///
-/// `reqwest::Client::new()` and `reqwest::Client::builder()` panic when no reqwest feature of your
-/// dependency graph brings a crypto provider (this crate brings none to reqwest; see the
-/// [crate documentation](crate#tls)); this builder does not need one.
+/// With the `rustls` feature, `reqwest::Client::new()` and `reqwest::Client::builder()` panic when
+/// no reqwest feature of your dependency graph brings a crypto provider (this crate brings none to
+/// reqwest; see the [crate documentation](crate#tls)); this builder does not need one.
 pub fn http_client_builder() -> Result<reqwest::ClientBuilder, Error> {
-    Ok(reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-        .tls_backend_preconfigured(tls_config()?))
+        .connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    with_tls(builder)
+}
+
+/// native-tls (with ALPN, the platform's trust store) when the `native-tls` feature is enabled.
+#[cfg(feature = "native-tls")]
+fn with_tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, Error> {
+    Ok(builder.tls_backend_native())
+}
+
+/// rustls with ring and the platform's trust roots when only the `rustls` feature is enabled.
+#[cfg(all(feature = "rustls", not(feature = "native-tls")))]
+fn with_tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, Error> {
+    Ok(builder.tls_backend_preconfigured(tls_config()?))
+}
+
+/// No TLS feature: plain `http://` only (an `https://` request fails before anything is sent).
+#[cfg(not(any(feature = "rustls", feature = "native-tls")))]
+fn with_tls(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, Error> {
+    Ok(builder)
 }
 
 /// rustls with ring and the platform's trust roots, offering HTTP/2 and HTTP/1.1 (reqwest does
 /// not add ALPN to a preconfigured TLS backend).
+#[cfg(all(feature = "rustls", not(feature = "native-tls")))]
 fn tls_config() -> Result<rustls::ClientConfig, Error> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

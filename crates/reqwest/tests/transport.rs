@@ -586,3 +586,84 @@ async fn connect_timeout_is_connect() {
         "{e:?}"
     );
 }
+
+/// `body`, gzip-encoded.
+#[cfg(feature = "gzip")]
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// A `200` whose body is `json`, gzip-encoded, with `Content-Encoding: gzip`.
+#[cfg(feature = "gzip")]
+fn gzip_json_response(json: &str) -> Vec<u8> {
+    let body = gzip(json.as_bytes());
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    answer
+}
+
+/// The `accept-encoding` header of a request as read by [`serve`], if any.
+#[cfg(feature = "gzip")]
+fn accept_encoding(request: &str) -> Option<String> {
+    request.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("accept-encoding")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+#[cfg(feature = "gzip")]
+#[tokio::test]
+async fn asks_for_gzip_and_decodes_a_gzip_answer() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let body = prediction("abc", "succeeded", json!(["https://x/out-0.webp"]));
+    let (base, _) = serve(move |req| {
+        log.lock().expect("log").push(accept_encoding(req));
+        Some(gzip_json_response(&body))
+    })
+    .await;
+    let p = client(&base, RetryPolicy::none())
+        .get("abc")
+        .await
+        .expect("decoded prediction");
+    assert_eq!(p.id, "abc");
+    assert_eq!(p.status, Status::Succeeded);
+    assert_eq!(p.output_url(), Some("https://x/out-0.webp"));
+    let seen = seen.lock().expect("log").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].as_deref().is_some_and(|v| v.contains("gzip")),
+        "Accept-Encoding: {seen:?}"
+    );
+}
+
+#[cfg(feature = "gzip")]
+#[tokio::test]
+async fn a_gzip_answer_is_capped_by_its_decoded_size() {
+    // 1 MiB of JSON that compresses to a few KiB: the cap counts what is decoded.
+    let body = prediction("abc", "succeeded", json!(" ".repeat(1 << 20)));
+    let answer = gzip_json_response(&body);
+    assert!(answer.len() < 16 * 1024, "{}", answer.len());
+    let (base, _) = serve(move |_| Some(answer.clone())).await;
+    let c = Client::builder()
+        .token("r8_test")
+        .base_url(&base)
+        .retry_policy(RetryPolicy::none())
+        .max_response_bytes(64 * 1024)
+        .build()
+        .expect("client");
+    let e = c.get("abc").await.expect_err("too large once decoded");
+    assert_eq!(
+        transport_kind(&e),
+        Some(TransportErrorKind::BodyTooLarge),
+        "{e}"
+    );
+}

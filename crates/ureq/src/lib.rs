@@ -1,5 +1,6 @@
-//! Blocking client for the [Replicate](https://replicate.com) HTTP API, built on
-//! [`replicate-protocol`](replicate_protocol) and [ureq](https://docs.rs/ureq) 3.
+#![doc = include_str!("../README.md")]
+//!
+//! # How it works
 //!
 //! Every decision (what to send, when to retry, when a prediction is done, how long a request
 //! may take and how much of an answer may be read) is taken by `replicate-protocol`: this crate
@@ -18,19 +19,6 @@
 //! | check inputs against the model's schema before sending | [`ClientBuilder::validate_inputs`], [`CreatePrediction::validate`] |
 //! | thousands of predictions, resumable | [`Client::batch`], [`BatchBuilder::run`] |
 //! | test against a fake server | [`replicate-fake`](https://docs.rs/replicate-fake)'s `BlockingFakeServer` |
-//!
-//! Run a model and get its output:
-//!
-//! ```no_run
-//! use replicate_ureq::Client;
-//! use serde_json::json;
-//!
-//! # fn main() -> Result<(), replicate_ureq::Error> {
-//! let client = Client::from_env()?; // REPLICATE_API_TOKEN, optional REPLICATE_BASE_URL
-//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}))?;
-//! println!("{output}");
-//! # Ok(()) }
-//! ```
 //!
 //! Watch progress, then download the files:
 //!
@@ -129,20 +117,6 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Test your code against `replicate-fake` (a Replicate-compatible server on 127.0.0.1):
-//!
-//! ```
-//! # use replicate_ureq::Client;
-//! # use serde_json::json;
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let fake = replicate_fake::BlockingFakeServer::start()?; // stopped when dropped
-//! let client = Client::builder().base_url(fake.base_url()).token(fake.token()).build()?;
-//! let output = client.run("black-forest-labs/flux-schnell", json!({"prompt": "a cat"}))?;
-//! assert!(output[0].as_str().is_some_and(|url| url.starts_with("http://127.0.0.1")));
-//! assert_eq!(fake.prediction_count(), 1);
-//! # Ok(()) }
-//! ```
-//!
 //! # Batches
 //!
 //! [`Client::batch`] runs one prediction per input, many at once, driven by
@@ -205,6 +179,22 @@
 //!     .build()?;
 //! # Ok(()) }
 //! ```
+//!
+//! # TLS
+//!
+//! The cargo features choose the TLS backend of the agent [`ClientBuilder::build`] makes:
+//!
+//! - `rustls` (default): rustls with the *ring* crypto provider and Mozilla's root certificates
+//!   (ureq's `rustls` feature, with `webpki-roots`);
+//! - `native-tls`: the platform's TLS library (OpenSSL on Linux, Secure Transport on macOS,
+//!   SChannel on Windows) with the platform's trust store. When both features are enabled,
+//!   `native-tls` is the one used;
+//! - neither: plain `http://` only (a local proxy, `replicate-fake`); an `https://` URL fails to
+//!   connect, before anything is sent.
+//!
+//! A failed handshake or a refused certificate is a [`TransportErrorKind::Connect`] error:
+//! nothing was sent. Certificate verification is never disabled. An agent supplied with
+//! [`ClientBuilder::agent`] keeps its own TLS settings.
 //!
 //! # Logging
 //!
@@ -305,8 +295,11 @@ impl ClientBuilder {
                     // keep their connections (ureq keeps 3 per host by default, and opens a new
                     // connection for every request beyond that).
                     .max_idle_connections(MAX_IDLE_CONNECTIONS)
-                    .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
-                    .build();
+                    .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS);
+                // With `rustls` alone, ureq's defaults: rustls, ring, Mozilla's roots.
+                #[cfg(feature = "native-tls")]
+                let config = config.tls_config(native_tls_config());
+                let config = config.build();
                 // Not `new_agent()`: its resolver spawns a thread per request (see `resolve`).
                 let agent = ureq::Agent::with_parts(
                     config,
@@ -357,6 +350,16 @@ impl Client {
 
 replicate_protocol::run_handle!(;);
 
+/// The `native-tls` feature's TLS (see the [crate documentation](crate#tls)): the platform's
+/// library and trust store, in place of rustls even when `rustls` is enabled too.
+#[cfg(feature = "native-tls")]
+fn native_tls_config() -> ureq::tls::TlsConfig {
+    ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build()
+}
+
 /// The longest a single read or write of an exchange bounded by `total` may wait: a little less
 /// than `total` (by a tenth, at most a second), so that it is the socket timeout of a fast call
 /// from start to end.
@@ -374,9 +377,16 @@ fn classify(err: ureq::Error) -> TransportError {
     use ureq::Error as E;
     use ureq::Timeout as T;
     let kind = match &err {
-        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::Rustls(_) => {
+        // `TlsRequired`: an `https://` URL without a TLS feature, refused once connected and
+        // before anything is written.
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Tls(_) | E::TlsRequired => {
             TransportErrorKind::Connect
         }
+        // TLS errors are raised by the handshake, before anything is sent.
+        #[cfg(feature = "rustls")]
+        E::Rustls(_) => TransportErrorKind::Connect,
+        #[cfg(feature = "native-tls")]
+        E::NativeTls(_) => TransportErrorKind::Connect,
         E::Timeout(T::Resolve | T::Connect) => TransportErrorKind::Connect,
         E::Timeout(_) => TransportErrorKind::Timeout,
         E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -393,6 +403,7 @@ fn classify(err: ureq::Error) -> TransportError {
 }
 
 /// Whether an I/O error is rustls refusing the server's certificate.
+#[cfg(feature = "rustls")]
 fn is_certificate_error(io: &std::io::Error) -> bool {
     use rustls::Error as R;
     matches!(
@@ -404,6 +415,13 @@ fn is_certificate_error(io: &std::io::Error) -> bool {
                 | R::InvalidCertRevocationList(_)
         )
     )
+}
+
+/// Whether an I/O error is rustls refusing the server's certificate: never without rustls
+/// (native-tls handshake failures are `ureq::Error::NativeTls`).
+#[cfg(not(feature = "rustls"))]
+fn is_certificate_error(_io: &std::io::Error) -> bool {
+    false
 }
 
 /// Maps an error of a body reader (which wraps ureq's errors) to a transport error.
@@ -438,6 +456,50 @@ mod tests {
     fn debug_hides_token() {
         let c = Client::new("r8_supersecret").expect("client");
         assert!(!format!("{c:?}").contains("supersecret"));
+    }
+
+    /// An `https://` URL whose server does not speak TLS fails before the request is sent. With
+    /// native-tls (the handshake is part of connecting) and with no TLS feature (refused once
+    /// connected) it is a connection error, so a create is not "outcome unknown".
+    #[test]
+    fn an_https_url_without_a_tls_server_fails() {
+        use std::io::Write as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            // At most one connection attempt (no retries), bounded by the client's timeout.
+            if let Ok((mut conn, _)) = listener.accept() {
+                let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        let client = Client::builder()
+            .token("r8_test")
+            .base_url(format!("https://{addr}"))
+            .retry_policy(replicate_protocol::RetryPolicy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let create = CreatePrediction::new(Target::parse("owner/model").expect("target"))
+            .input(serde_json::json!({}));
+        let err = client.create(create).expect_err("no TLS server");
+        if cfg!(any(feature = "native-tls", not(feature = "rustls"))) {
+            assert!(
+                matches!(&err, Error::Transport(t) if t.kind == TransportErrorKind::Connect),
+                "{err:?}"
+            );
+        } else {
+            // rustls: ureq runs the handshake in the request's first write and reports its
+            // failure as an I/O error, which cannot be told from a later one (only certificate
+            // errors are known to be the handshake's).
+            assert!(
+                matches!(&err, Error::Transport(t) | Error::CreateOutcomeUnknown(t)
+                    if matches!(t.kind, TransportErrorKind::Io | TransportErrorKind::Connect)),
+                "{err:?}"
+            );
+        }
+        // Without a TLS feature nothing connects at all: unblock the accept.
+        drop(std::net::TcpStream::connect(addr));
+        server.join().expect("server thread");
     }
 
     #[test]
