@@ -1,4 +1,6 @@
-//! Typed Rust for a Replicate model, generated offline from its version's OpenAPI schema.
+#![doc = include_str!("../README.md")]
+//!
+//! # The generated module in detail
 //!
 //! Every model version publishes the schema of its input and output
 //! (`openapi_schema.components.schemas.Input` / `Output`). [`generate`] turns it into a Rust
@@ -29,53 +31,8 @@
 //! Description text is made plain (no Markdown, HTML, doctests or control characters reach the
 //! doc comments).
 //!
-//! # In `build.rs`
-//!
-//! Save the schema once (`GET /v1/models/{owner}/{name}/versions/{id}` gives a version
-//! object; the `openapi_schema` inside it works too), check it in, and generate at build time,
-//! with no network:
-//!
-//! ```no_run
-//! // build.rs (with `replicate-codegen` in [build-dependencies])
-//! use std::path::PathBuf;
-//!
-//! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let out = PathBuf::from(std::env::var("OUT_DIR")?).join("flux_schnell.rs");
-//!     let options = replicate_codegen::Options::new("black-forest-labs/flux-schnell");
-//!     replicate_codegen::generate_file("schemas/flux-schnell.json", &out, &options)?;
-//!     println!("cargo::rerun-if-changed=schemas/flux-schnell.json");
-//!     Ok(())
-//! }
-//! ```
-//!
-//! and include the module (the generated file has no inner attributes, so `include!` works).
-//! The workspace's `tests/typed` crate does exactly this, compiled and run against a fake
-//! server:
-//!
-//! ```text
-//! /// black-forest-labs/flux-schnell, typed.
-//! pub mod flux_schnell {
-//!     include!(concat!(env!("OUT_DIR"), "/flux_schnell.rs"));
-//! }
-//!
-//! let input = flux_schnell::Input::builder("an astronaut riding a horse")
-//!     .num_outputs(2)
-//!     .aspect_ratio(flux_schnell::AspectRatio::V16_9)
-//!     .build()?;
-//! let images: Vec<String> = flux_schnell::run(&client, &input)?;
-//! ```
-//!
-//! The crate that includes the module depends on `serde` (with `derive`) and `serde_json`, and
-//! declares the features that guard the run functions, for example:
-//!
-//! ```toml
-//! [features]
-//! ureq = ["dep:replicate-ureq"]
-//! reqwest = ["dep:replicate-reqwest"]
-//! ```
-//!
-//! (or use [`Options::unguarded`] to emit them without a `cfg`). In a binary crate, where
-//! unused items warn, put `#[allow(dead_code)]` on the `mod`.
+//! In a binary crate, where unused items warn, put `#[allow(dead_code)]` on the `mod` that
+//! includes the module; [`Options::unguarded`] emits the run functions without a `cfg`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
