@@ -229,6 +229,7 @@ mod api;
 mod assets;
 mod body;
 mod catalog;
+mod cog;
 mod content;
 mod deployments;
 mod download;

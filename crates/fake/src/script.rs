@@ -365,7 +365,7 @@ pub fn builtin_script(name: &str) -> Option<ModelScript> {
                 file_extension: "jpg".to_owned(),
                 extra_metrics: m,
                 official: true,
-                openapi_schema: Some(crate::catalog::flux_schnell_schema()),
+                openapi_schema: Some(crate::cog::flux_schnell_schema(MAX_NUM_OUTPUTS)),
                 ..Default::default()
             }
         }

@@ -45,7 +45,6 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::api::models::ModelVersion;
 
 /// How deep `$ref`/`allOf` chains are followed (guards against cycles).
 const MAX_REF_DEPTH: usize = 8;
@@ -847,15 +846,6 @@ impl VersionSchema {
             training_input: InputSchema::training_from_openapi(doc),
             training_output: OutputSchema::training_from_openapi(doc),
         }
-    }
-
-    /// The schemas of `version` (all `None` when it has no `openapi_schema`).
-    pub fn of(version: &ModelVersion) -> Self {
-        version
-            .openapi_schema
-            .as_ref()
-            .map(Self::parse)
-            .unwrap_or_default()
     }
 }
 

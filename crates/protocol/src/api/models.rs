@@ -679,3 +679,15 @@ impl Endpoint for GetModelReadme {
         String::from_utf8(body.to_vec()).map_err(|e| Error::decode(resp.status().as_u16(), e, body))
     }
 }
+
+// Here rather than in `schema`, which knows nothing of the API's objects.
+impl crate::schema::VersionSchema {
+    /// The schemas of `version` (all `None` when it has no `openapi_schema`).
+    pub fn of(version: &ModelVersion) -> Self {
+        version
+            .openapi_schema
+            .as_ref()
+            .map(Self::parse)
+            .unwrap_or_default()
+    }
+}
