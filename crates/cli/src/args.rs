@@ -319,6 +319,10 @@ pub struct BatchArgs {
     /// Run on this deployment instead of MODEL.
     #[arg(long, value_name = "OWNER/NAME")]
     pub deployment: Option<String>,
+    /// Do not fetch the model's schema: the lines are sent unchecked (the server may then
+    /// refuse some, each recorded as failed).
+    #[arg(long)]
+    pub no_validate: bool,
     /// Creates a second, before --shard's division (default 10, Replicate's 600 a minute).
     #[arg(long, hide = true, value_name = "PER_SEC", value_parser = parse_rate)]
     pub create_rate: Option<f64>,
@@ -387,7 +391,9 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 const BATCH_HELP: &str = r#"Inputs (--inputs FILE.jsonl, or - for stdin): one JSON object per line, the prediction's
 input. Blank lines are skipped; lines are numbered from 1 in the file, blank ones included. A
 line that is not a JSON object is a usage error (exit 2, naming its line) before anything is
-sent. Limits: 16 MiB a line, 256 MiB in all.
+sent. Limits: 16 MiB a line, 256 MiB in all. Every line is then checked against the model's
+schema (as `run` checks its input): a line that does not match is exit 2, one line per
+problem naming its line number, before any create; --no-validate skips the check.
 
 Results (--out RESULTS.jsonl): one JSON object per input line, appended and flushed as that
 line ends (in completion order, not input order):

@@ -197,6 +197,52 @@ fn a_line_that_is_not_an_object_exits_2_naming_it_before_any_create() {
 }
 
 #[test]
+fn lines_that_do_not_match_the_schema_exit_2_naming_them_before_any_create() {
+    let server = fake();
+    let handle = server.handle();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines = [
+        json!({"prompt": "a cat"}),
+        json!({"prompt": "a dog", "num_outputs": 99}),
+        json!({"prompt": "a fox", "sead": 1}),
+        json!({"aspect_ratio": "7:3"}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(dir.path().join("in.jsonl"), &text).expect("write");
+    let out = batch(&handle, dir.path(), "black-forest-labs/flux-schnell")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    // Line 2: out of range; line 4: missing prompt and not in the enum; line 3 only warns.
+    assert!(err.contains("2 lines of in.jsonl do not match"), "{err}");
+    assert!(err.contains("line 2: num_outputs"), "{err}");
+    assert_eq!(err.matches("  line 4: ").count(), 2, "{err}");
+    assert!(
+        !err.contains("  line 1: ") && !err.contains("  line 3: "),
+        "{err}"
+    );
+    assert!(err.contains("warning: sead: not an input"), "{err}");
+    assert!(creates(&handle).is_empty(), "no create sent");
+    assert!(!dir.path().join("results.jsonl").exists());
+    assert!(!dir.path().join("results.jsonl.journal").exists());
+
+    // --no-validate sends them: the server refuses the bad ones, each recorded as failed.
+    let out = batch(&handle, dir.path(), "black-forest-labs/flux-schnell")
+        .args(["--no-validate", "--no-download"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = results(&dir.path().join("results.jsonl"));
+    let failed: BTreeSet<u64> = rows
+        .iter()
+        .filter(|r| r["status"] != "succeeded")
+        .filter_map(|r| r["line"].as_u64())
+        .collect();
+    assert_eq!(failed, BTreeSet::from([2, 4]), "{rows:#?}");
+}
+
+#[test]
 fn three_shards_cover_every_line_exactly_once() {
     let server = fake();
     let dir = tempfile::tempdir().expect("tempdir");

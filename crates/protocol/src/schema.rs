@@ -45,7 +45,6 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-
 /// How deep `$ref`/`allOf` chains are followed (guards against cycles).
 const MAX_REF_DEPTH: usize = 8;
 

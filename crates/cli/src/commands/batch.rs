@@ -120,6 +120,15 @@ pub fn run(ctx: &Ctx, args: BatchArgs) -> Result<(), CliError> {
         Some(super::run::prepare_output_dir(Some(&dir))?)
     };
     let client = ctx.client()?;
+    if !args.no_validate
+        && let Some(schema) =
+            super::schema::for_target(&client, args.model.as_deref(), args.deployment.as_deref())
+                .map_err(|e| {
+                    e.hint("reading the model's schema failed before any create: fix it, then run the same command again (with --resume if this batch had started)")
+                })?
+    {
+        check_lines(&schema, &items, &args.inputs)?;
+    }
     let mut results = Results::open(&args.out, args.resume, &index_of)?;
     // The journal as it is now: which items ended, which are running (for the counts).
     let journal = read_journal(&journal_path);
@@ -266,6 +275,75 @@ pub fn run(ctx: &Ctx, args: BatchArgs) -> Result<(), CliError> {
 }
 
 /// The journal beside the results: the --out path with `.journal` appended.
+/// The most problem lines `check_lines` prints (the count says how many more).
+const MAX_PROBLEM_LINES: usize = 20;
+
+/// Checks every selected line against the schema before anything is created: any problem is
+/// exit 2, one stderr line per problem (at most [`MAX_PROBLEM_LINES`]) naming its line number;
+/// inputs the schema does not declare are sent, with one warning per input name.
+fn check_lines(
+    schema: &super::schema::RunSchema,
+    items: &[(usize, Value)],
+    file: &Path,
+) -> Result<(), CliError> {
+    let mut problems: Vec<(usize, String)> = Vec::new();
+    let mut bad_lines = 0;
+    // Unknown input name -> (lines, first line).
+    let mut unknown: Vec<(String, usize, usize)> = Vec::new();
+    for (line, input) in items {
+        let mut bad = false;
+        for p in schema.input.check(input) {
+            if p.kind.is_unknown_field() {
+                match unknown.iter_mut().find(|(name, _, _)| *name == p.field) {
+                    Some(entry) => entry.1 += 1,
+                    None => unknown.push((p.field.clone(), 1, *line)),
+                }
+            } else {
+                bad = true;
+                problems.push((*line, p.to_string()));
+            }
+        }
+        bad_lines += usize::from(bad);
+    }
+    let label = safe_line(&schema.label);
+    for (name, count, first) in &unknown {
+        note(&format!(
+            "warning: {}: not an input of {label} ({count} line{}, the first {first}); sent as given",
+            safe_line(name),
+            if *count == 1 { "" } else { "s" }
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let name = safe_line(&file.display().to_string());
+    note(&format!(
+        "error: {bad_lines} line{} of {name} do{} not match the schema of {label} ({} problem{}); nothing was created",
+        if bad_lines == 1 { "" } else { "s" },
+        if bad_lines == 1 { "es" } else { "" },
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+    ));
+    for (line, p) in problems.iter().take(MAX_PROBLEM_LINES) {
+        note(&format!(
+            "  line {line}: {}",
+            crate::output::shorten(&safe_line(p), 400)
+        ));
+    }
+    if problems.len() > MAX_PROBLEM_LINES {
+        note(&format!(
+            "  ... and {} more",
+            problems.len() - MAX_PROBLEM_LINES
+        ));
+    }
+    let model = schema.label.split(':').next().unwrap_or_default();
+    note(&format!(
+        "hint: `replicate model schema {}` lists the inputs; --no-validate sends the lines unchecked",
+        safe_line(model)
+    ));
+    Err(CliError::quiet(exit::USAGE))
+}
+
 fn journal_path(out: &Path) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
     s.push(".journal");

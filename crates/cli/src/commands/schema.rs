@@ -61,7 +61,18 @@ pub fn for_run(client: &Client, args: &RunArgs) -> Result<Option<RunSchema>, Cli
     if args.no_validate {
         return Ok(None);
     }
-    let model = match (&args.deployment, &args.model) {
+    for_target(client, args.model.as_deref(), args.deployment.as_deref())
+}
+
+/// The input schema of `model` (`OWNER/NAME[:VERSION]` or a bare version id) or, when given,
+/// of `deployment`'s current release, as [`for_run`] finds it (`None` with a note when there is
+/// none to check against).
+pub fn for_target(
+    client: &Client,
+    model: Option<&str>,
+    deployment: Option<&str>,
+) -> Result<Option<RunSchema>, CliError> {
+    let model = match (deployment, model) {
         (Some(d), _) => {
             let r: ModelRef = d
                 .parse()
