@@ -37,7 +37,12 @@ pub fn traced<T>(level: LevelFilter, spans: FmtSpan, f: impl FnOnce() -> T) -> (
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
+    let out = tracing::subscriber::with_default(subscriber, || {
+        // A callsite first reached by another test's thread while no subscriber was in place
+        // may have cached "never interested"; recompute with this subscriber in place.
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     let text =
         String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
     (text, out)
