@@ -310,8 +310,7 @@ impl InputSchema {
     /// The component `components.schemas.<name>` of an OpenAPI document, read as an input
     /// schema; `None` when it is absent or not an object.
     pub fn from_component(doc: &Value, name: &str) -> Option<Self> {
-        let component = doc.get("components")?.get("schemas")?.get(name)?;
-        Self::from_schema(component, doc)
+        Self::from_schema(component(doc, name)?, doc)
     }
 
     /// An object schema (with `properties` and `required`), its `$ref`s resolved against `doc`.
@@ -764,8 +763,7 @@ impl OutputSchema {
 
     /// The component `components.schemas.<name>`, read as an output schema.
     pub fn from_component(doc: &Value, name: &str) -> Option<Self> {
-        let component = doc.get("components")?.get("schemas")?.get(name)?;
-        Self::from_schema(component, doc)
+        Self::from_schema(component(doc, name)?, doc)
     }
 
     /// A schema, its `$ref`s resolved against `doc`; `None` when it is not a JSON object.
@@ -846,6 +844,11 @@ impl VersionSchema {
             training_output: OutputSchema::training_from_openapi(doc),
         }
     }
+}
+
+/// `components.schemas.<name>` of an OpenAPI document.
+fn component<'d>(doc: &'d Value, name: &str) -> Option<&'d Value> {
+    doc.get("components")?.get("schemas")?.get(name)
 }
 
 fn str_of(map: &Map<String, Value>, key: &str) -> Option<String> {
