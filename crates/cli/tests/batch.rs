@@ -350,14 +350,21 @@ fn complete_lines(path: &Path) -> usize {
     std::fs::read(path).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
 }
 
-#[test]
-fn resume_after_kill_9_creates_nothing_twice_and_writes_each_line_once() {
+/// The fake with `test/slow`, whose predictions take 300 ms: a batch is still running when the
+/// tests interrupt it.
+fn slow_fake() -> replicate_fake::BlockingFakeServer {
     let server = fake();
-    let handle = server.handle();
-    handle.set_model(
+    server.handle().set_model(
         "test/slow",
         ModelScript::succeed(Output::Json(json!("ok"))).processing_time(Duration::from_millis(300)),
     );
+    server
+}
+
+#[test]
+fn resume_after_kill_9_creates_nothing_twice_and_writes_each_line_once() {
+    let server = slow_fake();
+    let handle = server.handle();
     let dir = tempfile::tempdir().expect("tempdir");
     let lines = write_inputs(&dir.path().join("in.jsonl"), 30, &[5, 17]);
     let out_path = dir.path().join("results.jsonl");
@@ -696,12 +703,8 @@ fn help_documents_the_result_line_and_the_exit_codes() {
 #[cfg(unix)]
 #[test]
 fn sigterm_exits_130_and_resume_finishes_the_batch() {
-    let server = fake();
+    let server = slow_fake();
     let handle = server.handle();
-    handle.set_model(
-        "test/slow",
-        ModelScript::succeed(Output::Json(json!("ok"))).processing_time(Duration::from_millis(300)),
-    );
     let dir = tempfile::tempdir().expect("tempdir");
     let lines = write_inputs(&dir.path().join("in.jsonl"), 20, &[]);
     let out_path = dir.path().join("results.jsonl");
